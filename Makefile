@@ -1,0 +1,57 @@
+# The two set-up commands are `make run` and `make test`; both install what they need.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+REDIS_PORT ?= 6379
+WORKERS ?= 1
+REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+
+.PHONY: install redis-server run test lint clean
+
+install: $(VENV)/.installed redis-server
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+# Redis 7 is needed (script flags, AOF directory). Debian's package when we may install it.
+redis-server:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's redis-server"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server (7.x) is not on PATH: install it (apt-get install redis-server, brew install redis) and rerun"; exit 1; \
+	  fi; \
+	fi
+	@v=$$(redis-server --version | sed -E 's/.*v=([0-9]+).*/\1/'); \
+	  if [ "$$v" -lt 7 ]; then echo "redis-server $$v found; 7.x or newer is needed"; exit 1; fi
+
+# Redis with the repo's redis.conf (data in var/), the demo data, then the API. Ctrl-C stops both;
+# the AOF in var/ keeps the data for the next `make run`.
+run: install
+	@mkdir -p var
+	@if redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
+	  echo "something already answers on port $(REDIS_PORT); stop it or use REDIS_PORT=..."; exit 1; fi
+	@redis-server $(CURDIR)/redis.conf --port $(REDIS_PORT) --dir $(CURDIR)/var --logfile $(CURDIR)/var/redis.log & \
+	  rpid=$$!; trap 'kill $$rpid 2>/dev/null; wait $$rpid 2>/dev/null' EXIT; \
+	  for i in $$(seq 100); do redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	  REDIS_URL=$(REDIS_URL) $(PY) -m engine seed && \
+	  echo "API on http://$(HOST):$(PORT)  (Redis on port $(REDIS_PORT), log in var/redis.log)" && \
+	  REDIS_URL=$(REDIS_URL) $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
+	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log
+
+test: install
+	$(VENV)/bin/ruff check engine api loadtests tests
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check engine api loadtests tests
+	$(VENV)/bin/ruff format --check engine api loadtests tests
+
+clean:
+	rm -rf $(VENV) var .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The HTTP layer: parse and validate, call the engine, answer JSON or problem+json."""

@@ -1,0 +1,1 @@
+"""Concert ticketing engine: Redis holds all state, every change is one atomic Lua script."""

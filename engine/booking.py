@@ -1,0 +1,110 @@
+"""Seats and payment: reserve (reserve.lua), cancel (cancel.lua) and pay, which crosses a
+concert and a customer and so runs as three atomic steps that are each idempotent by
+reservation id: pay_begin.lua (PAYING), debit.lua, pay_finish.lua (PAID or back to HELD)."""
+
+from __future__ import annotations
+
+from engine.errors import InsufficientBalance, PayStale, PaySuperseded
+from engine.ids import Token, iso_ms, new_secret, reservation_id
+from engine.keys import CustomerKeys, concert_keys
+from engine.money import from_minor
+from engine.store import Store
+
+
+async def reserve(store: Store, token: Token, option_id: int, seat_id: int) -> dict:
+    """Hold a seat for the hold TTL; of concurrent holds of one seat exactly one wins."""
+    k = concert_keys(token.concert_id)
+    secret = new_secret()
+    _, price, expires = await store.run(
+        "reserve",
+        (k.tokens, k.active, k.seen, k.options, k.seats(option_id), k.taken, k.free, k.holds,
+         k.res, k.held, k.gone),
+        (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"), option_id,
+         seat_id, secret, store.settings.ms("hold_ttl_seconds")),
+    )
+    return {
+        "reservationId": reservation_id(token.concert_id, secret),
+        "concertOptionId": option_id,
+        "seatId": seat_id,
+        "price": from_minor(price),
+        "status": "HELD",
+        "expiresAt": iso_ms(expires),
+    }
+
+
+async def cancel(store: Store, token: Token, secret: str) -> dict:
+    """Cancel the customer's hold; the seat is free at once."""
+    k = concert_keys(token.concert_id)
+    await store.run(
+        "cancel",
+        (k.tokens, k.active, k.seen, k.res, k.holds, k.taken, k.free, k.held, k.gone),
+        (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"), secret),
+    )
+    return {"reservationId": reservation_id(token.concert_id, secret), "status": "CANCELLED"}
+
+
+async def _begin(store: Store, token: Token, secret: str) -> tuple[int, int]:
+    k = concert_keys(token.concert_id)
+    _, price, attempt = await store.run(
+        "pay_begin",
+        (k.tokens, k.active, k.seen, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone),
+        (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"), secret,
+         store.settings.ms("pay_stale_seconds")),
+    )
+    return price, attempt
+
+
+async def _debit(
+    store: Store, customer_id: int, rid: str, attempt: int, amount: int, mode: str
+) -> list:
+    c = CustomerKeys(customer_id)
+    return await store.run(
+        "debit",
+        (c.balance, c.debits, c.history),
+        (rid, attempt, amount, mode, store.settings.history_limit),
+    )
+
+
+async def _finish(store: Store, concert_id: int, secret: str, attempt: int, outcome: str) -> None:
+    k = concert_keys(concert_id)
+    await store.run(
+        "pay_finish",
+        (k.res, k.paying, k.holds, k.taken, k.free, k.tokens, k.active, k.held, k.concert,
+         k.gone),
+        (secret, attempt, outcome),
+    )
+
+
+async def pay(store: Store, token: Token, secret: str) -> dict:
+    """Pay a HELD reservation: debit its price once, then mark it PAID and its seat sold.
+    A refused debit returns the reservation to HELD and changes nothing else."""
+    rid = reservation_id(token.concert_id, secret)
+    try:
+        price, attempt = await _begin(store, token, secret)
+    except PayStale as stale:
+        # An earlier pay of this reservation crashed mid-way: finish it, then look again.
+        await recover_pay(store, token.concert_id, secret, token.customer_id, stale.attempt)
+        price, attempt = await _begin(store, token, secret)
+    try:
+        _, after, _already = await _debit(store, token.customer_id, rid, attempt, price, "DEBIT")
+    except (InsufficientBalance, PaySuperseded):
+        await _finish(store, token.concert_id, secret, attempt, "REFUSED")
+        raise
+    await _finish(store, token.concert_id, secret, attempt, "PAID")
+    return {"reservationId": rid, "status": "PAID", "amount": from_minor(price),
+            "balance": from_minor(after)}
+
+
+async def recover_pay(
+    store: Store, concert_id: int, secret: str, customer_id: int, attempt: int
+) -> str:
+    """Finish a pay left in PAYING by a crash, from the balance's record: PAID when the debit
+    happened, else void the attempt (so it can never debit later) and return the hold."""
+    rid = reservation_id(concert_id, secret)
+    try:
+        await _debit(store, customer_id, rid, attempt, 0, "VOID")
+    except PaySuperseded:
+        await _finish(store, concert_id, secret, attempt, "REFUSED")
+        return "REFUSED"
+    await _finish(store, concert_id, secret, attempt, "PAID")
+    return "PAID"

@@ -1,0 +1,164 @@
+"""``python -m engine``: seed demo data, show per-concert stats, and print the exact
+``redis-cli --eval`` / ``--ldb`` line of an operation so it can be stepped in the Lua debugger."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+import orjson
+import redis
+
+from engine import booking, catalog, queue, wallet
+from engine.config import Settings
+from engine.ids import parse_reservation, parse_token
+from engine.keys import CONCERTS, concert_keys
+from engine.scripts import LUA_DIR
+from engine.seed import seed_demo
+
+
+def _redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    print(orjson.dumps(seed_demo(_redis(settings), customers=args.customers)).decode())
+    return 0
+
+
+def concert_stats(r: redis.Redis, concert_id: int) -> dict:
+    k = concert_keys(concert_id)
+    now_ms = int(r.time()[0]) * 1000
+    with r.pipeline(transaction=False) as p:
+        p.zcard(k.waiting)
+        p.zcount(k.active, f"({now_ms}", "+inf")
+        p.zcard(k.holds)
+        p.zcard(k.paying)
+        p.hget(k.concert, "sold")
+        p.hvals(k.free)
+        waiting, active, holds, paying, sold, free = p.execute()
+    return {
+        "concertId": concert_id, "waiting": waiting, "active": active, "holds": holds + paying,
+        "paying": paying, "sold": int(sold or 0), "freeSeats": sum(int(f) for f in free),
+    }
+
+
+def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
+    r = _redis(settings)
+    ids = args.concert or sorted(int(c) for c in r.smembers(CONCERTS))
+    rows = [concert_stats(r, c) for c in ids]
+    if args.json:
+        print(orjson.dumps(rows).decode())
+        return 0
+    cols = ["concertId", "waiting", "active", "holds", "paying", "sold", "freeSeats"]
+    print("  ".join(f"{c:>10}" for c in cols))
+    for row in rows:
+        print("  ".join(f"{row[c]:>10}" for c in cols))
+    return 0
+
+
+class _Recorder:
+    """Stands in for the Store: records each script call instead of running it, and answers
+    with a plausible OK reply so multi-step operations (pay) show every step."""
+
+    REPLIES = {
+        "issue": [0, b"<secret>", 0, 1, 1, 0], "status": [0, 0, 1, 1, 0],
+        "reserve": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0],
+        "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, []],
+    }
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.calls: list[tuple[str, Sequence[str], Sequence[object]]] = []
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[object] = ()) -> list:
+        self.calls.append((name, list(keys), list(args)))
+        return self.REPLIES.get(name, [0])
+
+
+def eval_line(settings: Settings, name: str, keys: Sequence[str], args: Sequence[object],
+              ldb: bool) -> str:
+    url = urlparse(settings.redis_url)
+    cli = ["redis-cli", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379)]
+    if url.path.strip("/") not in ("", "0"):
+        cli += ["-n", url.path.strip("/")]
+    if ldb:
+        cli.append("--ldb")
+    cli += ["--eval", os.path.relpath(LUA_DIR / f"{name}.lua"), *keys, ",", *(str(a) for a in args)]
+    return shlex.join(cli)
+
+
+def _operation(rec: _Recorder, a: argparse.Namespace):  # noqa: ANN202 - a coroutine
+    tok = parse_token(a.token) if a.token else None
+    need = {"status", "dates", "seats", "reserve", "cancel", "pay"}
+    if a.op in need and tok is None:
+        raise SystemExit(f"{a.op} needs --token <tokenValue> (one issued by the API)")
+    if a.op in {"cancel", "pay"}:
+        parsed = parse_reservation(a.reservation or "")
+        if parsed is None:
+            raise SystemExit(f"{a.op} needs --reservation <reservationId>")
+    ops = {
+        "issue": lambda: queue.issue_token(rec, a.customer, a.concert),
+        "status": lambda: queue.token_status(rec, tok),
+        "dates": lambda: catalog.available_dates(rec, tok, tok.concert_id),
+        "seats": lambda: catalog.available_seats(rec, tok, a.option),
+        "reserve": lambda: booking.reserve(rec, tok, a.option, a.seat),
+        "cancel": lambda: booking.cancel(rec, tok, parsed[1]),
+        "pay": lambda: booking.pay(rec, tok, parsed[1]),
+        "balance": lambda: wallet.balance(rec, a.customer),
+        "charge": lambda: wallet.charge(rec, a.customer, a.amount_minor),
+        "history": lambda: wallet.history(rec, a.customer, 20),
+        "admit": lambda: queue.tick(rec, a.concert),
+    }
+    return ops[a.op]()
+
+
+OPS = ("issue", "status", "dates", "seats", "reserve", "cancel", "pay", "balance", "charge",
+       "history", "admit")
+
+
+def cmd_debug(settings: Settings, args: argparse.Namespace) -> int:
+    rec = _Recorder(settings)
+    asyncio.run(_operation(rec, args))
+    for i, (name, keys, argv) in enumerate(rec.calls, 1):
+        if len(rec.calls) > 1:
+            print(f"# step {i} of {len(rec.calls)}: lua/{name}.lua")
+        print(eval_line(settings, name, keys, argv, args.ldb))
+    if args.op == "pay":
+        print("# steps 2 and 3 take the price and attempt from step 1's reply (shown here as 0 "
+              "and 1); PAYING blocks a second step 1 until step 3 ran.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("seed", help="create the demo concert and customers (idempotent)")
+    s.add_argument("--customers", type=int, default=10_000)
+    s.set_defaults(func=cmd_seed)
+    s = sub.add_parser("stats", help="per concert: waiting, active, holds, sold")
+    s.add_argument("--concert", type=int, action="append")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_stats)
+    s = sub.add_parser("debug", help="print the redis-cli --eval line of an operation")
+    s.add_argument("op", choices=OPS)
+    s.add_argument("--ldb", action="store_true", help="step it in the Lua debugger")
+    s.add_argument("--token", help="tokenValue (status, dates, seats, reserve, cancel, pay)")
+    s.add_argument("--reservation", help="reservationId (cancel, pay)")
+    s.add_argument("--customer", type=int, default=1)
+    s.add_argument("--concert", type=int, default=2)
+    s.add_argument("--option", type=int, default=41150)
+    s.add_argument("--seat", type=int, default=4115001)
+    s.add_argument("--amount-minor", type=int, default=500000, help="charge, in minor units")
+    s.set_defaults(func=cmd_debug)
+    args = p.parse_args(argv)
+    try:
+        return args.func(Settings.from_env(), args)
+    except redis.exceptions.ConnectionError as e:
+        print(f"cannot reach Redis: {e}", file=sys.stderr)
+        return 1

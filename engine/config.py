@@ -1,0 +1,70 @@
+"""Settings from the environment, each with a default (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    value = default if raw is None or raw == "" else float(raw)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {raw!r}")
+    return value
+
+
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    value = default if raw is None or raw == "" else int(raw)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Queue: how many tokens a concert keeps ACTIVE at once, and how fast it admits new ones.
+    active_limit: int = 1000
+    admit_per_second: int = 200
+    active_ttl_seconds: float = 600.0
+    waiting_idle_seconds: float = 120.0
+    # Seats: how long a hold lasts before its seat is free again.
+    hold_ttl_seconds: float = 300.0
+    # A pay stuck in PAYING this long (a crashed payer) is finished from the balance's record.
+    pay_stale_seconds: float = 10.0
+    # The API's background tick: admission, sweeps and stale-pay recovery.
+    tick_seconds: float = 1.0
+    # Redis client: fail fast so a hung Redis becomes a quick 503, never a hang.
+    redis_connect_timeout: float = 0.25
+    redis_command_timeout: float = 0.5
+    redis_max_connections: int = 512
+    idempotency_ttl_seconds: int = 86400
+    history_limit: int = 100
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        d = cls()
+        return cls(
+            redis_url=os.environ.get("REDIS_URL", d.redis_url),
+            active_limit=_count("ACTIVE_LIMIT", d.active_limit),
+            admit_per_second=_count("ADMIT_PER_SECOND", d.admit_per_second),
+            active_ttl_seconds=_seconds("ACTIVE_TTL_SECONDS", d.active_ttl_seconds),
+            waiting_idle_seconds=_seconds("WAITING_IDLE_SECONDS", d.waiting_idle_seconds),
+            hold_ttl_seconds=_seconds("HOLD_TTL_SECONDS", d.hold_ttl_seconds),
+            pay_stale_seconds=_seconds("PAY_STALE_SECONDS", d.pay_stale_seconds),
+            tick_seconds=_seconds("TICK_SECONDS", d.tick_seconds),
+            redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),
+            redis_command_timeout=_seconds("REDIS_COMMAND_TIMEOUT", d.redis_command_timeout),
+            redis_max_connections=_count("REDIS_MAX_CONNECTIONS", d.redis_max_connections),
+            idempotency_ttl_seconds=_count("IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_seconds),
+            history_limit=_count("HISTORY_LIMIT", d.history_limit),
+        )
+
+    def ms(self, name: str) -> int:
+        """A *_seconds setting in whole milliseconds, as the Lua scripts take it."""
+        return max(1, round(getattr(self, name) * 1000))
+
+
+SETTING_NAMES = [f.name for f in fields(Settings)]

@@ -1,0 +1,168 @@
+"""Script return codes (defined once, matching the Lua headers) and the exceptions they become.
+
+Every script replies with an array whose first element is a ``Code``. ``raise_for`` is the one
+place that turns a non-zero code into its exception; an unknown code raises loudly.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    OK = 0
+    TOKEN_UNKNOWN = 1  # missing, unknown, expired or finished token
+    TOKEN_WAITING = 2  # the token is still in the queue
+    CONCERT_NOT_FOUND = 3
+    OPTION_NOT_FOUND = 4
+    SEAT_NOT_FOUND = 5
+    SEAT_TAKEN = 6
+    RESERVATION_NOT_FOUND = 7
+    ALREADY_PAID = 8
+    HOLD_EXPIRED = 9
+    PAYMENT_IN_PROGRESS = 10
+    INSUFFICIENT_BALANCE = 11
+    BALANCE_LIMIT = 12
+    IDEMPOTENCY_KEY_REUSED = 13
+    PAY_STALE = 14  # internal: a crashed pay to finish before going on
+    HOLD_CANCELLED = 15
+    PAY_SUPERSEDED = 16  # internal: a recovery voided this pay attempt
+
+
+class EngineError(Exception):
+    """A refusal by the engine: the request was understood and changed nothing."""
+
+    code: Code = Code.OK
+
+    def __init__(self, detail: str | None = None, reply: list | None = None) -> None:
+        self.detail = detail or (self.__doc__ or "").strip()
+        self.reply = reply or []
+        super().__init__(self.detail)
+
+
+class TokenUnknown(EngineError):
+    """The queue token is missing, unknown, expired or finished."""
+
+    code = Code.TOKEN_UNKNOWN
+
+
+class TokenWaiting(EngineError):
+    """The queue token is still waiting; this needs an ACTIVE token."""
+
+    code = Code.TOKEN_WAITING
+
+
+class ConcertNotFound(EngineError):
+    """No such concert."""
+
+    code = Code.CONCERT_NOT_FOUND
+
+
+class OptionNotFound(EngineError):
+    """No such concert option (performance) in this concert."""
+
+    code = Code.OPTION_NOT_FOUND
+
+
+class SeatNotFound(EngineError):
+    """No such seat in this concert option."""
+
+    code = Code.SEAT_NOT_FOUND
+
+
+class SeatTaken(EngineError):
+    """The seat is held or sold."""
+
+    code = Code.SEAT_TAKEN
+
+
+class ReservationNotFound(EngineError):
+    """No such reservation."""
+
+    code = Code.RESERVATION_NOT_FOUND
+
+
+class AlreadyPaid(EngineError):
+    """The reservation is already paid."""
+
+    code = Code.ALREADY_PAID
+
+
+class HoldExpired(EngineError):
+    """The hold expired and its seat was released."""
+
+    code = Code.HOLD_EXPIRED
+
+
+class HoldCancelled(EngineError):
+    """The hold was cancelled and its seat was released."""
+
+    code = Code.HOLD_CANCELLED
+
+
+class PaymentInProgress(EngineError):
+    """A payment of this reservation is in progress."""
+
+    code = Code.PAYMENT_IN_PROGRESS
+
+
+class InsufficientBalance(EngineError):
+    """The balance does not cover the price."""
+
+    code = Code.INSUFFICIENT_BALANCE
+
+
+class BalanceLimit(EngineError):
+    """The charge would take the balance over its limit."""
+
+    code = Code.BALANCE_LIMIT
+
+
+class IdempotencyKeyReused(EngineError):
+    """This Idempotency-Key was used with a different request."""
+
+    code = Code.IDEMPOTENCY_KEY_REUSED
+
+
+class PayStale(EngineError):
+    """Internal: a previous pay of this reservation crashed mid-way."""
+
+    code = Code.PAY_STALE
+
+    @property
+    def attempt(self) -> int:
+        return int(self.reply[1])
+
+
+class PaySuperseded(EngineError):
+    """The payment was interrupted and rolled back; retry it."""
+
+    code = Code.PAY_SUPERSEDED
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer in time (down, hung, or full); nothing is known to have changed
+    unless ``maybe_applied``."""
+
+    def __init__(self, detail: str, *, maybe_applied: bool = False, full: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.maybe_applied = maybe_applied
+        self.full = full
+
+
+BY_CODE: dict[int, type[EngineError]] = {
+    cls.code: cls for cls in EngineError.__subclasses__() if cls.code is not Code.OK
+}
+assert len(BY_CODE) == len(Code) - 1, "every non-OK code needs exactly one exception class"
+
+
+def raise_for(reply: list) -> list:
+    """Return a script's reply when its code is OK, else raise the code's exception."""
+    code = int(reply[0])
+    if code == 0:
+        return reply
+    cls = BY_CODE.get(code)
+    if cls is None:
+        raise RuntimeError(f"unknown script return code {code!r} in {reply!r}")
+    raise cls(reply=reply)

@@ -1,0 +1,75 @@
+"""Every Redis key name the engine uses, in one place.
+
+A concert's keys share the hash tag ``{c:<concertId>}`` and a customer's keys share
+``{u:<customerId>}``, so each script touches one Redis Cluster slot. Ids reaching this module
+are already validated integers or hex strings: no client input picks a key or a tag.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+PREFIX = "tk"
+
+# The set of concert ids the background tick walks (the only key without a tag).
+CONCERTS = f"{PREFIX}:concerts"
+
+
+def concert_tag(concert_id: int) -> str:
+    return f"{PREFIX}:{{c:{concert_id}}}"
+
+
+def customer_tag(customer_id: int) -> str:
+    return f"{PREFIX}:{{u:{customer_id}}}"
+
+
+class ConcertKeys:
+    """The keys of one concert (queue, catalog, seats, holds, reservations)."""
+
+    __slots__ = (
+        "active", "concert", "free", "gone", "held", "holds", "options", "paying", "rate",
+        "res", "seen", "tag", "taken", "tokens", "waiting",
+    )
+
+    def __init__(self, concert_id: int) -> None:
+        self.tag = t = concert_tag(concert_id)
+        self.concert = f"{t}:concert"  # hash: name, seq (queue tickets), sold
+        self.options = f"{t}:options"  # hash: optionId -> performance date
+        self.free = f"{t}:free"  # hash: optionId -> free seat count
+        self.taken = f"{t}:taken"  # hash: seatId -> reservation id holding or owning it
+        self.holds = f"{t}:holds"  # zset: reservation id -> hold expiry (ms)
+        self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
+        self.res = f"{t}:res"  # hash: reservation id -> JSON record
+        self.gone = f"{t}:gone"  # zset: closed reservation id -> closed at (ms), for purging
+        self.tokens = f"{t}:tokens"  # hash: customerId -> token secret
+        self.waiting = f"{t}:waiting"  # zset: customerId -> queue ticket (FIFO)
+        self.seen = f"{t}:seen"  # zset: customerId -> last poll of a WAITING token (ms)
+        self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
+        self.held = f"{t}:held"  # hash: customerId -> open holds under the current token
+        self.rate = f"{t}:rate"  # hash: second % 60 -> "second:admitted"
+
+    def seats(self, option_id: int) -> str:
+        """hash: seatId -> "number:price" (price in minor units) for one option."""
+        return f"{self.tag}:seats:{option_id}"
+
+
+@lru_cache(maxsize=4096)
+def concert_keys(concert_id: int) -> ConcertKeys:
+    """Cached: a handful of concerts serve most requests during a drop."""
+    return ConcertKeys(concert_id)
+
+
+class CustomerKeys:
+    """The keys of one customer (balance, history, pay records, idempotency records)."""
+
+    __slots__ = ("balance", "debits", "history", "tag")
+
+    def __init__(self, customer_id: int) -> None:
+        self.tag = customer_tag(customer_id)
+        self.balance = f"{self.tag}:balance"  # string: integer minor units
+        self.history = f"{self.tag}:history"  # list: "kind|amount|balance|atMs|ref", newest first
+        self.debits = f"{self.tag}:debits"  # hash: reservation id -> "D:amount" | "V:attempt"
+
+    def idempotency(self, key_digest: str) -> str:
+        """string with TTL: "fingerprint:balance" of the first answer to that key."""
+        return f"{self.tag}:idem:{key_digest}"

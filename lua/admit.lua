@@ -1,0 +1,121 @@
+#!lua
+--[[
+  The background tick of one concert (the API runs it about once a second): drop expired
+  ACTIVE tokens and idle WAITING ones, release expired holds, purge long-closed reservations,
+  admit from the queue, and list pays stuck in PAYING for the engine to finish.
+  Every step is bounded, so one tick never blocks Redis for long.
+
+  KEYS[1]  tokens   hash  customerId -> token secret
+  KEYS[2]  waiting  zset  customerId -> queue ticket (FIFO)
+  KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
+  KEYS[4]  active   zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[5]  held     hash  customerId -> open holds under the current token
+  KEYS[6]  rate     hash  second % 60 -> "second:admitted"
+  KEYS[7]  holds    zset  reservation id -> hold expiry (ms)
+  KEYS[8]  paying   zset  reservation id -> pay start (ms)
+  KEYS[9]  res      hash  reservation id -> JSON record
+  KEYS[10] taken    hash  seatId -> reservation id
+  KEYS[11] free     hash  optionId -> free seats
+  KEYS[12] gone     zset  closed reservation id -> closed at (ms)
+
+  ARGV[1] active limit        (tokens ACTIVE at once)
+  ARGV[2] admissions a second
+  ARGV[3] active TTL (ms)
+  ARGV[4] waiting idle limit (ms)
+  ARGV[5] a pay in PAYING this long is stale (ms)
+  ARGV[6] keep expired/cancelled reservations this long (ms), so a late pay gets 409
+
+  Returns
+    {0, admitted, tokensDropped, holdsReleased, {reservationId, customerId, attempt, ...}}
+    the last element lists stale pays (at most 100)
+]]
+local tokens, waiting, seen, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local holds, paying, res, taken, free, gone = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local limit, per_second = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ttl_ms, idle_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+local stale_ms, keep_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local SWEEP = 1000
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- Release a hold: free its seat, close the reservation, uncount it from the token it was made
+-- under. (The same lines stand in every script that releases holds.)
+local function release(id, rec, status)
+  redis.call('HDEL', taken, rec.seat)
+  redis.call('HINCRBY', free, rec.option, 1)
+  redis.call('ZREM', holds, id)
+  rec.status = status
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZADD', gone, now, id)
+  if redis.call('HGET', tokens, rec.customer) == rec.token then
+    redis.call('HINCRBY', held, rec.customer, -1)
+  end
+end
+
+-- Admit from the head of the queue: at most the free ACTIVE slots and this second's remaining
+-- admissions; a head that went idle leaves instead of taking a slot.
+local function admit()
+  local second = math.floor(now / 1000)
+  local slot = second % 60
+  local admitted = 0
+  local mark = redis.call('HGET', rate, slot)
+  if mark then
+    local s, n = string.match(mark, '^(%d+):(%d+)$')
+    if tonumber(s) == second then admitted = tonumber(n) end
+  end
+  local room = math.min(limit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
+                        per_second - admitted)
+  local n, tries = 0, 0
+  while n < room and tries < room + 100 do
+    tries = tries + 1
+    local head = redis.call('ZPOPMIN', waiting)[1]
+    if not head then break end
+    local seen_at = tonumber(redis.call('ZSCORE', seen, head))
+    redis.call('ZREM', seen, head)
+    if seen_at and seen_at > now - idle_ms then
+      redis.call('ZADD', active, now + ttl_ms, head)
+      n = n + 1
+    else
+      redis.call('HDEL', tokens, head)
+    end
+  end
+  if n > 0 then redis.call('HSET', rate, slot, second .. ':' .. (admitted + n)) end
+  return n
+end
+
+local dropped = 0
+for _, customer in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, SWEEP)) do
+  redis.call('ZREM', active, customer)
+  redis.call('HDEL', tokens, customer)
+  redis.call('HDEL', held, customer)
+  dropped = dropped + 1
+end
+for _, customer in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', now - idle_ms, 'LIMIT', 0, SWEEP)) do
+  redis.call('ZREM', waiting, customer)
+  redis.call('ZREM', seen, customer)
+  redis.call('HDEL', tokens, customer)
+  redis.call('HDEL', held, customer)
+  dropped = dropped + 1
+end
+
+local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, SWEEP)
+for i = 1, #due do
+  release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
+end
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', gone, '-inf', now - keep_ms, 'LIMIT', 0, SWEEP)) do
+  redis.call('HDEL', res, id)
+  redis.call('ZREM', gone, id)
+end
+
+local admitted = admit()
+
+local stale = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', paying, '-inf', now - stale_ms, 'LIMIT', 0, 100)) do
+  local rec = cjson.decode(redis.call('HGET', res, id))
+  stale[#stale + 1] = id
+  stale[#stale + 1] = rec.customer
+  stale[#stale + 1] = rec.attempt
+end
+return {0, admitted, dropped, #due, stale}

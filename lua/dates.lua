@@ -1,0 +1,79 @@
+#!lua
+--[[
+  Available dates of a concert: each option (performance) with its date and free seats.
+  Releases expired holds first, so the counts are current.
+
+  KEYS[1]  tokens   hash  customerId -> token secret
+  KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
+  KEYS[4]  options  hash  optionId -> date
+  KEYS[5]  free     hash  optionId -> free seats
+  KEYS[6]  holds    zset  reservation id -> hold expiry (ms)
+  KEYS[7]  res      hash  reservation id -> JSON record
+  KEYS[8]  taken    hash  seatId -> reservation id
+  KEYS[9]  held     hash  customerId -> open holds under the current token
+  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
+
+  ARGV[1] customerId (from the token)
+  ARGV[2] token secret
+  ARGV[3] waiting idle limit (ms)
+  ARGV[4] 1 when the concert asked for is the token's concert, else 0
+
+  Returns
+    {0, optionId, date, freeSeats, optionId, date, freeSeats, ...}
+    {1} token unknown/expired   {2} token WAITING   {3} not the token's concert
+]]
+local tokens, active, seen, options, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local holds, res, taken, held, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local same_concert = ARGV[4] == '1'
+local SWEEP = 100
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. (The same lines stand in every
+-- script that needs an ACTIVE token.)
+local function token_state()
+  if redis.call('HGET', tokens, customer) ~= secret then return 1 end
+  local active_until = tonumber(redis.call('ZSCORE', active, customer))
+  if active_until then
+    if active_until > now then return 0 end
+    return 1
+  end
+  local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
+  if seen_at and seen_at > now - idle_ms then return 2 end
+  return 1
+end
+
+-- Release a hold: free its seat, close the reservation, uncount it from the token it was made
+-- under. (The same lines stand in every script that releases holds.)
+local function release(id, rec, status)
+  redis.call('HDEL', taken, rec.seat)
+  redis.call('HINCRBY', free, rec.option, 1)
+  redis.call('ZREM', holds, id)
+  rec.status = status
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZADD', gone, now, id)
+  if redis.call('HGET', tokens, rec.customer) == rec.token then
+    redis.call('HINCRBY', held, rec.customer, -1)
+  end
+end
+
+local state = token_state()
+if state ~= 0 then return {state} end
+if not same_concert then return {3} end
+
+local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, SWEEP)
+for i = 1, #due do
+  release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
+end
+
+local dates = redis.call('HGETALL', options)
+local out = {0}
+for i = 1, #dates, 2 do
+  out[#out + 1] = dates[i]
+  out[#out + 1] = dates[i + 1]
+  out[#out + 1] = tonumber(redis.call('HGET', free, dates[i]) or '0')
+end
+return out

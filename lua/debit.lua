@@ -1,0 +1,45 @@
+#!lua
+--[[
+  Pay, step 2 of 3 (customer side): debit the price once per reservation, recording the
+  reservation id, or void an interrupted attempt so that it can never debit later.
+
+  KEYS[1] balance  string  integer minor units
+  KEYS[2] debits   hash    reservation id -> "D:<amount>" (debited) | "V:<attempt>" (voided)
+  KEYS[3] history  list    "kind|amount|balance|atMs|ref", newest first
+
+  ARGV[1] reservation id, with its concert ("<concertId>.<32 hex>")
+  ARGV[2] attempt number (from pay_begin.lua)
+  ARGV[3] amount (minor units)
+  ARGV[4] DEBIT | VOID  (VOID: recovery of a crashed pay; it debits nothing)
+  ARGV[5] history length kept
+
+  Returns
+    {0, balance, 0}   debited now (balance after)
+    {0, balance, 1}   this reservation was already debited (nothing changed)
+    {11, balance}     balance too low (nothing changed)
+    {16}              this attempt is void (recovery ran; nothing debited)
+]]
+local balance_key, debits, history = KEYS[1], KEYS[2], KEYS[3]
+local id, attempt, amount = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local mode, keep = ARGV[4], tonumber(ARGV[5])
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local record = redis.call('HGET', debits, id)
+if record and string.sub(record, 1, 2) == 'D:' then
+  return {0, tonumber(redis.call('GET', balance_key) or '0'), 1}
+end
+if mode == 'VOID' then
+  redis.call('HSET', debits, id, 'V:' .. attempt)
+  return {16}
+end
+if record and tonumber(string.sub(record, 3)) >= attempt then return {16} end
+
+local balance = tonumber(redis.call('GET', balance_key) or '0')
+if balance < amount then return {11, balance} end
+balance = redis.call('DECRBY', balance_key, amount)
+redis.call('HSET', debits, id, 'D:' .. amount)
+redis.call('LPUSH', history, table.concat({'PAYMENT', amount, balance, now, id}, '|'))
+redis.call('LTRIM', history, 0, keep - 1)
+return {0, balance, 0}

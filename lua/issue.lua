@@ -1,0 +1,106 @@
+#!lua
+--[[
+  Issue a queue token: return the customer's live token for this concert, or put a new one at
+  the end of the queue. Then admit from the head of the queue while the concert has room.
+
+  KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue)
+  KEYS[2] tokens    hash  customerId -> token secret
+  KEYS[3] waiting   zset  customerId -> queue ticket (FIFO)
+  KEYS[4] seen      zset  customerId -> last poll of a WAITING token (ms)
+  KEYS[5] active    zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[6] held      hash  customerId -> open holds under the current token
+  KEYS[7] rate      hash  second % 60 -> "second:admitted"
+
+  ARGV[1] customerId
+  ARGV[2] secret for a new token (32 hex chars; unused when a live token exists)
+  ARGV[3] active limit        (tokens ACTIVE at once)
+  ARGV[4] admissions a second
+  ARGV[5] active TTL (ms)
+  ARGV[6] waiting idle limit (ms)
+
+  Returns
+    {0, secret, 1, 0, 0, expiresAtMs}                 ACTIVE
+    {0, secret, 0, position, estimatedWaitSeconds, 0}  WAITING (position is 1-based)
+    {3}                                                no such concert
+]]
+local concert, tokens, waiting, seen, active, held, rate =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local customer, fresh = ARGV[1], ARGV[2]
+local limit, per_second = tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl_ms, idle_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+if redis.call('EXISTS', concert) == 0 then return {3} end
+
+-- Admit from the head of the queue: at most the free ACTIVE slots and this second's remaining
+-- admissions; a head that went idle leaves instead of taking a slot.
+local function admit()
+  local second = math.floor(now / 1000)
+  local slot = second % 60
+  local admitted = 0
+  local mark = redis.call('HGET', rate, slot)
+  if mark then
+    local s, n = string.match(mark, '^(%d+):(%d+)$')
+    if tonumber(s) == second then admitted = tonumber(n) end
+  end
+  local room = math.min(limit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
+                        per_second - admitted)
+  local n, tries = 0, 0
+  while n < room and tries < room + 100 do
+    tries = tries + 1
+    local head = redis.call('ZPOPMIN', waiting)[1]
+    if not head then break end
+    local seen_at = tonumber(redis.call('ZSCORE', seen, head))
+    redis.call('ZREM', seen, head)
+    if seen_at and seen_at > now - idle_ms then
+      redis.call('ZADD', active, now + ttl_ms, head)
+      n = n + 1
+    else
+      redis.call('HDEL', tokens, head)
+    end
+  end
+  if n > 0 then redis.call('HSET', rate, slot, second .. ':' .. (admitted + n)) end
+end
+
+-- Seconds until a waiter at this position is admitted, at the last minute's admission rate.
+local function estimate(position)
+  local second, sum = math.floor(now / 1000), 0
+  local marks = redis.call('HVALS', rate)
+  for i = 1, #marks do
+    local s, n = string.match(marks[i], '^(%d+):(%d+)$')
+    if tonumber(s) > second - 60 then sum = sum + tonumber(n) end
+  end
+  return math.ceil(position / math.max(sum / 60, 1))
+end
+
+-- A token of this customer that expired or went idle is dropped; a live one is kept.
+local secret = redis.call('HGET', tokens, customer)
+if secret then
+  local active_until = tonumber(redis.call('ZSCORE', active, customer))
+  local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
+  if active_until and active_until > now then
+    return {0, secret, 1, 0, 0, active_until}
+  elseif seen_at and seen_at > now - idle_ms then
+    redis.call('ZADD', seen, now, customer)
+  else
+    redis.call('ZREM', active, customer)
+    redis.call('ZREM', waiting, customer)
+    redis.call('ZREM', seen, customer)
+    redis.call('HDEL', held, customer)
+    secret = nil
+  end
+end
+if not secret then
+  secret = fresh
+  redis.call('HSET', tokens, customer, secret)
+  redis.call('ZADD', waiting, redis.call('HINCRBY', concert, 'seq', 1), customer)
+  redis.call('ZADD', seen, now, customer)
+end
+
+admit()
+local active_until = tonumber(redis.call('ZSCORE', active, customer))
+if active_until then return {0, secret, 1, 0, 0, active_until} end
+local position = redis.call('ZRANK', waiting, customer) + 1
+return {0, secret, 0, position, estimate(position), 0}

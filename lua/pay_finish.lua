@@ -1,0 +1,81 @@
+#!lua
+--[[
+  Pay, step 3 of 3 (concert side): after the debit, mark the reservation PAID and its seat
+  sold, and finish the token when the customer has no other open hold under it; after a
+  refused or voided debit, return the reservation to HELD (or release it if its time is up).
+  Idempotent: finishing the same attempt twice changes nothing the second time.
+
+  KEYS[1]  res      hash  reservation id -> JSON record
+  KEYS[2]  paying   zset  reservation id -> pay start (ms)
+  KEYS[3]  holds    zset  reservation id -> hold expiry (ms)
+  KEYS[4]  taken    hash  seatId -> reservation id
+  KEYS[5]  free     hash  optionId -> free seats
+  KEYS[6]  tokens   hash  customerId -> token secret
+  KEYS[7]  active   zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[8]  held     hash  customerId -> open holds under the current token
+  KEYS[9]  concert  hash  field sold counts sales
+  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
+
+  ARGV[1] reservation id (32 hex chars)
+  ARGV[2] attempt number (from pay_begin.lua)
+  ARGV[3] PAID | REFUSED
+
+  Returns
+    {0, tokenFinished}   PAID (tokenFinished 1 when the token ended here)
+    {0, 0}               REFUSED handled, or nothing left to do
+    {7}                  no such reservation
+]]
+local res, paying, holds, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local tokens, active, held, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local id, attempt, outcome = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- Release a hold: free its seat, close the reservation, uncount it from the token it was made
+-- under. (The same lines stand in every script that releases holds.)
+local function release(id, rec, status)
+  redis.call('HDEL', taken, rec.seat)
+  redis.call('HINCRBY', free, rec.option, 1)
+  redis.call('ZREM', holds, id)
+  rec.status = status
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZADD', gone, now, id)
+  if redis.call('HGET', tokens, rec.customer) == rec.token then
+    redis.call('HINCRBY', held, rec.customer, -1)
+  end
+end
+
+local raw = redis.call('HGET', res, id)
+if not raw then return {7} end
+local rec = cjson.decode(raw)
+
+if outcome == 'PAID' then
+  if rec.status == 'PAID' then return {0, 0} end
+  -- The debit is the truth: whatever the record says now, the seat is sold to this payer.
+  rec.status = 'PAID'
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZREM', paying, id)
+  redis.call('ZREM', holds, id)
+  redis.call('HINCRBY', concert, 'sold', 1)
+  if redis.call('HGET', tokens, rec.customer) == rec.token then
+    if redis.call('HINCRBY', held, rec.customer, -1) <= 0 then
+      redis.call('ZREM', active, rec.customer)
+      redis.call('HDEL', tokens, rec.customer)
+      redis.call('HDEL', held, rec.customer)
+      return {0, 1}
+    end
+  end
+  return {0, 0}
+end
+
+if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {0, 0} end
+redis.call('ZREM', paying, id)
+if rec.expires > now then
+  rec.status = 'HELD'
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZADD', holds, rec.expires, id)
+else
+  release(id, rec, 'EXPIRED')
+end
+return {0, 0}

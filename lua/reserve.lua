@@ -1,0 +1,89 @@
+#!lua
+--[[
+  Hold a seat for the customer of an ACTIVE token, for the hold TTL. Of any number of
+  concurrent holds of one seat exactly one wins. Releases expired holds first.
+
+  KEYS[1]  tokens   hash  customerId -> token secret
+  KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
+  KEYS[4]  options  hash  optionId -> date
+  KEYS[5]  seats    hash  seatId -> "number:price" of this option (price in minor units)
+  KEYS[6]  taken    hash  seatId -> reservation id
+  KEYS[7]  free     hash  optionId -> free seats
+  KEYS[8]  holds    zset  reservation id -> hold expiry (ms)
+  KEYS[9]  res      hash  reservation id -> JSON record
+  KEYS[10] held     hash  customerId -> open holds under the current token
+  KEYS[11] gone     zset  closed reservation id -> closed at (ms)
+
+  ARGV[1] customerId (from the token)
+  ARGV[2] token secret
+  ARGV[3] waiting idle limit (ms)
+  ARGV[4] optionId
+  ARGV[5] seatId
+  ARGV[6] new reservation id (32 hex chars)
+  ARGV[7] hold TTL (ms)
+
+  Returns
+    {0, priceMinor, expiresAtMs}
+    {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
+    {5} no such seat in this option   {6} seat held or sold
+]]
+local tokens, active, seen, options, seats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local taken, free, holds, res, held, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local option, seat, id, hold_ms = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local SWEEP = 100
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. (The same lines stand in every
+-- script that needs an ACTIVE token.)
+local function token_state()
+  if redis.call('HGET', tokens, customer) ~= secret then return 1 end
+  local active_until = tonumber(redis.call('ZSCORE', active, customer))
+  if active_until then
+    if active_until > now then return 0 end
+    return 1
+  end
+  local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
+  if seen_at and seen_at > now - idle_ms then return 2 end
+  return 1
+end
+
+-- Release a hold: free its seat, close the reservation, uncount it from the token it was made
+-- under. (The same lines stand in every script that releases holds.)
+local function release(id, rec, status)
+  redis.call('HDEL', taken, rec.seat)
+  redis.call('HINCRBY', free, rec.option, 1)
+  redis.call('ZREM', holds, id)
+  rec.status = status
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZADD', gone, now, id)
+  if redis.call('HGET', tokens, rec.customer) == rec.token then
+    redis.call('HINCRBY', held, rec.customer, -1)
+  end
+end
+
+local state = token_state()
+if state ~= 0 then return {state} end
+if redis.call('HEXISTS', options, option) == 0 then return {4} end
+local entry = redis.call('HGET', seats, seat)
+if not entry then return {5} end
+
+local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, SWEEP)
+for i = 1, #due do
+  release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
+end
+
+if redis.call('HSETNX', taken, seat, id) == 0 then return {6} end
+local price = tonumber(string.match(entry, ':(%d+)$'))
+local expires = now + hold_ms
+redis.call('HSET', res, id, cjson.encode({
+  customer = customer, option = option, seat = seat, price = price, status = 'HELD',
+  token = secret, expires = expires, attempt = 0,
+}))
+redis.call('ZADD', holds, expires, id)
+redis.call('HINCRBY', free, option, -1)
+redis.call('HINCRBY', held, customer, 1)
+return {0, price, expires}
