@@ -82,29 +82,39 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
     try:
         price, attempt = await _begin(store, token, secret)
     except PayStale as stale:
-        # An earlier pay of this reservation crashed mid-way: finish it, then look again.
-        await recover_pay(store, token.concert_id, secret, token.customer_id, stale.attempt)
+        # An earlier pay of this reservation crashed mid-way: finish it; if its debit had
+        # gone through, that pay is this one's answer, else start afresh.
+        paid = await recover_pay(store, token.concert_id, secret, token.customer_id, stale.attempt)
+        if paid is not None:
+            return paid
         price, attempt = await _begin(store, token, secret)
     try:
-        _, after, _already = await _debit(store, token.customer_id, rid, attempt, price, "DEBIT")
+        _, after, _already, _amount = await _debit(
+            store, token.customer_id, rid, attempt, price, "DEBIT"
+        )
     except (InsufficientBalance, PaySuperseded):
         await _finish(store, token.concert_id, secret, attempt, "REFUSED")
         raise
     await _finish(store, token.concert_id, secret, attempt, "PAID")
-    return {"reservationId": rid, "status": "PAID", "amount": from_minor(price),
-            "balance": from_minor(after)}
+    return _paid(rid, price, after)
+
+
+def _paid(rid: str, amount: int, balance: int) -> dict:
+    return {"reservationId": rid, "status": "PAID", "amount": from_minor(amount),
+            "balance": from_minor(balance)}
 
 
 async def recover_pay(
     store: Store, concert_id: int, secret: str, customer_id: int, attempt: int
-) -> str:
+) -> dict | None:
     """Finish a pay left in PAYING by a crash, from the balance's record: PAID when the debit
-    happened, else void the attempt (so it can never debit later) and return the hold."""
+    happened (returns the pay's answer), else void the attempt so that it can never debit
+    later, and return the reservation to its hold (returns None)."""
     rid = reservation_id(concert_id, secret)
     try:
-        await _debit(store, customer_id, rid, attempt, 0, "VOID")
+        _, after, _already, amount = await _debit(store, customer_id, rid, attempt, 0, "VOID")
     except PaySuperseded:
         await _finish(store, concert_id, secret, attempt, "REFUSED")
-        return "REFUSED"
+        return None
     await _finish(store, concert_id, secret, attempt, "PAID")
-    return "PAID"
+    return _paid(rid, amount, after)

@@ -14,8 +14,8 @@
   ARGV[5] history length kept
 
   Returns
-    {0, balance, 0}   debited now (balance after)
-    {0, balance, 1}   this reservation was already debited (nothing changed)
+    {0, balance, 0, amount}   debited now (balance after)
+    {0, balance, 1, amount}   this reservation was already debited (nothing changed)
     {11, balance}     balance too low (nothing changed)
     {16}              this attempt is void (recovery ran; nothing debited)
 ]]
@@ -28,7 +28,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local record = redis.call('HGET', debits, id)
 if record and string.sub(record, 1, 2) == 'D:' then
-  return {0, tonumber(redis.call('GET', balance_key) or '0'), 1}
+  return {0, tonumber(redis.call('GET', balance_key) or '0'), 1, tonumber(string.sub(record, 3))}
 end
 if mode == 'VOID' then
   redis.call('HSET', debits, id, 'V:' .. attempt)
@@ -42,4 +42,4 @@ balance = redis.call('DECRBY', balance_key, amount)
 redis.call('HSET', debits, id, 'D:' .. amount)
 redis.call('LPUSH', history, table.concat({'PAYMENT', amount, balance, now, id}, '|'))
 redis.call('LTRIM', history, 0, keep - 1)
-return {0, balance, 0}
+return {0, balance, 0, amount}

@@ -1,0 +1,128 @@
+"""Queue tokens: idempotent issue, the ACTIVE cap and admission rate, FIFO positions, idle
+expiry of WAITING tokens, TTL of ACTIVE ones, and admission by the background tick."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+from starlette.testclient import TestClient
+
+from engine.keys import concert_keys
+from tests.conftest import CONCERT, auth
+
+
+def issue(client: TestClient, customer: int, concert: int = CONCERT) -> dict:
+    resp = client.post("/api/token/issue", json={"customerId": customer, "concertId": concert})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def status(client: TestClient, token: str) -> tuple[int, dict]:
+    resp = client.get("/api/token/status", headers=auth(token))
+    return resp.status_code, resp.json()
+
+
+def wait_for_fresh_second(r: redis.Redis) -> None:
+    """Sleep until early in a Redis second, so a short burst stays within one second."""
+    while r.time()[1] > 300_000:
+        time.sleep(0.05)
+
+
+def test_issue_is_idempotent_per_customer_and_concert(client: TestClient) -> None:
+    a, again = issue(client, 1), issue(client, 1)
+    assert a["tokenValue"] == again["tokenValue"]
+    assert issue(client, 2)["tokenValue"] != a["tokenValue"]
+    assert issue(client, 1, concert=3)["tokenValue"] != a["tokenValue"]
+    # 128 random bits, and the value names its concert and customer.
+    concert, customer, secret = a["tokenValue"].split(".")
+    assert (int(concert), int(customer), len(secret)) == (CONCERT, 1, 32)
+
+
+def test_unknown_concert_is_404(client: TestClient) -> None:
+    resp = client.post("/api/token/issue", json={"customerId": 1, "concertId": 999})
+    assert resp.status_code == 404 and resp.json()["code"] == "CONCERT_NOT_FOUND"
+
+
+def test_active_cap_and_fifo_positions(make_client: Callable[..., TestClient], catalog) -> None:
+    client = make_client(active_limit=2)
+    assert [issue(client, c)["status"] for c in (1, 2)] == ["ACTIVE", "ACTIVE"]
+    waiting = [issue(client, c) for c in (3, 4, 5)]
+    assert [w["status"] for w in waiting] == ["WAITING"] * 3
+    assert [w["position"] for w in waiting] == [1, 2, 3]
+    assert all(w["estimatedWaitSeconds"] >= 1 and w["expiresAt"] is None for w in waiting)
+    # Re-issue and polling keep the place in line.
+    assert issue(client, 4)["position"] == 2
+    assert status(client, waiting[2]["tokenValue"])[1]["position"] == 3
+    # A WAITING token may not look at seats.
+    resp = client.get(f"/api/{CONCERT}/available-dates", headers=auth(waiting[0]["tokenValue"]))
+    assert resp.status_code == 403 and resp.json()["code"] == "TOKEN_WAITING"
+
+
+def test_admission_rate_per_second(make_client: Callable[..., TestClient], catalog) -> None:
+    client = make_client(admit_per_second=2)
+    wait_for_fresh_second(catalog)
+    states = [issue(client, c)["status"] for c in range(1, 6)]
+    assert states == ["ACTIVE", "ACTIVE", "WAITING", "WAITING", "WAITING"]
+    time.sleep(1.0)  # next second: room for two more, admitted in FIFO order on the next call
+    third = issue(client, 3)
+    assert third["status"] == "ACTIVE"
+    assert issue(client, 5)["position"] == 1  # 4 was admitted with 3
+
+
+def test_idle_waiting_token_leaves_the_queue(
+    make_client: Callable[..., TestClient], catalog: redis.Redis
+) -> None:
+    client = make_client(active_limit=1, waiting_idle_seconds=0.4, tick_seconds=0.1)
+    issue(client, 1)
+    idle, kept = issue(client, 2), issue(client, 3)
+    assert (idle["position"], kept["position"]) == (1, 2)
+    for _ in range(8):  # keep polling 3 while 2 stays silent past the idle limit
+        time.sleep(0.1)
+        assert status(client, kept["tokenValue"])[0] == 200
+    code, body = status(client, idle["tokenValue"])
+    assert code == 401 and body["code"] == "TOKEN_UNKNOWN"
+    assert status(client, kept["tokenValue"])[1]["position"] == 1
+    k = concert_keys(CONCERT)
+    assert catalog.zcard(k.waiting) == 1 and catalog.zcard(k.seen) == 1
+    assert catalog.hget(k.tokens, "2") is None  # nothing of the abandoned token is left
+    # Issuing again after expiry starts a new token at the end of the line.
+    again = issue(client, 2)
+    assert again["tokenValue"] != idle["tokenValue"] and again["position"] == 2
+
+
+def test_active_token_expires_and_frees_its_slot(
+    make_client: Callable[..., TestClient], catalog: redis.Redis
+) -> None:
+    client = make_client(active_limit=1, active_ttl_seconds=1.0, tick_seconds=0.1)
+    first = issue(client, 1)
+    second = issue(client, 2)
+    assert second["status"] == "WAITING"
+    time.sleep(1.3)  # 1 expires at 1.0 s; the tick admits 2 by 1.1 s, for a second
+    assert status(client, first["tokenValue"])[0] == 401
+    # The background tick admitted 2 without any call from it; polling only confirms.
+    assert catalog.zscore(concert_keys(CONCERT).active, "2") is not None
+    code, body = status(client, second["tokenValue"])
+    assert code == 200 and body["status"] == "ACTIVE" and body["position"] == 0
+    renewed = issue(client, 1)
+    assert renewed["tokenValue"] != first["tokenValue"]
+
+
+def test_token_of_another_concert_is_404(client: TestClient) -> None:
+    other = issue(client, 1, concert=3)["tokenValue"]
+    resp = client.get(f"/api/{CONCERT}/available-dates", headers=auth(other))
+    assert resp.status_code == 404 and resp.json()["code"] == "CONCERT_NOT_FOUND"
+    resp = client.get("/api/41150/available-seats", headers=auth(other))
+    assert resp.status_code == 404 and resp.json()["code"] == "OPTION_NOT_FOUND"
+
+
+def test_bad_tokens_are_401(client: TestClient) -> None:
+    real = issue(client, 1)["tokenValue"]
+    forged = real[:-1] + ("0" if real[-1] != "0" else "1")
+    for value in ["", "nope", forged, real.upper(), "2.1.{abc}", f"2.1..{real}", "Bearer "]:
+        resp = client.get("/api/token/status", headers={"Authorization": value})
+        assert resp.status_code == 401, value
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert resp.headers["www-authenticate"] == "Bearer"
+    assert client.get("/api/token/status").status_code == 401
