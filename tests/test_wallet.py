@@ -1,0 +1,67 @@
+"""Points: exact amounts, the balance cap, Idempotency-Key, history."""
+
+from __future__ import annotations
+
+import redis
+from starlette.testclient import TestClient
+
+from engine.keys import CustomerKeys
+
+
+def charge(client: TestClient, customer: int, amount: object, key: str | None = None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return client.patch("/api/point/charge", json={"customerId": customer, "amount": amount},
+                        headers=headers)
+
+
+def test_unknown_customer_has_zero_and_charges_are_exact(
+    client: TestClient, catalog: redis.Redis
+) -> None:
+    assert client.get("/api/point", params={"customerId": 9999}).json() == {
+        "customerId": 9999, "balance": 0}
+    assert charge(client, 9999, 0.1).json()["balance"] == 0.1
+    assert charge(client, 9999, 0.2).json()["balance"] == 0.3  # not 0.30000000000000004
+    assert charge(client, 9999, 5000.00).json()["balance"] == 5000.3
+    assert catalog.get(CustomerKeys(9999).balance) == b"500030"  # minor units in Redis
+    assert charge(client, 9999, 10_000_000).status_code == 200  # the per-charge maximum
+
+
+def test_balance_never_exceeds_its_limit(client: TestClient, catalog: redis.Redis) -> None:
+    catalog.set(CustomerKeys(1).balance, 10**14 - 100)  # 10^12 points less one
+    assert charge(client, 1, 1).json()["balance"] == 10**12
+    resp = charge(client, 1, 0.01)
+    assert resp.status_code == 409 and resp.json()["code"] == "BALANCE_LIMIT"
+    assert int(catalog.get(CustomerKeys(1).balance)) == 10**14
+
+
+def test_idempotency_key_charges_once(client: TestClient, catalog: redis.Redis) -> None:
+    first = charge(client, 1, 250.5, key="order-17")
+    again = charge(client, 1, 250.5, key="order-17")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert client.get("/api/point", params={"customerId": 1}).json()["balance"] == first.json()[
+        "balance"]
+    reused = charge(client, 1, 99, key="order-17")
+    assert reused.status_code == 422 and reused.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    # Scoped to the customer: another customer's same key is a new charge.
+    assert charge(client, 2, 99, key="order-17").json()["balance"] == 10_000 + 99
+    # The key never becomes part of a Redis key name as typed.
+    assert not list(catalog.scan_iter(match="*order-17*"))
+    assert len(list(catalog.scan_iter(match="tk:{u:1}:idem:*"))) == 1
+    for bad in ["", "a" * 256, "spaced key", "ключ"]:
+        resp = client.patch("/api/point/charge", json={"customerId": 1, "amount": 1},
+                            headers={"Idempotency-Key": bad.encode()})
+        assert resp.status_code == 400, bad
+
+
+def test_history_newest_first_and_bounded(make_client, catalog: redis.Redis) -> None:
+    client = make_client(history_limit=5)
+    for amount in range(1, 9):
+        assert charge(client, 3, amount).status_code == 200
+    entries = client.get("/api/point/history", params={"customerId": 3, "limit": 50}).json()[
+        "entries"]
+    assert [e["amount"] for e in entries] == [8, 7, 6, 5, 4]
+    assert entries[0]["type"] == "CHARGE" and entries[0]["balance"] == 10_000 + 36
+    assert catalog.llen(CustomerKeys(3).history) == 5
+    two = client.get("/api/point/history", params={"customerId": 3, "limit": 2}).json()
+    assert len(two["entries"]) == 2
