@@ -80,7 +80,8 @@ async def on_store_unavailable(_: Request, exc: Exception) -> Response:
     code = "STORE_FULL" if exc.full else "STORE_UNAVAILABLE"
     detail = exc.detail
     if exc.maybe_applied:
-        detail += ". Retry safely: pay is idempotent by reservation; send an Idempotency-Key to charge."
+        detail += (". Retry safely: pay is idempotent by reservation;"
+                   " send an Idempotency-Key to charge.")
     return problem(503, code, "Service unavailable", detail, {"Retry-After": "1"})
 
 

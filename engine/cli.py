@@ -9,6 +9,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import orjson
@@ -66,9 +67,9 @@ class _Recorder:
     """Stands in for the Store: records each script call instead of running it, and answers
     with a plausible OK reply so multi-step operations (pay) show every step."""
 
-    REPLIES = {
+    REPLIES: ClassVar[dict[str, list]] = {
         "issue": [0, b"<secret>", 0, 1, 1, 0], "status": [0, 0, 1, 1, 0],
-        "reserve": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0],
+        "reserve": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0, 0],
         "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, []],
     }
 
@@ -93,7 +94,7 @@ def eval_line(settings: Settings, name: str, keys: Sequence[str], args: Sequence
     return shlex.join(cli)
 
 
-def _operation(rec: _Recorder, a: argparse.Namespace):  # noqa: ANN202 - a coroutine
+def _operation(rec: _Recorder, a: argparse.Namespace):
     tok = parse_token(a.token) if a.token else None
     need = {"status", "dates", "seats", "reserve", "cancel", "pay"}
     if a.op in need and tok is None:

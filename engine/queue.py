@@ -44,7 +44,8 @@ async def issue_token(store: Store, customer_id: int, concert_id: int) -> dict:
         (customer_id, new_secret(), *_queue_args(store)),
     )
     _, secret, active, position, wait, until = reply
-    return _token_view(Token(concert_id, customer_id, secret.decode()), active, position, wait, until)
+    token = Token(concert_id, customer_id, secret.decode())
+    return _token_view(token, active, position, wait, until)
 
 
 async def token_status(store: Store, token: Token) -> dict:

@@ -62,7 +62,8 @@ class RedisServer:
                     return
             except redis.exceptions.ConnectionError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start: see {self.dir}/redis.log")
+                    raise RuntimeError(
+                        f"redis-server did not start: see {self.dir}/redis.log") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -43,7 +43,8 @@ def test_full_booking_flow(client: TestClient) -> None:
     assert {d["concertOptionId"]: d["availableSeats"] for d in dates["dates"]}[OPTION] == 3
 
     before = client.get("/api/point", params={"customerId": 7}).json()["balance"]
-    paid = client.post("/api/pay", headers=auth(token), json={"reservationId": hold["reservationId"]})
+    paid = client.post("/api/pay", headers=auth(token),
+                       json={"reservationId": hold["reservationId"]})
     assert paid.status_code == 200, paid.text
     assert paid.json() == {"reservationId": hold["reservationId"], "status": "PAID",
                            "amount": 1000, "balance": before - 1000}
