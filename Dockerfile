@@ -1,0 +1,23 @@
+# The API image. Redis runs beside it (see docker-compose.yml or README): set REDIS_URL.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    REDIS_URL=redis://redis:6379/0 WORKERS=2
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall them.
+COPY pyproject.toml ./
+RUN mkdir engine api loadtests && touch engine/__init__.py api/__init__.py loadtests/__init__.py \
+    && pip install --no-cache-dir -e . \
+    && rm -rf engine api loadtests
+
+COPY engine ./engine
+COPY api ./api
+COPY lua ./lua
+COPY loadtests ./loadtests
+
+RUN useradd --system --no-create-home app
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=1)"
+CMD ["sh", "-c", "exec uvicorn api.app:app --host 0.0.0.0 --port 8000 --workers ${WORKERS} --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log"]
