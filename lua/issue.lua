@@ -62,6 +62,7 @@ local function admit()
     end
   end
   if n > 0 then redis.call('HSET', rate, slot, second .. ':' .. (admitted + n)) end
+  return n
 end
 
 -- Seconds until a waiter at this position is admitted, at the last minute's admission rate.

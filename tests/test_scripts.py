@@ -92,3 +92,21 @@ def test_scripts_reload_after_script_flush(client: TestClient, catalog: redis.Re
 
 def test_lua_dir_holds_only_scripts() -> None:
     assert sorted(p.stem for p in LUA_DIR.glob("*.lua")) == sorted(SOURCES)
+
+
+def _blocks(src: str) -> dict[str, str]:
+    """Each ``local function name(...) ... end`` block of a script, with its comment."""
+    pattern = re.compile(r"((?:--[^\n]*\n)*local function (\w+)\(.*?\n)end\n", re.S)
+    return {m[2]: m[0] for m in pattern.finditer(src)}
+
+
+def test_repeated_idioms_are_identical_in_every_script() -> None:
+    """Scripts are self-contained, so a few helpers stand in several files; they must stay the
+    same lines everywhere, or one copy has drifted."""
+    copies: dict[str, set[str]] = {}
+    for src in SOURCES.values():
+        for name, block in _blocks(src).items():
+            copies.setdefault(name, set()).add(block)
+    assert {"release", "token_state", "admit", "estimate"} <= set(copies)
+    for name, versions in copies.items():
+        assert len(versions) == 1, f"local function {name} differs between scripts"
