@@ -5,14 +5,8 @@ its lifespan (TestClient); and a real uvicorn server for concurrency tests."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -21,59 +15,13 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from engine.config import Settings
 from engine.seed import Option, Seat, create_concert, fund_customers
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """One redis-server process from the repo's redis.conf; restartable on the same port and
-    data directory (for the durability and recovery tests)."""
-
-    def __init__(self, workdir: Path, *extra: str) -> None:
-        self.port = free_port()
-        self.dir = workdir
-        self.extra = extra
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.exit("redis-server is not on PATH: run `make test`, which installs it", 2)
-        self.proc = subprocess.Popen(
-            [exe, str(REPO / "redis.conf"), "--port", str(self.port), "--dir", str(self.dir),
-             "--logfile", str(self.dir / "redis.log"), *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"redis-server did not start: see {self.dir}/redis.log") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+from loadtests.stack import RedisServer, Uvicorn
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.exit("redis-server is not on PATH: run `make test`, which installs it", 2)
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
@@ -151,39 +99,17 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-class LiveServer:
-    def __init__(self, base: str, proc: subprocess.Popen) -> None:
-        self.base, self.proc = base, proc
-        self.host, self.port = base.removeprefix("http://").split(":")
-
-
 @pytest.fixture
-def live_server(settings: Settings, catalog: redis.Redis) -> Iterator[Callable[..., LiveServer]]:
+def live_server(settings: Settings, catalog: redis.Redis) -> Iterator[Callable[..., Uvicorn]]:
     """``live_server(**env)`` -> a real uvicorn (uvloop, httptools) serving the app."""
-    procs: list[subprocess.Popen] = []
+    servers: list[Uvicorn] = []
 
-    def start(**env: str) -> LiveServer:
-        port = free_port()
-        full_env = {**os.environ, "REDIS_URL": settings.redis_url, "TICK_SECONDS": "3600", **env}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",
-             "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-             "--timeout-keep-alive", "75"],
-            cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        procs.append(proc)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return LiveServer(f"http://127.0.0.1:{port}", proc)
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(proc.stderr.read().decode()) from None
-                time.sleep(0.05)
-        raise RuntimeError("uvicorn did not start")
+    def start(**env: str) -> Uvicorn:
+        server = Uvicorn("api.app:app", {"REDIS_URL": settings.redis_url, "TICK_SECONDS": "3600",
+                                         **env})
+        servers.append(server)
+        return server.start()
 
     yield start
-    for p in procs:
-        p.terminate()
-        p.wait(10)
+    for server in servers:
+        server.stop()

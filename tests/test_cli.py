@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from engine.keys import CustomerKeys, concert_keys
 from engine.seed import DEMO_BALANCE, DEMO_CONCERT, DEMO_OPTIONS
-from tests.conftest import REPO, auth
+from loadtests.stack import REPO
+from tests.conftest import auth
 
 
 def engine_cli(url: str, *args: str) -> str:

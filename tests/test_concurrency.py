@@ -9,47 +9,49 @@ from collections.abc import Callable
 import redis
 
 from engine.keys import CustomerKeys
-from tests.conftest import OPTION, LiveServer, seat_id
+from loadtests.stack import Uvicorn
+from tests.conftest import OPTION, seat_id
 from tests.http import fire
 
 SEAT = seat_id(OPTION, 2)
+HOST = "127.0.0.1"
 
 
-def issue_tokens(server: LiveServer, customers: range) -> dict[int, str]:
+def issue_tokens(server: Uvicorn, customers: range) -> dict[int, str]:
     batches = [[("POST", "/api/token/issue", {"customerId": c, "concertId": 2}, {})]
                for c in customers]
     tokens = {}
-    for c, [(status, body)] in zip(customers, fire(server.host, int(server.port), batches),
+    for c, [(status, body)] in zip(customers, fire(HOST, server.port, batches),
                                    strict=True):
         assert status == 200 and body["status"] == "ACTIVE", body
         tokens[c] = body["tokenValue"]
     return tokens
 
 
-def test_one_winner_among_60_concurrent_reserves(live_server: Callable[..., LiveServer]) -> None:
+def test_one_winner_among_60_concurrent_reserves(live_server: Callable[..., Uvicorn]) -> None:
     server = live_server()
     tokens = issue_tokens(server, range(1, 61))
     batches = [[("POST", "/api/reserve", {"concertOptionId": OPTION, "seatId": SEAT},
                  {"Authorization": t})] for t in tokens.values()]
-    results = [res[0] for res in fire(server.host, int(server.port), batches)]
+    results = [res[0] for res in fire(HOST, server.port, batches)]
     statuses = Counter(status for status, _ in results)
     assert statuses == {200: 1, 409: 59}, statuses
     assert all(body["code"] == "SEAT_TAKEN" for status, body in results if status == 409)
 
 
 def test_one_payment_among_20_concurrent_pays(
-    live_server: Callable[..., LiveServer], catalog: redis.Redis
+    live_server: Callable[..., Uvicorn], catalog: redis.Redis
 ) -> None:
     server = live_server()
     token = issue_tokens(server, range(7, 8))[7]
-    [[(status, held)]] = fire(server.host, int(server.port), [[
+    [[(status, held)]] = fire(HOST, server.port, [[
         ("POST", "/api/reserve", {"concertOptionId": OPTION, "seatId": SEAT},
          {"Authorization": token})]])
     assert status == 200
     before = int(catalog.get(CustomerKeys(7).balance))
     batches = [[("POST", "/api/pay", {"reservationId": held["reservationId"]},
                  {"Authorization": token})] for _ in range(20)]
-    results = [res[0] for res in fire(server.host, int(server.port), batches)]
+    results = [res[0] for res in fire(HOST, server.port, batches)]
     statuses = Counter(status for status, _ in results)
     assert statuses[200] == 1, statuses
     # The others are refused: in progress, already paid, or the finished token.
@@ -59,7 +61,7 @@ def test_one_payment_among_20_concurrent_pays(
 
 
 def test_1200_concurrent_charges_sum_to_the_cent(
-    live_server: Callable[..., LiveServer], catalog: redis.Redis
+    live_server: Callable[..., Uvicorn], catalog: redis.Redis
 ) -> None:
     server = live_server()
     customer, clients, each = 4242, 40, 30  # 1,200 charges, 40 connections at once
@@ -67,7 +69,7 @@ def test_1200_concurrent_charges_sum_to_the_cent(
     batches = [[("PATCH", "/api/point/charge",
                  {"customerId": customer, "amount": amounts[(i + j) % len(amounts)]}, {})
                 for j in range(each)] for i in range(clients)]
-    results = [r for batch in fire(server.host, int(server.port), batches) for r in batch]
+    results = [r for batch in fire(HOST, server.port, batches) for r in batch]
     assert all(status == 200 for status, _ in results)
     expected_minor = sum(round(amounts[(i + j) % len(amounts)] * 100)
                          for i in range(clients) for j in range(each))

@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 from engine.cli import OPS, _operation, _Recorder, eval_line
 from engine.config import Settings
 from engine.scripts import LUA_DIR, load_sources
-from tests.conftest import OPTION, REPO, active_token, auth, seat_id
+from loadtests.stack import REPO
+from tests.conftest import OPTION, active_token, auth, seat_id
 
 SOURCES = load_sources()
 

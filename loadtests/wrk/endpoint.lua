@@ -1,0 +1,58 @@
+-- wrk driver for the endpoint benchmark: one request shape per BENCH_MODE, ids from a counter
+-- so that writes (issue, charge, reserve, pay) always touch fresh customers, seats, holds.
+-- done() prints one JSON line that the runner parses.
+local mode = os.getenv("BENCH_MODE")
+local token = os.getenv("BENCH_TOKEN") or ""
+local concert = os.getenv("BENCH_CONCERT") or "2"
+local option = os.getenv("BENCH_OPTION") or "41150"
+local seats_per_option = tonumber(os.getenv("BENCH_SEATS_PER_OPTION") or "1000")
+local first_option = tonumber(os.getenv("BENCH_FIRST_OPTION") or "1")
+local ids_file = os.getenv("BENCH_IDS")
+local n = tonumber(os.getenv("BENCH_START") or "0")
+local ids = {}
+
+if ids_file then
+  for line in io.lines(ids_file) do ids[#ids + 1] = line end
+end
+
+local json = {["Content-Type"] = "application/json"}
+local authed = {["Content-Type"] = "application/json", ["Authorization"] = token}
+
+request = function()
+  n = n + 1
+  if mode == "issue" then
+    return wrk.format("POST", "/api/token/issue", json,
+      '{"customerId":' .. n .. ',"concertId":' .. concert .. '}')
+  elseif mode == "status" then
+    return wrk.format("GET", "/api/token/status", authed)
+  elseif mode == "dates" then
+    return wrk.format("GET", "/api/" .. concert .. "/available-dates", authed)
+  elseif mode == "seats" then
+    return wrk.format("GET", "/api/" .. option .. "/available-seats", authed)
+  elseif mode == "point" then
+    return wrk.format("GET", "/api/point?customerId=" .. (n % 10000 + 1), json)
+  elseif mode == "charge" then
+    return wrk.format("PATCH", "/api/point/charge", json,
+      '{"customerId":' .. (n % 10000 + 1) .. ',"amount":5000.00}')
+  elseif mode == "reserve" then
+    local i = n - 1
+    local opt = first_option + math.floor(i / seats_per_option)
+    local seat = opt * seats_per_option + (i % seats_per_option) + 1
+    return wrk.format("POST", "/api/reserve", authed,
+      '{"concertOptionId":' .. opt .. ',"seatId":' .. seat .. '}')
+  elseif mode == "pay" then
+    return wrk.format("POST", "/api/pay", authed,
+      '{"reservationId":"' .. (ids[n] or "exhausted") .. '"}')
+  else
+    return wrk.format("GET", "/")
+  end
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"non2xx":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"timeout":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
