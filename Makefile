@@ -8,7 +8,7 @@ REDIS_PORT ?= 6379
 WORKERS ?= 1
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: install redis-server run test lint clean
+.PHONY: install redis-server run test lint clean bench-endpoints
 
 install: $(VENV)/.installed redis-server
 
@@ -55,3 +55,9 @@ lint: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache *.egg-info
+
+# Each endpoint under wrk as a ratio to a bare Starlette hello (needs wrk: apt-get install wrk).
+bench-endpoints: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) -m loadtests.bench_endpoints $(BENCH_ARGS)
