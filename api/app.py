@@ -118,7 +118,7 @@ async def healthz(_: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     try:
-        await store_of(request).client.ping()
+        await store_of(request).execute("PING")
     except Exception:  # any failure to answer means not ready
         return problem(503, "STORE_UNAVAILABLE", "Service unavailable",
                        "Redis does not answer.", {"Retry-After": "1"})

@@ -39,7 +39,8 @@ class Settings:
     # Redis client: fail fast so a hung Redis becomes a quick 503, never a hang.
     redis_connect_timeout: float = 0.25
     redis_command_timeout: float = 0.5
-    redis_max_connections: int = 512
+    # Commands waiting on the worker's Redis connection before new ones fail fast (503).
+    redis_max_pending: int = 20_000
     idempotency_ttl_seconds: int = 86400
     history_limit: int = 100
 
@@ -57,7 +58,7 @@ class Settings:
             tick_seconds=_seconds("TICK_SECONDS", d.tick_seconds),
             redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),
             redis_command_timeout=_seconds("REDIS_COMMAND_TIMEOUT", d.redis_command_timeout),
-            redis_max_connections=_count("REDIS_MAX_CONNECTIONS", d.redis_max_connections),
+            redis_max_pending=_count("REDIS_MAX_PENDING", d.redis_max_pending),
             idempotency_ttl_seconds=_count("IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_seconds),
             history_limit=_count("HISTORY_LIMIT", d.history_limit),
         )

@@ -79,5 +79,5 @@ async def tick(store: Store, concert_id: int) -> dict:
 
 async def tick_all(store: Store) -> None:
     """Tick every known concert (the API runs this about once a second)."""
-    for raw in await store.client.smembers(CONCERTS):
+    for raw in await store.execute("SMEMBERS", CONCERTS):
         await tick(store, int(raw))
