@@ -1,5 +1,8 @@
-"""The Starlette app: one route per engine operation, a lifespan that owns the Redis client,
-and a background tick that admits from the queues and sweeps expired state every second."""
+"""The Starlette app: one route per engine operation, a lifespan that owns the Redis
+connection, and a background tick that admits from the queues and sweeps expired state.
+
+Each route is ``Endpoint(handler)``: a bare ASGI callable (see api/asgi.py) whose handler
+takes the scope and body bytes and returns what becomes the JSON answer."""
 
 from __future__ import annotations
 
@@ -7,137 +10,116 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-import orjson
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Scope
 
 from api import parsing
-from api.problems import (
-    ApiError,
-    on_api_error,
-    on_engine_error,
-    on_http_error,
-    on_store_unavailable,
-    on_unexpected,
-    problem,
-)
+from api.asgi import Endpoint, Guard
 from engine import booking, catalog, queue, wallet
 from engine.config import Settings
-from engine.errors import EngineError, StoreUnavailable
+from engine.errors import StoreUnavailable
 from engine.store import Store, connect
 
 log = logging.getLogger("api")
 
 
-def ok(data: Any) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json")
-
-
-def store_of(request: Request) -> Store:
-    return request.state.store
+def store_of(scope: Scope) -> Store:
+    return scope["state"]["store"]
 
 
 # --- queue tokens ---------------------------------------------------------------------------
-async def token_issue(request: Request) -> Response:
-    body = await parsing.read_json(request)
-    customer_id = parsing.id_field(body, "customerId")
-    concert_id = parsing.id_field(body, "concertId")
-    return ok(await queue.issue_token(store_of(request), customer_id, concert_id))
+async def token_issue(scope: Scope, body: bytes) -> dict:
+    data = parsing.json_object(body)
+    customer_id = parsing.id_field(data, "customerId")
+    concert_id = parsing.id_field(data, "concertId")
+    return await queue.issue_token(store_of(scope), customer_id, concert_id)
 
 
-async def token_status(request: Request) -> Response:
-    return ok(await queue.token_status(store_of(request), parsing.token(request)))
+async def token_status(scope: Scope, _: bytes) -> dict:
+    return await queue.token_status(store_of(scope), parsing.token(scope))
 
 
 # --- catalog --------------------------------------------------------------------------------
-async def available_dates(request: Request) -> Response:
-    tok = parsing.token(request)
-    concert_id = parsing.path_id(request, "concertId")
-    return ok(await catalog.available_dates(store_of(request), tok, concert_id))
+async def available_dates(scope: Scope, _: bytes) -> dict:
+    tok = parsing.token(scope)
+    concert_id = parsing.path_id(scope, "concertId")
+    return await catalog.available_dates(store_of(scope), tok, concert_id)
 
 
-async def available_seats(request: Request) -> Response:
-    tok = parsing.token(request)
-    option_id = parsing.path_id(request, "concertOptionId")
-    return ok(await catalog.available_seats(store_of(request), tok, option_id))
+async def available_seats(scope: Scope, _: bytes) -> dict:
+    tok = parsing.token(scope)
+    option_id = parsing.path_id(scope, "concertOptionId")
+    return await catalog.available_seats(store_of(scope), tok, option_id)
 
 
 # --- points ---------------------------------------------------------------------------------
-async def point_balance(request: Request) -> Response:
-    customer_id = parsing.query_int(request, "customerId")
-    return ok(await wallet.balance(store_of(request), customer_id))
+async def point_balance(scope: Scope, _: bytes) -> dict:
+    return await wallet.balance(store_of(scope), parsing.query_int(scope, "customerId"))
 
 
-async def point_charge(request: Request) -> Response:
-    key = parsing.idempotency_key(request)
-    body = await parsing.read_json(request)
-    customer_id = parsing.id_field(body, "customerId")
-    amount = parsing.amount_field(body)
-    return ok(await wallet.charge(store_of(request), customer_id, amount, key))
+async def point_charge(scope: Scope, body: bytes) -> dict:
+    key = parsing.idempotency_key(scope)
+    data = parsing.json_object(body)
+    customer_id = parsing.id_field(data, "customerId")
+    amount = parsing.amount_field(data)
+    return await wallet.charge(store_of(scope), customer_id, amount, key)
 
 
-async def point_history(request: Request) -> Response:
-    customer_id = parsing.query_int(request, "customerId")
-    limit = parsing.query_int(request, "limit", default=20)
-    return ok(await wallet.history(store_of(request), customer_id, limit))
+async def point_history(scope: Scope, _: bytes) -> dict:
+    customer_id = parsing.query_int(scope, "customerId")
+    limit = parsing.query_int(scope, "limit", default=20)
+    return await wallet.history(store_of(scope), customer_id, limit)
 
 
 # --- holds and payment ----------------------------------------------------------------------
-async def reserve(request: Request) -> Response:
-    tok = parsing.token(request)
-    body = await parsing.read_json(request)
-    option_id = parsing.id_field(body, "concertOptionId")
-    seat_id = parsing.id_field(body, "seatId")
-    return ok(await booking.reserve(store_of(request), tok, option_id, seat_id))
+async def reserve(scope: Scope, body: bytes) -> dict:
+    tok = parsing.token(scope)
+    data = parsing.json_object(body)
+    option_id = parsing.id_field(data, "concertOptionId")
+    seat_id = parsing.id_field(data, "seatId")
+    return await booking.reserve(store_of(scope), tok, option_id, seat_id)
 
 
-async def cancel(request: Request) -> Response:
-    tok = parsing.token(request)
-    secret = parsing.reservation(request.path_params["reservationId"], tok)
-    return ok(await booking.cancel(store_of(request), tok, secret))
+async def cancel(scope: Scope, _: bytes) -> dict:
+    tok = parsing.token(scope)
+    secret = parsing.reservation(scope["path_params"]["reservationId"], tok)
+    return await booking.cancel(store_of(scope), tok, secret)
 
 
-async def pay(request: Request) -> Response:
-    tok = parsing.token(request)
-    body = await parsing.read_json(request)
-    if "reservationId" not in body:
+async def pay(scope: Scope, body: bytes) -> dict:
+    tok = parsing.token(scope)
+    data = parsing.json_object(body)
+    if "reservationId" not in data:
         raise parsing.bad("MISSING_FIELD", "'reservationId' is required.")
-    secret = parsing.reservation(body["reservationId"], tok)
-    return ok(await booking.pay(store_of(request), tok, secret))
+    secret = parsing.reservation(data["reservationId"], tok)
+    return await booking.pay(store_of(scope), tok, secret)
 
 
 # --- health ---------------------------------------------------------------------------------
-async def healthz(_: Request) -> Response:
-    return ok({"status": "ok"})
+async def healthz(_scope: Scope, _: bytes) -> dict:
+    return {"status": "ok"}
 
 
-async def readyz(request: Request) -> Response:
-    try:
-        await store_of(request).execute("PING")
-    except Exception:  # any failure to answer means not ready
-        return problem(503, "STORE_UNAVAILABLE", "Service unavailable",
-                       "Redis does not answer.", {"Retry-After": "1"})
-    return ok({"status": "ready"})
+async def readyz(scope: Scope, _: bytes) -> dict:
+    await store_of(scope).execute("PING")  # StoreUnavailable: 503
+    return {"status": "ready"}
 
 
 ROUTES = [
-    Route("/api/token/issue", token_issue, methods=["POST"]),
-    Route("/api/token/status", token_status, methods=["GET"]),
-    Route("/api/point", point_balance, methods=["GET"]),
-    Route("/api/point/charge", point_charge, methods=["PATCH"]),
-    Route("/api/point/history", point_history, methods=["GET"]),
-    Route("/api/reserve", reserve, methods=["POST"]),
-    Route("/api/reserve/{reservationId}", cancel, methods=["DELETE"]),
-    Route("/api/pay", pay, methods=["POST"]),
-    Route("/api/{concertId}/available-dates", available_dates, methods=["GET"]),
-    Route("/api/{concertOptionId}/available-seats", available_seats, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
+    Route("/api/token/issue", Endpoint(token_issue, body=True), methods=["POST"]),
+    Route("/api/token/status", Endpoint(token_status), methods=["GET"]),
+    Route("/api/point", Endpoint(point_balance), methods=["GET"]),
+    Route("/api/point/charge", Endpoint(point_charge, body=True), methods=["PATCH"]),
+    Route("/api/point/history", Endpoint(point_history), methods=["GET"]),
+    Route("/api/reserve", Endpoint(reserve, body=True), methods=["POST"]),
+    Route("/api/reserve/{reservationId}", Endpoint(cancel), methods=["DELETE"]),
+    Route("/api/pay", Endpoint(pay, body=True), methods=["POST"]),
+    Route("/api/{concertId}/available-dates", Endpoint(available_dates), methods=["GET"]),
+    Route("/api/{concertOptionId}/available-seats", Endpoint(available_seats), methods=["GET"]),
+    Route("/healthz", Endpoint(healthz), methods=["GET"]),
+    Route("/readyz", Endpoint(readyz), methods=["GET"]),
 ]
 
 
@@ -152,6 +134,13 @@ async def _tick_forever(store: Store) -> None:
             log.warning("tick skipped: %s", e.detail)
         except Exception:
             log.exception("tick failed")
+
+
+class App(Starlette):
+    """Starlette with its router behind ``Guard`` instead of the two default middlewares."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Guard(self.router)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -169,17 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await ticker
             await store.aclose()
 
-    return Starlette(
-        routes=ROUTES,
-        lifespan=lifespan,
-        exception_handlers={
-            ApiError: on_api_error,
-            EngineError: on_engine_error,
-            StoreUnavailable: on_store_unavailable,
-            HTTPException: on_http_error,
-            Exception: on_unexpected,
-        },
-    )
+    return App(routes=ROUTES, lifespan=lifespan)
 
 
 app = create_app()

@@ -1,19 +1,14 @@
-"""RFC 9457 problem details for every error, with a machine-readable ``code``."""
+"""RFC 9457 problem details for every error, with a machine-readable ``code``: the body,
+status and headers of the answer to each kind of failure."""
 
 from __future__ import annotations
 
-import logging
-
 import orjson
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 
 from engine.errors import Code, EngineError, StoreUnavailable
 
-log = logging.getLogger("api")
-
-PROBLEM_JSON = "application/problem+json"
+PROBLEM_JSON = b"application/problem+json"
+Headers = list[tuple[bytes, bytes]]
 
 # HTTP status and title of each engine refusal.
 ENGINE_STATUS: dict[Code, tuple[int, str]] = {
@@ -39,6 +34,8 @@ HTTP_CODES = {
     404: ("NOT_FOUND", "Not found", "No such resource."),
     405: ("METHOD_NOT_ALLOWED", "Method not allowed", "This resource does not take that method."),
 }
+_BEARER: Headers = [(b"www-authenticate", b"Bearer")]
+_RETRY: Headers = [(b"retry-after", b"1")]
 
 
 class ApiError(Exception):
@@ -49,50 +46,42 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.title = status, code, detail, title
 
 
-def problem(
-    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
-) -> Response:
-    body = {
+def problem(status: int, code: str, title: str, detail: str,
+            headers: Headers | None = None) -> tuple[int, bytes, Headers]:
+    body = orjson.dumps({
         "type": f"/problems/{code.lower().replace('_', '-')}",
         "title": title,
         "status": status,
         "detail": detail,
         "code": code,
-    }
-    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
+    })
+    return status, body, headers or []
 
 
-async def on_api_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return problem(exc.status, exc.code, exc.title, exc.detail, headers)
+def for_api_error(exc: ApiError) -> tuple[int, bytes, Headers]:
+    return problem(exc.status, exc.code, exc.title, exc.detail,
+                   _BEARER if exc.status == 401 else None)
 
 
-async def on_engine_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, EngineError)
+def for_engine_error(exc: EngineError) -> tuple[int, bytes, Headers]:
     status, title = ENGINE_STATUS[exc.code]
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem(status, exc.code.name, title, exc.detail, headers)
+    return problem(status, exc.code.name, title, exc.detail, _BEARER if status == 401 else None)
 
 
-async def on_store_unavailable(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StoreUnavailable)
-    code = "STORE_FULL" if exc.full else "STORE_UNAVAILABLE"
+def for_store_unavailable(exc: StoreUnavailable) -> tuple[int, bytes, Headers]:
     detail = exc.detail
     if exc.maybe_applied:
         detail += (". Retry safely: pay is idempotent by reservation;"
                    " send an Idempotency-Key to charge.")
-    return problem(503, code, "Service unavailable", detail, {"Retry-After": "1"})
+    code = "STORE_FULL" if exc.full else "STORE_UNAVAILABLE"
+    return problem(503, code, "Service unavailable", detail, _RETRY)
 
 
-async def on_http_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code, title, detail = HTTP_CODES.get(
-        exc.status_code, ("HTTP_ERROR", "HTTP error", str(exc.detail))
-    )
-    return problem(exc.status_code, code, title, detail, exc.headers)
+def for_http_status(status: int, headers: dict[str, str] | None) -> tuple[int, bytes, Headers]:
+    code, title, detail = HTTP_CODES.get(status, ("HTTP_ERROR", "HTTP error", "HTTP error."))
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return problem(status, code, title, detail, extra)
 
 
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+def internal() -> tuple[int, bytes, Headers]:
     return problem(500, "INTERNAL", "Internal error", "An unexpected error; it was logged.")
