@@ -1,10 +1,12 @@
-"""What a customer with an ACTIVE token may see: dates (dates.lua) and seats (seats.lua)."""
+"""What a customer with an ACTIVE token may see: dates (dates.lua) and seats (seats.lua).
+Both scripts return their list as JSON, embedded as is (``orjson.Fragment``) in the answer."""
 
 from __future__ import annotations
 
+import orjson
+
 from engine.ids import Token
 from engine.keys import concert_keys
-from engine.money import from_minor
 from engine.store import Store
 
 
@@ -17,27 +19,39 @@ async def available_dates(store: Store, token: Token, concert_id: int) -> dict:
         (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"),
          1 if concert_id == token.concert_id else 0),
     )
-    dates = [
-        {"concertOptionId": int(reply[i]), "date": reply[i + 1].decode(),
-         "availableSeats": reply[i + 2]}
-        for i in range(1, len(reply), 3)
-    ]
-    dates.sort(key=lambda d: (d["date"], d["concertOptionId"]))
-    return {"concertId": concert_id, "dates": dates}
+    # The script builds the list as JSON: no per-option Python objects on this hot read.
+    return {"concertId": concert_id, "dates": orjson.Fragment(reply[1])}
 
 
 async def available_seats(store: Store, token: Token, option_id: int) -> dict:
-    """The option's seats that are neither held nor sold, by seat number."""
+    """The option's seats that are neither held nor sold, by seat number: the option's bits
+    from Redis, over the seats' JSON the engine read once (seats never change)."""
     k = concert_keys(token.concert_id)
-    reply = await store.run(
+    _, version, start, _count, bits = await store.run(
         "seats",
-        (k.tokens, k.active, k.seen, k.options, k.seats(option_id), k.holds, k.res, k.taken,
-         k.free, k.held, k.gone),
+        (k.tokens, k.active, k.seen, k.layout, k.holds, k.res, k.taken, k.free, k.held, k.gone),
         (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"), option_id),
     )
-    seats = [
-        {"id": int(reply[i]), "number": reply[i + 1], "price": from_minor(reply[i + 2])}
-        for i in range(1, len(reply), 3)
+    views = await _seat_views(store, token.concert_id, option_id, version)
+    first = start >> 3
+    free = [
+        view for i, view in enumerate(views, start)
+        if (i >> 3) - first >= len(bits) or not bits[(i >> 3) - first] & (0x80 >> (i & 7))
     ]
-    seats.sort(key=lambda s: s["number"])
-    return {"concertOptionId": option_id, "seats": seats}
+    return {"concertOptionId": option_id, "seats": orjson.Fragment(b"[" + b",".join(free) + b"]")}
+
+
+# (concertId, optionId) -> (version, seat JSONs by number). Seats never change once created;
+# an option created anew (another Redis, a re-seed) has another version and is read again.
+_VIEWS: dict[tuple[int, int], tuple[bytes, list[bytes]]] = {}
+
+
+async def _seat_views(store: Store, concert_id: int, option_id: int,
+                      version: bytes) -> list[bytes]:
+    cached = _VIEWS.get((concert_id, option_id))
+    if cached is None or cached[0] != version:
+        k = concert_keys(concert_id)
+        reply = await store.run("catalog", (k.layout, k.seat_view(option_id)), (option_id,))
+        cached = (reply[1], reply[3:])
+        _VIEWS[(concert_id, option_id)] = cached
+    return cached[1]

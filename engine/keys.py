@@ -27,16 +27,18 @@ class ConcertKeys:
     """The keys of one concert (queue, catalog, seats, holds, reservations)."""
 
     __slots__ = (
-        "active", "concert", "free", "gone", "held", "holds", "options", "paying", "rate",
+        "active", "concert", "free", "gone", "held", "holds", "layout", "options", "paying",
+        "rate",
         "res", "seen", "tag", "taken", "tokens", "waiting",
     )
 
     def __init__(self, concert_id: int) -> None:
         self.tag = t = concert_tag(concert_id)
-        self.concert = f"{t}:concert"  # hash: name, seq (queue tickets), sold
+        self.concert = f"{t}:concert"  # hash: name, seq (queue tickets), sold, nbits
         self.options = f"{t}:options"  # hash: optionId -> performance date
         self.free = f"{t}:free"  # hash: optionId -> free seat count
-        self.taken = f"{t}:taken"  # hash: seatId -> reservation id holding or owning it
+        self.layout = f"{t}:layout"  # hash: optionId -> "start:count" of its seats in `taken`
+        self.taken = f"{t}:taken"  # bitmap: seat index -> 1 while held or sold
         self.holds = f"{t}:holds"  # zset: reservation id -> hold expiry (ms)
         self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
         self.res = f"{t}:res"  # hash: reservation id -> JSON record
@@ -46,11 +48,15 @@ class ConcertKeys:
         self.seen = f"{t}:seen"  # zset: customerId -> last poll of a WAITING token (ms)
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
         self.held = f"{t}:held"  # hash: customerId -> open holds under the current token
-        self.rate = f"{t}:rate"  # hash: second % 60 -> "second:admitted"
+        self.rate = f"{t}:rate"  # hash: sec, n, avg (admissions a second, a minute's average)
 
     def seats(self, option_id: int) -> str:
-        """hash: seatId -> "number:price" (price in minor units) for one option."""
+        """hash: seatId -> "number:price:index" (price in minor units, index in `taken`)."""
         return f"{self.tag}:seats:{option_id}"
+
+    def seat_view(self, option_id: int) -> str:
+        """zset: the seat as JSON ({"id","number","price"}) -> seat number; made once."""
+        return f"{self.tag}:seatview:{option_id}"
 
 
 @lru_cache(maxsize=4096)

@@ -4,14 +4,17 @@ second run never resets a balance, a hold or a sale."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import orjson
 import redis
 
 from engine.keys import CONCERTS, CustomerKeys, concert_keys
-from engine.money import MINOR_PER_UNIT
+from engine.money import MINOR_PER_UNIT, from_minor
+from engine.scripts import load_sources
 
 DEMO_CONCERT = 2
 DEMO_OPTIONS = (41150, 41151, 41152, 41153)
@@ -55,18 +58,22 @@ def demo_options(today: date | None = None) -> list[Option]:
     ]
 
 
-def create_concert(r: redis.Redis, concert_id: int, name: str, options: Iterable[Option]) -> None:
-    """Create the concert and whatever of its options and seats is missing, atomically."""
+def create_concert(r: redis.Redis, concert_id: int, name: str, options: Iterable[Option]) -> int:
+    """Create the concert and whichever of its options do not exist yet (create_option.lua,
+    atomic per option). Returns how many options were created now."""
     k = concert_keys(concert_id)
-    with r.pipeline(transaction=True) as p:
-        p.hsetnx(k.concert, "name", name)
-        p.sadd(CONCERTS, concert_id)
-        for opt in options:
-            p.hsetnx(k.options, opt.id, opt.date)
-            p.hsetnx(k.free, opt.id, len(opt.seats))
-            for seat in opt.seats:
-                p.hsetnx(k.seats(opt.id), seat.id, f"{seat.number}:{seat.price}")
-        p.execute()
+    script = r.register_script(load_sources()["create_option"])
+    created = 0
+    for opt in options:
+        seats = sorted(opt.seats, key=lambda seat: seat.number)
+        args: list[object] = [opt.id, opt.date, name, secrets.token_hex(8)]
+        for seat in seats:
+            view = {"id": seat.id, "number": seat.number, "price": from_minor(seat.price)}
+            args += [seat.id, seat.number, seat.price, orjson.dumps(view)]
+        keys = [k.concert, k.options, k.free, k.layout, k.seats(opt.id), k.seat_view(opt.id)]
+        created += script(keys=keys, args=args)[1]
+    r.sadd(CONCERTS, concert_id)
+    return created
 
 
 def fund_customers(r: redis.Redis, first: int, last: int, minor: int) -> int:

@@ -10,11 +10,11 @@
   KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
   KEYS[4]  active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[5]  held     hash  customerId -> open holds under the current token
-  KEYS[6]  rate     hash  second % 60 -> "second:admitted"
+  KEYS[6]  rate     hash  sec, n, avg: admissions (see admissions())
   KEYS[7]  holds    zset  reservation id -> hold expiry (ms)
   KEYS[8]  paying   zset  reservation id -> pay start (ms)
   KEYS[9]  res      hash  reservation id -> JSON record
-  KEYS[10] taken    hash  seatId -> reservation id
+  KEYS[10] taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[11] free     hash  optionId -> free seats
   KEYS[12] gone     zset  closed reservation id -> closed at (ms)
 
@@ -42,7 +42,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
 local function release(id, rec, status)
-  redis.call('HDEL', taken, rec.seat)
+  redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
   rec.status = status
@@ -53,17 +53,24 @@ local function release(id, rec, status)
   end
 end
 
+-- Admission bookkeeping in the rate hash: sec = the second of the latest admissions, n = how
+-- many in that second, avg = admissions a second, a moving average over about a minute.
+local DECAY = math.exp(-1 / 60)
+local function admissions()
+  local second = math.floor(now / 1000)
+  local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg')
+  local sec, n, avg = tonumber(mark[1]) or second, tonumber(mark[2]) or 0, tonumber(mark[3]) or 0
+  if sec < second then
+    avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
+    n = 0
+  end
+  return second, n, avg
+end
+
 -- Admit from the head of the queue: at most the free ACTIVE slots and this second's remaining
 -- admissions; a head that went idle leaves instead of taking a slot.
 local function admit()
-  local second = math.floor(now / 1000)
-  local slot = second % 60
-  local admitted = 0
-  local mark = redis.call('HGET', rate, slot)
-  if mark then
-    local s, n = string.match(mark, '^(%d+):(%d+)$')
-    if tonumber(s) == second then admitted = tonumber(n) end
-  end
+  local second, admitted, avg = admissions()
   local room = math.min(limit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
                         per_second - admitted)
   local n, tries = 0, 0
@@ -80,7 +87,7 @@ local function admit()
       redis.call('HDEL', tokens, head)
     end
   end
-  if n > 0 then redis.call('HSET', rate, slot, second .. ':' .. (admitted + n)) end
+  if n > 0 then redis.call('HSET', rate, 'sec', second, 'n', admitted + n, 'avg', avg) end
   return n
 end
 

@@ -7,7 +7,7 @@
   KEYS[3] seen     zset  customerId -> last poll of a WAITING token (ms)
   KEYS[4] res      hash  reservation id -> JSON record
   KEYS[5] holds    zset  reservation id -> hold expiry (ms)
-  KEYS[6] taken    hash  seatId -> reservation id
+  KEYS[6] taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[7] free     hash  optionId -> free seats
   KEYS[8] held     hash  customerId -> open holds under the current token
   KEYS[9] gone     zset  closed reservation id -> closed at (ms)
@@ -46,7 +46,7 @@ end
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
 local function release(id, rec, status)
-  redis.call('HDEL', taken, rec.seat)
+  redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
   rec.status = status

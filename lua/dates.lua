@@ -10,7 +10,7 @@
   KEYS[5]  free     hash  optionId -> free seats
   KEYS[6]  holds    zset  reservation id -> hold expiry (ms)
   KEYS[7]  res      hash  reservation id -> JSON record
-  KEYS[8]  taken    hash  seatId -> reservation id
+  KEYS[8]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[9]  held     hash  customerId -> open holds under the current token
   KEYS[10] gone     zset  closed reservation id -> closed at (ms)
 
@@ -20,7 +20,8 @@
   ARGV[4] 1 when the concert asked for is the token's concert, else 0
 
   Returns
-    {0, optionId, date, freeSeats, optionId, date, freeSeats, ...}
+    {0, datesJson}   a JSON array, by date:
+                     [{"concertOptionId":..,"date":"..","availableSeats":..}, ...]
     {1} token unknown/expired   {2} token WAITING   {3} not the token's concert
 ]]
 local tokens, active, seen, options, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -49,7 +50,7 @@ end
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
 local function release(id, rec, status)
-  redis.call('HDEL', taken, rec.seat)
+  redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
   rec.status = status
@@ -70,10 +71,15 @@ for i = 1, #due do
 end
 
 local dates = redis.call('HGETALL', options)
-local out = {0}
-for i = 1, #dates, 2 do
-  out[#out + 1] = dates[i]
-  out[#out + 1] = dates[i + 1]
-  out[#out + 1] = tonumber(redis.call('HGET', free, dates[i]) or '0')
+local ids = {}
+for i = 1, #dates, 2 do ids[#ids + 1] = dates[i] end
+local counts = #ids > 0 and redis.call('HMGET', free, unpack(ids)) or {}
+local rows = {}
+for i = 1, #ids do
+  rows[i] = {dates[2 * i], tonumber(ids[i]), '{"concertOptionId":' .. ids[i] .. ',"date":' ..
+             cjson.encode(dates[2 * i]) .. ',"availableSeats":' .. (counts[i] or '0') .. '}'}
 end
-return out
+table.sort(rows, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+local items = {}
+for i = 1, #rows do items[i] = rows[i][3] end
+return {0, '[' .. table.concat(items, ',') .. ']'}

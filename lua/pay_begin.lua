@@ -10,7 +10,7 @@
   KEYS[4]  res      hash  reservation id -> JSON record
   KEYS[5]  holds    zset  reservation id -> hold expiry (ms)
   KEYS[6]  paying   zset  reservation id -> pay start (ms)
-  KEYS[7]  taken    hash  seatId -> reservation id
+  KEYS[7]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[8]  free     hash  optionId -> free seats
   KEYS[9]  held     hash  customerId -> open holds under the current token
   KEYS[10] gone     zset  closed reservation id -> closed at (ms)
@@ -52,7 +52,7 @@ end
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
 local function release(id, rec, status)
-  redis.call('HDEL', taken, rec.seat)
+  redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
   rec.status = status

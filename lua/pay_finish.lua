@@ -8,7 +8,7 @@
   KEYS[1]  res      hash  reservation id -> JSON record
   KEYS[2]  paying   zset  reservation id -> pay start (ms)
   KEYS[3]  holds    zset  reservation id -> hold expiry (ms)
-  KEYS[4]  taken    hash  seatId -> reservation id
+  KEYS[4]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[5]  free     hash  optionId -> free seats
   KEYS[6]  tokens   hash  customerId -> token secret
   KEYS[7]  active   zset  customerId -> ACTIVE token expiry (ms)
@@ -35,7 +35,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
 local function release(id, rec, status)
-  redis.call('HDEL', taken, rec.seat)
+  redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
   rec.status = status

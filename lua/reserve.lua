@@ -7,8 +7,8 @@
   KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
   KEYS[4]  options  hash  optionId -> date
-  KEYS[5]  seats    hash  seatId -> "number:price" of this option (price in minor units)
-  KEYS[6]  taken    hash  seatId -> reservation id
+  KEYS[5]  seats    hash  seatId -> "number:price:index" of this option (price in minor units)
+  KEYS[6]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[7]  free     hash  optionId -> free seats
   KEYS[8]  holds    zset  reservation id -> hold expiry (ms)
   KEYS[9]  res      hash  reservation id -> JSON record
@@ -54,7 +54,7 @@ end
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
 local function release(id, rec, status)
-  redis.call('HDEL', taken, rec.seat)
+  redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
   rec.status = status
@@ -76,12 +76,13 @@ for i = 1, #due do
   release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
 end
 
-if redis.call('HSETNX', taken, seat, id) == 0 then return {6} end
-local price = tonumber(string.match(entry, ':(%d+)$'))
+local price, index = string.match(entry, '^%d+:(%d+):(%d+)$')
+if redis.call('SETBIT', taken, index, 1) == 1 then return {6} end
+price = tonumber(price)
 local expires = now + hold_ms
 redis.call('HSET', res, id, cjson.encode({
-  customer = customer, option = option, seat = seat, price = price, status = 'HELD',
-  token = secret, expires = expires, attempt = 0,
+  customer = customer, option = option, seat = seat, idx = tonumber(index), price = price,
+  status = 'HELD', token = secret, expires = expires, attempt = 0,
 }))
 redis.call('ZADD', holds, expires, id)
 redis.call('HINCRBY', free, option, -1)

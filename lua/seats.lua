@@ -1,19 +1,20 @@
 #!lua
 --[[
-  Available seats of one concert option: the seats neither held nor sold.
-  Releases expired holds first, so a seat whose hold ran out is offered again.
+  Available seats of one concert option, as the option's slice of the concert's taken-seat
+  bitmap: bit (start + i) is set while the option's i-th seat by number is held or sold. The
+  seats themselves never change, so the engine keeps their JSON (catalog.lua) and only the
+  bits travel. Releases expired holds first, so a seat whose hold ran out is offered again.
 
   KEYS[1]  tokens   hash  customerId -> token secret
   KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
-  KEYS[4]  options  hash  optionId -> date
-  KEYS[5]  seats    hash  seatId -> "number:price" of this option (price in minor units)
-  KEYS[6]  holds    zset  reservation id -> hold expiry (ms)
-  KEYS[7]  res      hash  reservation id -> JSON record
-  KEYS[8]  taken    hash  seatId -> reservation id
-  KEYS[9]  free     hash  optionId -> free seats
-  KEYS[10] held     hash  customerId -> open holds under the current token
-  KEYS[11] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[4]  layout   hash  optionId -> "start:count:version" of its seats in the bitmap
+  KEYS[5]  holds    zset  reservation id -> hold expiry (ms)
+  KEYS[6]  res      hash  reservation id -> JSON record
+  KEYS[7]  taken    bits  seat index -> 1 while the seat is held or sold
+  KEYS[8]  free     hash  optionId -> free seats
+  KEYS[9]  held     hash  customerId -> open holds under the current token
+  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -21,11 +22,13 @@
   ARGV[4] optionId
 
   Returns
-    {0, seatId, number, priceMinor, seatId, number, priceMinor, ...}
+    {0, version, start, count, bits}   bits: bytes (start >> 3) to ((start + count - 1) >> 3)
+                                       of the bitmap (shorter where the bitmap ends: missing
+                                       bits are 0); version: that of the option's seat list
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
 ]]
-local tokens, active, seen, options, seats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local holds, res, taken, free, held, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local tokens, active, seen, layout = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local holds, res, taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local customer, secret, idle_ms, option = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local SWEEP = 100
 
@@ -49,7 +52,7 @@ end
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
 local function release(id, rec, status)
-  redis.call('HDEL', taken, rec.seat)
+  redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
   rec.status = status
@@ -62,21 +65,16 @@ end
 
 local state = token_state()
 if state ~= 0 then return {state} end
-if redis.call('HEXISTS', options, option) == 0 then return {4} end
 
 local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, SWEEP)
 for i = 1, #due do
   release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
 end
 
-local catalog = redis.call('HGETALL', seats)
-local out = {0}
-for i = 1, #catalog, 2 do
-  if redis.call('HEXISTS', taken, catalog[i]) == 0 then
-    local number, price = string.match(catalog[i + 1], '^(%d+):(%d+)$')
-    out[#out + 1] = catalog[i]
-    out[#out + 1] = tonumber(number)
-    out[#out + 1] = tonumber(price)
-  end
-end
-return out
+local slice = redis.call('HGET', layout, option)
+if not slice then return {4} end
+local start, count, version = string.match(slice, '^(%d+):(%d+):(%w+)$')
+start, count = tonumber(start), tonumber(count)
+if count == 0 then return {0, version, start, 0, ''} end
+return {0, version, start, count, redis.call('GETRANGE', taken, math.floor(start / 8),
+                                             math.floor((start + count - 1) / 8))}

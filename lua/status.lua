@@ -8,7 +8,7 @@
   KEYS[3] seen      zset  customerId -> last poll of a WAITING token (ms)
   KEYS[4] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[5] held      hash  customerId -> open holds under the current token
-  KEYS[6] rate      hash  second % 60 -> "second:admitted"
+  KEYS[6] rate      hash  sec, n, avg: admissions (see admissions())
 
   ARGV[1] customerId
   ARGV[2] token secret (32 hex chars)
@@ -30,17 +30,24 @@ local ttl_ms, idle_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- Admission bookkeeping in the rate hash: sec = the second of the latest admissions, n = how
+-- many in that second, avg = admissions a second, a moving average over about a minute.
+local DECAY = math.exp(-1 / 60)
+local function admissions()
+  local second = math.floor(now / 1000)
+  local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg')
+  local sec, n, avg = tonumber(mark[1]) or second, tonumber(mark[2]) or 0, tonumber(mark[3]) or 0
+  if sec < second then
+    avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
+    n = 0
+  end
+  return second, n, avg
+end
+
 -- Admit from the head of the queue: at most the free ACTIVE slots and this second's remaining
 -- admissions; a head that went idle leaves instead of taking a slot.
 local function admit()
-  local second = math.floor(now / 1000)
-  local slot = second % 60
-  local admitted = 0
-  local mark = redis.call('HGET', rate, slot)
-  if mark then
-    local s, n = string.match(mark, '^(%d+):(%d+)$')
-    if tonumber(s) == second then admitted = tonumber(n) end
-  end
+  local second, admitted, avg = admissions()
   local room = math.min(limit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
                         per_second - admitted)
   local n, tries = 0, 0
@@ -57,19 +64,15 @@ local function admit()
       redis.call('HDEL', tokens, head)
     end
   end
-  if n > 0 then redis.call('HSET', rate, slot, second .. ':' .. (admitted + n)) end
+  if n > 0 then redis.call('HSET', rate, 'sec', second, 'n', admitted + n, 'avg', avg) end
   return n
 end
 
--- Seconds until a waiter at this position is admitted, at the last minute's admission rate.
+-- Seconds until a waiter at this position is admitted, at the last minute's admission rate
+-- (or this second's, when higher: right after a drop starts), floored at one a second.
 local function estimate(position)
-  local second, sum = math.floor(now / 1000), 0
-  local marks = redis.call('HVALS', rate)
-  for i = 1, #marks do
-    local s, n = string.match(marks[i], '^(%d+):(%d+)$')
-    if tonumber(s) > second - 60 then sum = sum + tonumber(n) end
-  end
-  return math.ceil(position / math.max(sum / 60, 1))
+  local _, n, avg = admissions()
+  return math.ceil(position / math.max(avg, n, 1))
 end
 
 if redis.call('HGET', tokens, customer) ~= secret then return {1} end

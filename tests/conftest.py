@@ -45,6 +45,7 @@ def settings(redis_server: RedisServer) -> Settings:
 # A small test catalog: concert 2 with two options of 4 seats, concert 3 with one option.
 CONCERT, OPTION, OTHER_OPTION = 2, 41150, 41151
 SEAT_PRICE = 100_000  # minor units: 1,000 points
+ODD_PRICES = {(41151, 3): 123_450, (41151, 4): 123_456}  # 1234.5 and 1234.56 points
 
 
 def seat_id(option: int, number: int) -> int:
@@ -54,7 +55,8 @@ def seat_id(option: int, number: int) -> int:
 def small_catalog(r: redis.Redis, seats: int = 4) -> None:
     def option(opt: int, day: str) -> Option:
         return Option(opt, f"2027-01-{day}T19:00:00+09:00",
-                      tuple(Seat(seat_id(opt, n), n, SEAT_PRICE) for n in range(1, seats + 1)))
+                      tuple(Seat(seat_id(opt, n), n, ODD_PRICES.get((opt, n), SEAT_PRICE))
+                            for n in range(1, seats + 1)))
 
     create_concert(r, CONCERT, "Test Concert", [option(OPTION, "10"), option(OTHER_OPTION, "09")])
     create_concert(r, 3, "Other Concert", [option(50001, "20")])

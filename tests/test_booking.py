@@ -233,3 +233,21 @@ def test_second_pay_while_paying_is_refused(settings: Settings, client: TestClie
         await store.aclose()
 
     asyncio.run(go())
+
+
+def test_seat_list_across_bitmap_bytes(r: redis.Redis, make_client) -> None:
+    """50 seats span seven bytes of the taken-seat bitmap: holds on byte edges show exactly."""
+    from engine.seed import seed_demo
+
+    seed_demo(r, customers=5)
+    client = make_client()
+    token = active_token(client, 1)
+    numbers = [1, 8, 9, 16, 17, 50]
+    for n in numbers:
+        hold(client, token, seat=41150 * 100 + n, option=41150)
+    seats = client.get("/api/41150/available-seats", headers=auth(token)).json()["seats"]
+    assert [s["number"] for s in seats] == [n for n in range(1, 51) if n not in numbers]
+    other = client.get("/api/41151/available-seats", headers=auth(token)).json()["seats"]
+    assert len(other) == 50  # the next option's bits are its own
+    dates = client.get("/api/2/available-dates", headers=auth(token)).json()["dates"]
+    assert {d["concertOptionId"]: d["availableSeats"] for d in dates}[41150] == 44

@@ -59,3 +59,17 @@ def test_full_booking_flow(client: TestClient) -> None:
     history = client.get("/api/point/history", params={"customerId": 7}).json()["entries"]
     assert history[0]["type"] == "PAYMENT" and history[0]["amount"] == 1000
     assert history[0]["reservationId"] == hold["reservationId"]
+
+
+def test_prices_with_cents_are_exact_json_numbers(client: TestClient) -> None:
+    token = client.post("/api/token/issue", json={"customerId": 9, "concertId": CONCERT}).json()[
+        "tokenValue"]
+    seats = client.get(f"/api/{OTHER_OPTION}/available-seats", headers=auth(token)).json()
+    prices = {s["number"]: s["price"] for s in seats["seats"]}
+    assert prices == {1: 1000, 2: 1000, 3: 1234.5, 4: 1234.56}
+    held = client.post("/api/reserve", headers=auth(token),
+                       json={"concertOptionId": OTHER_OPTION, "seatId": seat_id(OTHER_OPTION, 4)})
+    assert held.json()["price"] == 1234.56
+    paid = client.post("/api/pay", headers=auth(token),
+                       json={"reservationId": held.json()["reservationId"]}).json()
+    assert paid["amount"] == 1234.56 and paid["balance"] == 10_000 - 1234.56

@@ -63,8 +63,10 @@ def test_active_cap_and_fifo_positions(make_client: Callable[..., TestClient], c
 def test_admission_rate_per_second(make_client: Callable[..., TestClient], catalog) -> None:
     client = make_client(admit_per_second=2)
     wait_for_fresh_second(catalog)
-    states = [issue(client, c)["status"] for c in range(1, 6)]
-    assert states == ["ACTIVE", "ACTIVE", "WAITING", "WAITING", "WAITING"]
+    tokens = [issue(client, c) for c in range(1, 6)]
+    assert [t["status"] for t in tokens] == ["ACTIVE", "ACTIVE", "WAITING", "WAITING", "WAITING"]
+    # Two admitted this second: position / 2 a second, rounded up.
+    assert [t["estimatedWaitSeconds"] for t in tokens] == [0, 0, 1, 1, 2]
     time.sleep(1.0)  # next second: room for two more, admitted in FIFO order on the next call
     third = issue(client, 3)
     assert third["status"] == "ACTIVE"

@@ -1,0 +1,24 @@
+#!lua flags=no-writes
+--[[
+  The seats of one concert option as the API shows them, in seat-number order, with where
+  they sit in the taken-seat bitmap. Seats never change once created, so the engine reads
+  this once per option and keeps it; seats.lua then only returns the option's bits.
+
+  KEYS[1] layout  hash  optionId -> "start:count:version" of its seats in the bitmap
+  KEYS[2] view    zset  the seat as JSON {"id","number","price"} -> seat number
+
+  ARGV[1] optionId
+
+  Returns
+    {0, version, start, seatJson, seatJson, ...}   the i-th JSON is bit (start + i - 1)
+    {4}                                          no such option in this concert
+]]
+local layout, view = KEYS[1], KEYS[2]
+local option = ARGV[1]
+
+local slice = redis.call('HGET', layout, option)
+if not slice then return {4} end
+local start, count, version = string.match(slice, '^(%d+):(%d+):(%w+)$')
+local out = {0, version, tonumber(start)}
+for _, seat in ipairs(redis.call('ZRANGE', view, 0, -1)) do out[#out + 1] = seat end
+return out
