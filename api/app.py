@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
 from api import parsing
-from api.asgi import Endpoint, Guard
+from api.asgi import Endpoint, FastRouter, Guard
 from engine import booking, catalog, queue, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
@@ -148,10 +148,11 @@ def _tune_gc() -> None:
 
 
 class App(Starlette):
-    """Starlette with its router behind ``Guard`` instead of the two default middlewares."""
+    """Starlette with its router indexed (``FastRouter``) behind ``Guard`` instead of the two
+    default middlewares."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return Guard(self.router)
+        return Guard(FastRouter(self.router))
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

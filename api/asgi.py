@@ -6,11 +6,13 @@ against ~27 µs for a whole bare-ASGI request."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import problems
@@ -112,3 +114,43 @@ class Guard:
                 raise
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             await respond(send, *_problem(problems.internal()))
+
+
+class FastRouter:
+    """An index over Starlette's routes: the path is looked up in a dict (or, for the three
+    templated paths, matched against their regexes) instead of Starlette's walk that computes
+    the route path and runs a regex for every route in turn (~1-2 µs a route, measured).
+    Whatever it does not find (404, 405, HEAD, lifespan) goes to Starlette's router."""
+
+    __slots__ = ("exact", "router", "templated")
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.exact: dict[str, dict[str, ASGIApp]] = {}
+        self.templated: list[tuple[re.Pattern[str], dict[str, ASGIApp]]] = []
+        for route in router.routes:
+            if not isinstance(route, Route) or not route.methods:
+                continue
+            by_method = {m: route.app for m in route.methods if m != "HEAD"}
+            if route.param_convertors:
+                self.templated.append((route.path_regex, by_method))
+            else:
+                self.exact[route.path] = by_method
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            path = scope["path"]
+            by_method = self.exact.get(path)
+            if by_method is None:
+                for regex, methods in self.templated:
+                    m = regex.match(path)
+                    if m is not None:
+                        scope["path_params"] = m.groupdict()
+                        by_method = methods
+                        break
+            if by_method is not None:
+                app = by_method.get(scope["method"])
+                if app is not None:
+                    await app(scope, receive, send)
+                    return
+        await self.router(scope, receive, send)

@@ -19,8 +19,8 @@ async def reserve(store: Store, token: Token, option_id: int, seat_id: int) -> d
         "reserve",
         (k.tokens, k.active, k.seen, k.options, k.seats(option_id), k.taken, k.free, k.holds,
          k.res, k.held, k.gone),
-        (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"), option_id,
-         seat_id, secret, store.settings.ms("hold_ttl_seconds")),
+        (token.customer_id, token.secret, store.settings.idle_ms, option_id,
+         seat_id, secret, store.settings.hold_ms),
     )
     return {
         "reservationId": reservation_id(token.concert_id, secret),
@@ -38,7 +38,7 @@ async def cancel(store: Store, token: Token, secret: str) -> dict:
     await store.run(
         "cancel",
         (k.tokens, k.active, k.seen, k.res, k.holds, k.taken, k.free, k.held, k.gone),
-        (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"), secret),
+        (token.customer_id, token.secret, store.settings.idle_ms, secret),
     )
     return {"reservationId": reservation_id(token.concert_id, secret), "status": "CANCELLED"}
 
@@ -48,8 +48,8 @@ async def _begin(store: Store, token: Token, secret: str) -> tuple[int, int]:
     _, price, attempt = await store.run(
         "pay_begin",
         (k.tokens, k.active, k.seen, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone),
-        (token.customer_id, token.secret, store.settings.ms("waiting_idle_seconds"), secret,
-         store.settings.ms("pay_stale_seconds")),
+        (token.customer_id, token.secret, store.settings.idle_ms, secret,
+         store.settings.stale_ms),
     )
     return price, attempt
 

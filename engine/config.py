@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 
 def _seconds(name: str, default: float) -> float:
@@ -44,6 +44,18 @@ class Settings:
     idempotency_ttl_seconds: int = 86400
     history_limit: int = 100
 
+    # The *_seconds above in whole milliseconds, as the scripts take them (computed once).
+    idle_ms: int = field(init=False, repr=False, compare=False)
+    hold_ms: int = field(init=False, repr=False, compare=False)
+    active_ttl_ms: int = field(init=False, repr=False, compare=False)
+    stale_ms: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "idle_ms", self.ms("waiting_idle_seconds"))
+        object.__setattr__(self, "hold_ms", self.ms("hold_ttl_seconds"))
+        object.__setattr__(self, "active_ttl_ms", self.ms("active_ttl_seconds"))
+        object.__setattr__(self, "stale_ms", self.ms("pay_stale_seconds"))
+
     @classmethod
     def from_env(cls) -> Settings:
         d = cls()
@@ -68,4 +80,4 @@ class Settings:
         return max(1, round(getattr(self, name) * 1000))
 
 
-SETTING_NAMES = [f.name for f in fields(Settings)]
+SETTING_NAMES = [f.name for f in fields(Settings) if f.init]

@@ -15,12 +15,7 @@ log = logging.getLogger(__name__)
 
 def _queue_args(store: Store) -> tuple[int, int, int, int]:
     s = store.settings
-    return (
-        s.active_limit,
-        s.admit_per_second,
-        s.ms("active_ttl_seconds"),
-        s.ms("waiting_idle_seconds"),
-    )
+    return s.active_limit, s.admit_per_second, s.active_ttl_ms, s.idle_ms
 
 
 def _token_view(token: Token, active: int, position: int, wait: int, until: int) -> dict:
@@ -67,7 +62,7 @@ async def tick(store: Store, concert_id: int) -> dict:
         "admit",
         (k.tokens, k.waiting, k.seen, k.active, k.held, k.rate,
          k.holds, k.paying, k.res, k.taken, k.free, k.gone),
-        (*_queue_args(store), s.ms("pay_stale_seconds"), s.idempotency_ttl_seconds * 1000),
+        (*_queue_args(store), s.stale_ms, s.idempotency_ttl_seconds * 1000),
     )
     recovered = 0
     for i in range(0, len(stale), 3):
