@@ -5,7 +5,7 @@
 
   KEYS[1] balance  string  integer minor units
   KEYS[2] debits   hash    reservation id -> "D:<amount>" (debited) | "V:<attempt>" (voided)
-  KEYS[3] history  list    "kind|amount|balance|atMs|ref", newest first
+  KEYS[3] history  list    "kind|amount|balance|atMs|ref", newest first (up to keep + 10)
 
   ARGV[1] reservation id, with its concert ("<concertId>.<32 hex>")
   ARGV[2] attempt number (from pay_begin.lua)
@@ -40,6 +40,9 @@ local balance = tonumber(redis.call('GET', balance_key) or '0')
 if balance < amount then return {11, balance} end
 balance = redis.call('DECRBY', balance_key, amount)
 redis.call('HSET', debits, id, 'D:' .. amount)
-redis.call('LPUSH', history, table.concat({'PAYMENT', amount, balance, now, id}, '|'))
-redis.call('LTRIM', history, 0, keep - 1)
+-- Trim in steps of 10 rather than on every push: one call less on the hot path.
+if redis.call('LPUSH', history, table.concat({'PAYMENT', amount, balance, now, id}, '|'))
+    > keep + 10 then
+  redis.call('LTRIM', history, 0, keep - 1)
+end
 return {0, balance, 0, amount}

@@ -29,8 +29,7 @@ local res, paying, holds, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS
 local tokens, active, held, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local id, attempt, outcome = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now  -- read from TIME only on the path that needs it (a refused pay)
 
 -- Release a hold: free its seat, close the reservation, uncount it from the token it was made
 -- under. (The same lines stand in every script that releases holds.)
@@ -53,10 +52,10 @@ local rec = cjson.decode(raw)
 if outcome == 'PAID' then
   if rec.status == 'PAID' then return {0, 0} end
   -- The debit is the truth: whatever the record says now, the seat is sold to this payer.
+  if rec.status == 'HELD' then redis.call('ZREM', holds, id) end  -- a recovered pay
   rec.status = 'PAID'
   redis.call('HSET', res, id, cjson.encode(rec))
   redis.call('ZREM', paying, id)
-  redis.call('ZREM', holds, id)
   redis.call('HINCRBY', concert, 'sold', 1)
   if redis.call('HGET', tokens, rec.customer) == rec.token then
     if redis.call('HINCRBY', held, rec.customer, -1) <= 0 then
@@ -70,6 +69,8 @@ if outcome == 'PAID' then
 end
 
 if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {0, 0} end
+local t = redis.call('TIME')
+now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', paying, id)
 if rec.expires > now then
   rec.status = 'HELD'

@@ -56,12 +56,12 @@ def test_idempotency_key_charges_once(client: TestClient, catalog: redis.Redis) 
 
 def test_history_newest_first_and_bounded(make_client, catalog: redis.Redis) -> None:
     client = make_client(history_limit=5)
-    for amount in range(1, 9):
+    for amount in range(1, 31):
         assert charge(client, 3, amount).status_code == 200
     entries = client.get("/api/point/history", params={"customerId": 3, "limit": 50}).json()[
         "entries"]
-    assert [e["amount"] for e in entries] == [8, 7, 6, 5, 4]
-    assert entries[0]["type"] == "CHARGE" and entries[0]["balance"] == 10_000 + 36
-    assert catalog.llen(CustomerKeys(3).history) == 5
+    assert [e["amount"] for e in entries] == [30, 29, 28, 27, 26]
+    assert entries[0]["type"] == "CHARGE" and entries[0]["balance"] == 10_000 + 465
+    assert 5 <= catalog.llen(CustomerKeys(3).history) <= 5 + 10  # trimmed in steps of 10
     two = client.get("/api/point/history", params={"customerId": 3, "limit": 2}).json()
     assert len(two["entries"]) == 2
