@@ -1,9 +1,11 @@
-#!lua
+#!lua flags=allow-oom
 --[[
   The background tick of one concert (the API runs it about once a second): drop expired
   ACTIVE tokens and idle WAITING ones, release expired holds, purge long-closed reservations,
   admit from the queue, and list pays stuck in PAYING for the engine to finish.
   Every step is bounded, so one tick never blocks Redis for long.
+
+  Flag allow-oom: its sweeps are what frees memory, so they must run when Redis is full.
 
   KEYS[1]  tokens   hash  customerId -> token secret
   KEYS[2]  waiting  zset  customerId -> queue ticket (FIFO)

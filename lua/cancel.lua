@@ -1,6 +1,8 @@
-#!lua
+#!lua flags=allow-oom
 --[[
   Cancel a hold: the seat is free again at once. Only the customer who holds it may cancel.
+
+  Flag allow-oom: it frees a hold, which must be possible when Redis is full.
 
   KEYS[1] tokens   hash  customerId -> token secret
   KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)

@@ -1,7 +1,9 @@
-#!lua
+#!lua flags=allow-oom
 --[[
   Available dates of a concert: each option (performance) with its date and free seats.
   Releases expired holds first, so the counts are current.
+
+  Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
   KEYS[1]  tokens   hash  customerId -> token secret
   KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)

@@ -1,9 +1,11 @@
-#!lua
+#!lua flags=allow-oom
 --[[
   Pay, step 3 of 3 (concert side): after the debit, mark the reservation PAID and its seat
   sold, and finish the token when the customer has no other open hold under it; after a
   refused or voided debit, return the reservation to HELD (or release it if its time is up).
   Idempotent: finishing the same attempt twice changes nothing the second time.
+
+  Flag allow-oom: it completes a pay whose first steps ran, which must never be left half-done.
 
   KEYS[1]  res      hash  reservation id -> JSON record
   KEYS[2]  paying   zset  reservation id -> pay start (ms)

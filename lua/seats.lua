@@ -1,9 +1,11 @@
-#!lua
+#!lua flags=allow-oom
 --[[
   Available seats of one concert option, as the option's slice of the concert's taken-seat
   bitmap: bit (start + i) is set while the option's i-th seat by number is held or sold. The
   seats themselves never change, so the engine keeps their JSON (catalog.lua) and only the
   bits travel. Releases expired holds first, so a seat whose hold ran out is offered again.
+
+  Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
   KEYS[1]  tokens   hash  customerId -> token secret
   KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)

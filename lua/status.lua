@@ -1,7 +1,9 @@
-#!lua
+#!lua flags=allow-oom
 --[[
   Poll a queue token: keep a WAITING token in the queue (it leaves after the idle limit without
   polls), admit from the head while the concert has room, and tell where the token stands.
+
+  Flag allow-oom: it only moves tokens along the queue, and a poll must keep working when Redis is full.
 
   KEYS[1] tokens    hash  customerId -> token secret
   KEYS[2] waiting   zset  customerId -> queue ticket (FIFO)
