@@ -22,6 +22,8 @@ from engine.errors import EngineError, StoreUnavailable
 log = logging.getLogger("api")
 
 MAX_BODY = 64 * 1024
+# uvicorn's httptools parser takes headers of any size (seen here: 200 KB); refuse them here.
+MAX_HEADER_BYTES = 16 * 1024
 JSON = b"application/json"
 Handler = Callable[[Scope, bytes], Awaitable[Any]]
 
@@ -105,6 +107,12 @@ class Guard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and sum(
+                len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+            await respond(send, *_problem(problems.problem(
+                431, "HEADERS_TOO_LARGE", "Request header fields too large",
+                f"The request's headers exceed {MAX_HEADER_BYTES} bytes.")))
+            return
         try:
             await self.app(scope, receive, send)
         except HTTPException as e:

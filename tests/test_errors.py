@@ -71,6 +71,10 @@ def cases(token: str) -> list[tuple[str, str, object, dict, int, str]]:
                      "TOKEN_UNKNOWN"))
     rows.append(("POST", "/api/reserve", {"concertOptionId": OPTION, "seatId": seat},
                  {"Authorization": "Bearer 2.1." + "0" * 32}, 401, "TOKEN_UNKNOWN"))
+    rows.append(("GET", "/api/token/status", None, {"Authorization": "Bearer é".encode()}, 401,
+                 "TOKEN_UNKNOWN"))  # non-ASCII
+    rows.append(("GET", "/api/point?customerId=1", None, {"X-Padding": "a" * 20_000}, 431,
+                 "HEADERS_TOO_LARGE"))
     # routes and methods
     rows += [
         ("GET", "/api/nothing/here", None, {}, 404, "NOT_FOUND"),
