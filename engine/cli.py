@@ -17,10 +17,11 @@ import redis
 
 from engine import booking, catalog, queue, wallet
 from engine.config import Settings
+from engine.errors import StoreUnavailable
 from engine.ids import parse_reservation, parse_token
-from engine.keys import CONCERTS, concert_keys
 from engine.scripts import LUA_DIR
 from engine.seed import seed_demo
+from engine.store import Store, connect
 
 
 def _redis(settings: Settings) -> redis.Redis:
@@ -32,27 +33,16 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def concert_stats(r: redis.Redis, concert_id: int) -> dict:
-    k = concert_keys(concert_id)
-    now_ms = int(r.time()[0]) * 1000
-    with r.pipeline(transaction=False) as p:
-        p.zcard(k.waiting)
-        p.zcount(k.active, f"({now_ms}", "+inf")
-        p.zcard(k.holds)
-        p.zcard(k.paying)
-        p.hget(k.concert, "sold")
-        p.hvals(k.free)
-        waiting, active, holds, paying, sold, free = p.execute()
-    return {
-        "concertId": concert_id, "waiting": waiting, "active": active, "holds": holds + paying,
-        "paying": paying, "sold": int(sold or 0), "freeSeats": sum(int(f) for f in free),
-    }
-
-
 def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
-    r = _redis(settings)
-    ids = args.concert or sorted(int(c) for c in r.smembers(CONCERTS))
-    rows = [concert_stats(r, c) for c in ids]
+    async def collect() -> list[dict]:
+        store = Store(connect(settings), settings)
+        try:
+            ids = args.concert or await queue.concerts(store)
+            return [await queue.concert_stats(store, c) for c in ids]
+        finally:
+            await store.aclose()
+
+    rows = asyncio.run(collect())
     if args.json:
         print(orjson.dumps(rows).decode())
         return 0
@@ -71,7 +61,8 @@ class _Recorder:
         "issue": [0, b"<secret>", 0, 1, 1, 0], "status": [0, 0, 1, 1, 0],
         "reserve": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0, 0],
         "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, []],
-        "dates": [0, b"[]"], "seats": [0, b"v", 0, 0, b""], "catalog": [0, b"v", 0],
+        "stats": [0, 0, 0, 0, 0, 0, 0], "dates": [0, b"[]"], "seats": [0, b"v", 0, 0, b""],
+        "catalog": [0, b"v", 0],
     }
 
     def __init__(self, settings: Settings) -> None:
@@ -116,12 +107,13 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
         "charge": lambda: wallet.charge(rec, a.customer, a.amount_minor),
         "history": lambda: wallet.history(rec, a.customer, 20),
         "admit": lambda: queue.tick(rec, a.concert),
+        "stats": lambda: queue.concert_stats(rec, a.concert),
     }
     return ops[a.op]()
 
 
 OPS = ("issue", "status", "dates", "seats", "reserve", "cancel", "pay", "balance", "charge",
-       "history", "admit")
+       "history", "admit", "stats")
 
 
 def cmd_debug(settings: Settings, args: argparse.Namespace) -> int:
@@ -161,6 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         return args.func(Settings.from_env(), args)
-    except redis.exceptions.ConnectionError as e:
+    except (redis.exceptions.ConnectionError, StoreUnavailable) as e:
         print(f"cannot reach Redis: {e}", file=sys.stderr)
         return 1

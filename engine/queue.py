@@ -72,7 +72,20 @@ async def tick(store: Store, concert_id: int) -> dict:
     return {"admitted": admitted, "dropped": dropped, "released": released, "recovered": recovered}
 
 
+async def concert_stats(store: Store, concert_id: int) -> dict:
+    """Waiting, active, holds (of which paying), sold and free seats of one concert."""
+    k = concert_keys(concert_id)
+    _, waiting, active, holds, paying, sold, free = await store.run(
+        "stats", (k.waiting, k.active, k.holds, k.paying, k.concert, k.free))
+    return {"concertId": concert_id, "waiting": waiting, "active": active,
+            "holds": holds + paying, "paying": paying, "sold": sold, "freeSeats": free}
+
+
+async def concerts(store: Store) -> list[int]:
+    return sorted(int(c) for c in await store.execute("SMEMBERS", CONCERTS))
+
+
 async def tick_all(store: Store) -> None:
     """Tick every known concert (the API runs this about once a second)."""
-    for raw in await store.execute("SMEMBERS", CONCERTS):
-        await tick(store, int(raw))
+    for concert_id in await concerts(store):
+        await tick(store, concert_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 
 # Scripts that change nothing: a transport error on them cannot have half-applied anything.
-READ_ONLY = frozenset({"balance", "catalog", "history"})
+READ_ONLY = frozenset({"balance", "catalog", "history", "stats"})
 
 
 def load_sources(lua_dir: Path = LUA_DIR) -> dict[str, str]:
