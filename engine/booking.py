@@ -17,7 +17,7 @@ async def reserve(store: Store, token: Token, option_id: int, seat_id: int) -> d
     secret = new_secret()
     _, price, expires = await store.run(
         "reserve",
-        (k.tokens, k.active, k.seen, k.options, k.seats(option_id), k.taken, k.free, k.holds,
+        (k.tokens, k.active, k.options, k.seats(option_id), k.taken, k.free, k.holds,
          k.res, k.held, k.gone),
         (token.customer_id, token.secret, store.settings.idle_ms, option_id,
          seat_id, secret, store.settings.hold_ms),
@@ -37,7 +37,7 @@ async def cancel(store: Store, token: Token, secret: str) -> dict:
     k = concert_keys(token.concert_id)
     await store.run(
         "cancel",
-        (k.tokens, k.active, k.seen, k.res, k.holds, k.taken, k.free, k.held, k.gone),
+        (k.tokens, k.active, k.res, k.holds, k.taken, k.free, k.held, k.gone),
         (token.customer_id, token.secret, store.settings.idle_ms, secret),
     )
     return {"reservationId": reservation_id(token.concert_id, secret), "status": "CANCELLED"}
@@ -47,7 +47,7 @@ async def _begin(store: Store, token: Token, secret: str) -> tuple[int, int]:
     k = concert_keys(token.concert_id)
     _, price, attempt = await store.run(
         "pay_begin",
-        (k.tokens, k.active, k.seen, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone),
+        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone),
         (token.customer_id, token.secret, store.settings.idle_ms, secret,
          store.settings.stale_ms),
     )

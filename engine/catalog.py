@@ -15,7 +15,7 @@ async def available_dates(store: Store, token: Token, concert_id: int) -> dict:
     k = concert_keys(token.concert_id)
     reply = await store.run(
         "dates",
-        (k.tokens, k.active, k.seen, k.options, k.free, k.holds, k.res, k.taken, k.held, k.gone),
+        (k.tokens, k.active, k.options, k.free, k.holds, k.res, k.taken, k.held, k.gone),
         (token.customer_id, token.secret, store.settings.idle_ms,
          1 if concert_id == token.concert_id else 0),
     )
@@ -29,7 +29,7 @@ async def available_seats(store: Store, token: Token, option_id: int) -> dict:
     k = concert_keys(token.concert_id)
     _, version, start, _count, bits = await store.run(
         "seats",
-        (k.tokens, k.active, k.seen, k.layout, k.holds, k.res, k.taken, k.free, k.held, k.gone),
+        (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.held, k.gone),
         (token.customer_id, token.secret, store.settings.idle_ms, option_id),
     )
     views = await _seat_views(store, token.concert_id, option_id, version)

@@ -29,7 +29,7 @@ class ConcertKeys:
     __slots__ = (
         "active", "concert", "free", "gone", "held", "holds", "layout", "options", "paying",
         "rate",
-        "res", "seen", "tag", "taken", "tokens", "waiting",
+        "res", "tag", "taken", "tokens", "waiting",
     )
 
     def __init__(self, concert_id: int) -> None:
@@ -43,12 +43,13 @@ class ConcertKeys:
         self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
         self.res = f"{t}:res"  # hash: reservation id -> JSON record
         self.gone = f"{t}:gone"  # zset: closed reservation id -> closed at (ms), for purging
-        self.tokens = f"{t}:tokens"  # hash: customerId -> token secret
+        # hash: customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+        self.tokens = f"{t}:tokens"
         self.waiting = f"{t}:waiting"  # zset: customerId -> queue ticket (FIFO)
-        self.seen = f"{t}:seen"  # zset: customerId -> last poll of a WAITING token (ms)
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
         self.held = f"{t}:held"  # hash: customerId -> open holds under the current token
-        self.rate = f"{t}:rate"  # hash: sec, n, avg (admissions a second, a minute's average)
+        # hash: sec, n, avg (admissions a second, a minute's average); cursor (idle sweep)
+        self.rate = f"{t}:rate"
 
     def seats(self, option_id: int) -> str:
         """hash: seatId -> "number:price:index" (price in minor units, index in `taken`)."""

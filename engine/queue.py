@@ -35,7 +35,7 @@ async def issue_token(store: Store, customer_id: int, concert_id: int) -> dict:
     k = concert_keys(concert_id)
     reply = await store.run(
         "issue",
-        (k.concert, k.tokens, k.waiting, k.seen, k.active, k.held, k.rate),
+        (k.concert, k.tokens, k.waiting, k.active, k.held, k.rate),
         (customer_id, new_secret(), *_queue_args(store)),
     )
     _, secret, active, position, wait, until = reply
@@ -48,7 +48,7 @@ async def token_status(store: Store, token: Token) -> dict:
     k = concert_keys(token.concert_id)
     _, active, position, wait, until = await store.run(
         "status",
-        (k.tokens, k.waiting, k.seen, k.active, k.held, k.rate),
+        (k.tokens, k.waiting, k.active, k.held, k.rate),
         (token.customer_id, token.secret, *_queue_args(store)),
     )
     return _token_view(token, active, position, wait, until)
@@ -60,7 +60,7 @@ async def tick(store: Store, concert_id: int) -> dict:
     k = concert_keys(concert_id)
     _, admitted, dropped, released, stale = await store.run(
         "admit",
-        (k.tokens, k.waiting, k.seen, k.active, k.held, k.rate,
+        (k.tokens, k.waiting, k.active, k.held, k.rate,
          k.holds, k.paying, k.res, k.taken, k.free, k.gone),
         (*_queue_args(store), s.stale_ms, s.idempotency_ttl_seconds * 1000),
     )

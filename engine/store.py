@@ -4,7 +4,8 @@ trouble into ``StoreUnavailable`` and script refusals into engine exceptions."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.config import Settings
@@ -40,17 +41,22 @@ class Store:
     def __init__(self, redis: PipelinedRedis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
+        # observe(script, seconds) after each script call, when set (the API's metrics).
+        self.observe: Callable[[str, float], None] | None = None
         self._scripts = {name: Script(name, src) for name, src in load_sources().items()}
 
     async def run(self, name: str, keys: Sequence[Any], args: Sequence[Any] = ()) -> list:
         """Run script ``name``; return its reply when its code is OK, else raise the code's
         ``EngineError``. Redis down, slow or full raises ``StoreUnavailable``."""
         script = self._scripts[name]
+        started = time.perf_counter()
         try:
             reply = await self.redis.call(pack(("EVALSHA", script.sha, len(keys), *keys, *args)))
             if type(reply) is ReplyError and str(reply).startswith("NOSCRIPT"):
                 reply = await self.redis.call(
                     pack(("EVAL", script.source, len(keys), *keys, *args)))
+            if self.observe is not None:
+                self.observe(name, time.perf_counter() - started)
         except TransportError as e:
             maybe = e.maybe_sent and name not in READ_ONLY
             raise StoreUnavailable(

@@ -4,12 +4,11 @@
   the end of the queue. Then admit from the head of the queue while the concert has room.
 
   KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue)
-  KEYS[2] tokens    hash  customerId -> token secret
+  KEYS[2] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[3] waiting   zset  customerId -> queue ticket (FIFO)
-  KEYS[4] seen      zset  customerId -> last poll of a WAITING token (ms)
-  KEYS[5] active    zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[6] held      hash  customerId -> open holds under the current token
-  KEYS[7] rate      hash  sec, n, avg: admissions (see admissions())
+  KEYS[4] active    zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[5] held      hash  customerId -> open holds under the current token
+  KEYS[6] rate      hash  sec, n, avg: admissions (see admissions()); cursor: the idle sweep
 
   ARGV[1] customerId
   ARGV[2] secret for a new token (32 hex chars; unused when a live token exists)
@@ -23,8 +22,8 @@
     {0, secret, 0, position, estimatedWaitSeconds, 0}  WAITING (position is 1-based)
     {3}                                                no such concert
 ]]
-local concert, tokens, waiting, seen, active, held, rate =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local concert, tokens, waiting, active, held, rate =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local customer, fresh = ARGV[1], ARGV[2]
 local limit, per_second = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl_ms, idle_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -59,9 +58,9 @@ local function admit()
     tries = tries + 1
     local head = redis.call('ZPOPMIN', waiting)[1]
     if not head then break end
-    local seen_at = tonumber(redis.call('ZSCORE', seen, head))
-    redis.call('ZREM', seen, head)
-    if seen_at and seen_at > now - idle_ms then
+    local entry = redis.call('HGET', tokens, head)
+    if entry and #entry > 32 and tonumber(string.sub(entry, 34)) > now - idle_ms then
+      redis.call('HSET', tokens, head, string.sub(entry, 1, 32))  -- the bare secret: ACTIVE
       redis.call('ZADD', active, now + ttl_ms, head)
       n = n + 1
     else
@@ -79,28 +78,28 @@ local function estimate(position)
   return math.ceil(position / math.max(avg, n, 1))
 end
 
--- A token of this customer that expired or went idle is dropped; a live one is kept.
-local secret = redis.call('HGET', tokens, customer)
-if secret then
+-- A token of this customer that expired or went idle is dropped; a live one is kept (and a
+-- WAITING one counts as polled). The entry is the secret (ACTIVE) or "secret:lastPollMs".
+local entry = redis.call('HGET', tokens, customer)
+local secret = entry and string.sub(entry, 1, 32)
+if entry and #entry == 32 then
   local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
-  if active_until and active_until > now then
-    return {0, secret, 1, 0, 0, active_until}
-  elseif seen_at and seen_at > now - idle_ms then
-    redis.call('ZADD', seen, now, customer)
-  else
-    redis.call('ZREM', active, customer)
-    redis.call('ZREM', waiting, customer)
-    redis.call('ZREM', seen, customer)
-    redis.call('HDEL', held, customer)
-    secret = nil
-  end
+  if active_until and active_until > now then return {0, secret, 1, 0, 0, active_until} end
+  secret = nil
+elseif entry and tonumber(string.sub(entry, 34)) > now - idle_ms then
+  redis.call('HSET', tokens, customer, secret .. ':' .. now)
+else
+  secret = nil
 end
 if not secret then
+  if entry then  -- the old token's traces
+    redis.call('ZREM', active, customer)
+    redis.call('ZREM', waiting, customer)
+    redis.call('HDEL', held, customer)
+  end
   secret = fresh
-  redis.call('HSET', tokens, customer, secret)
+  redis.call('HSET', tokens, customer, secret .. ':' .. now)
   redis.call('ZADD', waiting, redis.call('HINCRBY', concert, 'seq', 1), customer)
-  redis.call('ZADD', seen, now, customer)
 end
 
 admit()

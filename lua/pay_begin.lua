@@ -4,16 +4,15 @@
   A PAYING hold never expires; step 3 (pay_finish.lua) marks it PAID or returns it to HELD.
   Of concurrent pays of one reservation exactly one gets past this step.
 
-  KEYS[1]  tokens   hash  customerId -> token secret
-  KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
-  KEYS[4]  res      hash  reservation id -> JSON record
-  KEYS[5]  holds    zset  reservation id -> hold expiry (ms)
-  KEYS[6]  paying   zset  reservation id -> pay start (ms)
-  KEYS[7]  taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[8]  free     hash  optionId -> free seats
-  KEYS[9]  held     hash  customerId -> open holds under the current token
-  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3] res      hash  reservation id -> JSON record
+  KEYS[4] holds    zset  reservation id -> hold expiry (ms)
+  KEYS[5] paying   zset  reservation id -> pay start (ms)
+  KEYS[6] taken    bits  seat index -> 1 while the seat is held or sold
+  KEYS[7] free     hash  optionId -> free seats
+  KEYS[8] held     hash  customerId -> open holds under the current token
+  KEYS[9] gone     zset  closed reservation id -> closed at (ms)
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -27,25 +26,26 @@
     {1} token unknown/expired   {2} token WAITING   {7} no such reservation of this customer
     {8} already paid   {9} hold expired   {10} another pay is in progress   {15} cancelled
 ]]
-local tokens, active, seen, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local paying, taken, free, held, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local paying, taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local id, stale_ms = ARGV[4], tonumber(ARGV[5])
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. (The same lines stand in every
+-- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. A token's entry is its secret
+-- (32 hex) when ACTIVE, "secret:lastPollMs" when WAITING. (The same lines stand in every
 -- script that needs an ACTIVE token.)
 local function token_state()
-  if redis.call('HGET', tokens, customer) ~= secret then return 1 end
-  local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  if active_until then
-    if active_until > now then return 0 end
+  local entry = redis.call('HGET', tokens, customer)
+  if not entry or string.sub(entry, 1, 32) ~= secret then return 1 end
+  if #entry == 32 then
+    local active_until = tonumber(redis.call('ZSCORE', active, customer))
+    if active_until and active_until > now then return 0 end
     return 1
   end
-  local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
-  if seen_at and seen_at > now - idle_ms then return 2 end
+  if tonumber(string.sub(entry, 34)) > now - idle_ms then return 2 end
   return 1
 end
 

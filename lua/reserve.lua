@@ -3,17 +3,16 @@
   Hold a seat for the customer of an ACTIVE token, for the hold TTL. Of any number of
   concurrent holds of one seat exactly one wins. Releases expired holds first.
 
-  KEYS[1]  tokens   hash  customerId -> token secret
+  KEYS[1]  tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
-  KEYS[4]  options  hash  optionId -> date
-  KEYS[5]  seats    hash  seatId -> "number:price:index" of this option (price in minor units)
-  KEYS[6]  taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[7]  free     hash  optionId -> free seats
-  KEYS[8]  holds    zset  reservation id -> hold expiry (ms)
-  KEYS[9]  res      hash  reservation id -> JSON record
-  KEYS[10] held     hash  customerId -> open holds under the current token
-  KEYS[11] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[3]  options  hash  optionId -> date
+  KEYS[4]  seats    hash  seatId -> "number:price:index" of this option (price in minor units)
+  KEYS[5]  taken    bits  seat index -> 1 while the seat is held or sold
+  KEYS[6]  free     hash  optionId -> free seats
+  KEYS[7]  holds    zset  reservation id -> hold expiry (ms)
+  KEYS[8]  res      hash  reservation id -> JSON record
+  KEYS[9]  held     hash  customerId -> open holds under the current token
+  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -28,8 +27,8 @@
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
     {5} no such seat in this option   {6} seat held or sold
 ]]
-local tokens, active, seen, options, seats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local taken, free, holds, res, held, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local tokens, active, options, seats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local taken, free, holds, res, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local option, seat, id, hold_ms = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local SWEEP = 100
@@ -37,17 +36,18 @@ local SWEEP = 100
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. (The same lines stand in every
+-- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. A token's entry is its secret
+-- (32 hex) when ACTIVE, "secret:lastPollMs" when WAITING. (The same lines stand in every
 -- script that needs an ACTIVE token.)
 local function token_state()
-  if redis.call('HGET', tokens, customer) ~= secret then return 1 end
-  local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  if active_until then
-    if active_until > now then return 0 end
+  local entry = redis.call('HGET', tokens, customer)
+  if not entry or string.sub(entry, 1, 32) ~= secret then return 1 end
+  if #entry == 32 then
+    local active_until = tonumber(redis.call('ZSCORE', active, customer))
+    if active_until and active_until > now then return 0 end
     return 1
   end
-  local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
-  if seen_at and seen_at > now - idle_ms then return 2 end
+  if tonumber(string.sub(entry, 34)) > now - idle_ms then return 2 end
   return 1
 end
 

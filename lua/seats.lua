@@ -7,16 +7,15 @@
 
   Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
-  KEYS[1]  tokens   hash  customerId -> token secret
-  KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[3]  seen     zset  customerId -> last poll of a WAITING token (ms)
-  KEYS[4]  layout   hash  optionId -> "start:count:version" of its seats in the bitmap
-  KEYS[5]  holds    zset  reservation id -> hold expiry (ms)
-  KEYS[6]  res      hash  reservation id -> JSON record
-  KEYS[7]  taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[8]  free     hash  optionId -> free seats
-  KEYS[9]  held     hash  customerId -> open holds under the current token
-  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3] layout   hash  optionId -> "start:count:version" of its seats in the bitmap
+  KEYS[4] holds    zset  reservation id -> hold expiry (ms)
+  KEYS[5] res      hash  reservation id -> JSON record
+  KEYS[6] taken    bits  seat index -> 1 while the seat is held or sold
+  KEYS[7] free     hash  optionId -> free seats
+  KEYS[8] held     hash  customerId -> open holds under the current token
+  KEYS[9] gone     zset  closed reservation id -> closed at (ms)
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -29,25 +28,26 @@
                                        bits are 0); version: that of the option's seat list
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
 ]]
-local tokens, active, seen, layout = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds, res, taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local tokens, active, layout = KEYS[1], KEYS[2], KEYS[3]
+local holds, res, taken, free, held, gone = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local customer, secret, idle_ms, option = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local SWEEP = 100
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. (The same lines stand in every
+-- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. A token's entry is its secret
+-- (32 hex) when ACTIVE, "secret:lastPollMs" when WAITING. (The same lines stand in every
 -- script that needs an ACTIVE token.)
 local function token_state()
-  if redis.call('HGET', tokens, customer) ~= secret then return 1 end
-  local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  if active_until then
-    if active_until > now then return 0 end
+  local entry = redis.call('HGET', tokens, customer)
+  if not entry or string.sub(entry, 1, 32) ~= secret then return 1 end
+  if #entry == 32 then
+    local active_until = tonumber(redis.call('ZSCORE', active, customer))
+    if active_until and active_until > now then return 0 end
     return 1
   end
-  local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
-  if seen_at and seen_at > now - idle_ms then return 2 end
+  if tonumber(string.sub(entry, 34)) > now - idle_ms then return 2 end
   return 1
 end
 

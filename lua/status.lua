@@ -5,12 +5,11 @@
 
   Flag allow-oom: it only moves tokens along the queue, and a poll must keep working when Redis is full.
 
-  KEYS[1] tokens    hash  customerId -> token secret
+  KEYS[1] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2] waiting   zset  customerId -> queue ticket (FIFO)
-  KEYS[3] seen      zset  customerId -> last poll of a WAITING token (ms)
-  KEYS[4] active    zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[5] held      hash  customerId -> open holds under the current token
-  KEYS[6] rate      hash  sec, n, avg: admissions (see admissions())
+  KEYS[3] active    zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[4] held      hash  customerId -> open holds under the current token
+  KEYS[5] rate      hash  sec, n, avg: admissions (see admissions()); cursor: the idle sweep
 
   ARGV[1] customerId
   ARGV[2] token secret (32 hex chars)
@@ -24,7 +23,7 @@
     {0, 0, position, estimatedWaitSeconds, 0}  WAITING (position is 1-based)
     {1}                                        unknown, expired, idle or finished token
 ]]
-local tokens, waiting, seen, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local tokens, waiting, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local customer, secret = ARGV[1], ARGV[2]
 local limit, per_second = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl_ms, idle_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -57,9 +56,9 @@ local function admit()
     tries = tries + 1
     local head = redis.call('ZPOPMIN', waiting)[1]
     if not head then break end
-    local seen_at = tonumber(redis.call('ZSCORE', seen, head))
-    redis.call('ZREM', seen, head)
-    if seen_at and seen_at > now - idle_ms then
+    local entry = redis.call('HGET', tokens, head)
+    if entry and #entry > 32 and tonumber(string.sub(entry, 34)) > now - idle_ms then
+      redis.call('HSET', tokens, head, string.sub(entry, 1, 32))  -- the bare secret: ACTIVE
       redis.call('ZADD', active, now + ttl_ms, head)
       n = n + 1
     else
@@ -77,24 +76,23 @@ local function estimate(position)
   return math.ceil(position / math.max(avg, n, 1))
 end
 
-if redis.call('HGET', tokens, customer) ~= secret then return {1} end
-local active_until = tonumber(redis.call('ZSCORE', active, customer))
-if active_until then
-  if active_until > now then return {0, 1, 0, 0, active_until} end
+local entry = redis.call('HGET', tokens, customer)
+if not entry or string.sub(entry, 1, 32) ~= secret then return {1} end
+if #entry == 32 then  -- ACTIVE: the entry is the bare secret
+  local active_until = tonumber(redis.call('ZSCORE', active, customer))
+  if active_until and active_until > now then return {0, 1, 0, 0, active_until} end
   return {1}
 end
-local seen_at = tonumber(redis.call('ZSCORE', seen, customer))
-if not (seen_at and seen_at > now - idle_ms) then
+if tonumber(string.sub(entry, 34)) <= now - idle_ms then
   redis.call('ZREM', waiting, customer)
-  redis.call('ZREM', seen, customer)
   redis.call('HDEL', tokens, customer)
   redis.call('HDEL', held, customer)
   return {1}
 end
-redis.call('ZADD', seen, now, customer)
+redis.call('HSET', tokens, customer, secret .. ':' .. now)
 
 admit()
-active_until = tonumber(redis.call('ZSCORE', active, customer))
+local active_until = tonumber(redis.call('ZSCORE', active, customer))
 if active_until then return {0, 1, 0, 0, active_until} end
 local position = redis.call('ZRANK', waiting, customer) + 1
 return {0, 0, position, estimate(position), 0}
