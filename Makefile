@@ -8,7 +8,7 @@ REDIS_PORT ?= 6379
 WORKERS ?= 1
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: install redis-server run test lint clean bench-endpoints
+.PHONY: install redis-server run test lint clean bench-endpoints bench-scripts
 
 install: $(VENV)/.installed redis-server
 
@@ -61,3 +61,8 @@ bench-endpoints: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) -m loadtests.bench_endpoints $(BENCH_ARGS)
+
+# Each Lua script alone on Redis (CPU µs a call), then its cost from 1k to 1M waiting tokens.
+bench-scripts: install
+	$(PY) -m loadtests.bench_scripts
+	$(PY) -m loadtests.bench_scaling
