@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 REDIS_PORT ?= 6379
-WORKERS ?= 1
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
 .PHONY: install redis-server run test lint clean bench-endpoints bench-scripts
@@ -31,10 +31,11 @@ redis-server:
 	@v=$$(redis-server --version | sed -E 's/.*v=([0-9]+).*/\1/'); \
 	  if [ "$$v" -lt 7 ]; then echo "redis-server $$v found; 7.x or newer is needed"; exit 1; fi
 
-# Redis with the repo's redis.conf (data in var/), the demo data, then the API. Ctrl-C stops both;
-# the AOF in var/ keeps the data for the next `make run`.
+# Redis with the repo's redis.conf (data in var/), the demo data, then the API with one worker
+# per core (metrics summed over them in var/prometheus). Ctrl-C stops both; the AOF in var/
+# keeps the data for the next `make run`.
 run: install
-	@mkdir -p var
+	@mkdir -p var && rm -rf var/prometheus && mkdir -p var/prometheus
 	@if redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  echo "something already answers on port $(REDIS_PORT); stop it or use REDIS_PORT=..."; exit 1; fi
 	@redis-server $(CURDIR)/redis.conf --port $(REDIS_PORT) --dir $(CURDIR)/var --logfile $(CURDIR)/var/redis.log & \
@@ -42,7 +43,8 @@ run: install
 	  for i in $$(seq 100); do redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
 	  REDIS_URL=$(REDIS_URL) $(PY) -m engine seed && \
 	  echo "API on http://$(HOST):$(PORT)  (Redis on port $(REDIS_PORT), log in var/redis.log)" && \
-	  REDIS_URL=$(REDIS_URL) $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
+	  REDIS_URL=$(REDIS_URL) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
+	    $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
 	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log
 
 test: install

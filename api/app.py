@@ -16,8 +16,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
-from api import parsing
-from api.asgi import Endpoint, FastRouter, Guard
+from api import metrics, parsing
+from api.asgi import Endpoint, FastRouter, Guard, Handler
+from api.metrics import MetricsEndpoint
 from engine import booking, catalog, queue, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
@@ -35,7 +36,9 @@ async def token_issue(scope: Scope, body: bytes) -> dict:
     data = parsing.json_object(body)
     customer_id = parsing.id_field(data, "customerId")
     concert_id = parsing.id_field(data, "concertId")
-    return await queue.issue_token(store_of(scope), customer_id, concert_id)
+    token = await queue.issue_token(store_of(scope), customer_id, concert_id)
+    metrics.event("token_issued")
+    return token
 
 
 async def token_status(scope: Scope, _: bytes) -> dict:
@@ -65,7 +68,10 @@ async def point_charge(scope: Scope, body: bytes) -> dict:
     data = parsing.json_object(body)
     customer_id = parsing.id_field(data, "customerId")
     amount = parsing.amount_field(data)
-    return await wallet.charge(store_of(scope), customer_id, amount, key)
+    charged = await wallet.charge(store_of(scope), customer_id, amount, key)
+    metrics.event("charge")
+    metrics.CHARGED.inc(amount / 100)
+    return charged
 
 
 async def point_history(scope: Scope, _: bytes) -> dict:
@@ -80,13 +86,17 @@ async def reserve(scope: Scope, body: bytes) -> dict:
     data = parsing.json_object(body)
     option_id = parsing.id_field(data, "concertOptionId")
     seat_id = parsing.id_field(data, "seatId")
-    return await booking.reserve(store_of(scope), tok, option_id, seat_id)
+    held = await booking.reserve(store_of(scope), tok, option_id, seat_id)
+    metrics.event("hold")
+    return held
 
 
 async def cancel(scope: Scope, _: bytes) -> dict:
     tok = parsing.token(scope)
     secret = parsing.reservation(scope["path_params"]["reservationId"], tok)
-    return await booking.cancel(store_of(scope), tok, secret)
+    cancelled = await booking.cancel(store_of(scope), tok, secret)
+    metrics.event("cancel")
+    return cancelled
 
 
 async def pay(scope: Scope, body: bytes) -> dict:
@@ -95,7 +105,9 @@ async def pay(scope: Scope, body: bytes) -> dict:
     if "reservationId" not in data:
         raise parsing.bad("MISSING_FIELD", "'reservationId' is required.")
     secret = parsing.reservation(data["reservationId"], tok)
-    return await booking.pay(store_of(scope), tok, secret)
+    paid = await booking.pay(store_of(scope), tok, secret)
+    metrics.event("sale")
+    return paid
 
 
 # --- health ---------------------------------------------------------------------------------
@@ -108,19 +120,24 @@ async def readyz(scope: Scope, _: bytes) -> dict:
     return {"status": "ready"}
 
 
+def route(method: str, path: str, handler: Handler, *, body: bool = False) -> Route:
+    return Route(path, Endpoint(handler, path, method, body=body), methods=[method])
+
+
 ROUTES = [
-    Route("/api/token/issue", Endpoint(token_issue, body=True), methods=["POST"]),
-    Route("/api/token/status", Endpoint(token_status), methods=["GET"]),
-    Route("/api/point", Endpoint(point_balance), methods=["GET"]),
-    Route("/api/point/charge", Endpoint(point_charge, body=True), methods=["PATCH"]),
-    Route("/api/point/history", Endpoint(point_history), methods=["GET"]),
-    Route("/api/reserve", Endpoint(reserve, body=True), methods=["POST"]),
-    Route("/api/reserve/{reservationId}", Endpoint(cancel), methods=["DELETE"]),
-    Route("/api/pay", Endpoint(pay, body=True), methods=["POST"]),
-    Route("/api/{concertId}/available-dates", Endpoint(available_dates), methods=["GET"]),
-    Route("/api/{concertOptionId}/available-seats", Endpoint(available_seats), methods=["GET"]),
-    Route("/healthz", Endpoint(healthz), methods=["GET"]),
-    Route("/readyz", Endpoint(readyz), methods=["GET"]),
+    route("POST", "/api/token/issue", token_issue, body=True),
+    route("GET", "/api/token/status", token_status),
+    route("GET", "/api/point", point_balance),
+    route("PATCH", "/api/point/charge", point_charge, body=True),
+    route("GET", "/api/point/history", point_history),
+    route("POST", "/api/reserve", reserve, body=True),
+    route("DELETE", "/api/reserve/{reservationId}", cancel),
+    route("POST", "/api/pay", pay, body=True),
+    route("GET", "/api/{concertId}/available-dates", available_dates),
+    route("GET", "/api/{concertOptionId}/available-seats", available_seats),
+    route("GET", "/healthz", healthz),
+    route("GET", "/readyz", readyz),
+    Route("/metrics", MetricsEndpoint(), methods=["GET"]),
 ]
 
 
@@ -161,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Store]]:
         store = Store(connect(settings), settings)
+        store.observe = metrics.observe_redis
         ticker = asyncio.create_task(_tick_forever(store))
         _tune_gc()
         try:

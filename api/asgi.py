@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import problems
+from api.metrics import RouteMetrics
 from api.problems import ApiError
 from engine.errors import EngineError, StoreUnavailable
 
@@ -66,29 +68,36 @@ def _too_large() -> ApiError:
 
 class Endpoint:
     """A route: ``handler(scope, body) -> JSON-able`` answered as 200 JSON; every refusal and
-    failure answered here as problem+json (4xx for the client's mistakes, 503 for Redis)."""
+    failure answered here as problem+json (4xx for the client's mistakes, 503 for Redis).
+    Each answer is counted and timed under ``route``."""
 
-    __slots__ = ("handler", "wants_body")
+    __slots__ = ("handler", "metrics", "wants_body")
 
-    def __init__(self, handler: Handler, *, body: bool = False) -> None:
+    def __init__(self, handler: Handler, route: str, method: str, *, body: bool = False) -> None:
         self.handler = handler
         self.wants_body = body
+        self.metrics = RouteMetrics(route, method)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         try:
             body = await read_body(scope, receive) if self.wants_body else b""
             payload = orjson.dumps(await self.handler(scope, body))
         except EngineError as e:
-            await respond(send, *_problem(problems.for_engine_error(e)))
+            status, payload, headers = problems.for_engine_error(e)
         except ApiError as e:
-            await respond(send, *_problem(problems.for_api_error(e)))
+            status, payload, headers = problems.for_api_error(e)
         except StoreUnavailable as e:
-            await respond(send, *_problem(problems.for_store_unavailable(e)))
+            status, payload, headers = problems.for_store_unavailable(e)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            await respond(send, *_problem(problems.internal()))
+            status, payload, headers = problems.internal()
         else:
             await respond(send, 200, payload)
+            self.metrics.observe(200, started)
+            return
+        await respond(send, status, payload, problems.PROBLEM_JSON, headers)
+        self.metrics.observe(status, started)
 
 
 def _problem(p: tuple[int, bytes, problems.Headers]) -> tuple[int, bytes, bytes,
