@@ -146,6 +146,7 @@ async def _tick_forever(store: Store) -> None:
     atomic, so several workers ticking at once only share the work."""
     while True:
         await asyncio.sleep(store.settings.tick_seconds)
+        metrics.flush()
         try:
             await queue.tick_all(store)
         except StoreUnavailable as e:
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            metrics.flush()
             await store.aclose()
 
     return App(routes=ROUTES, lifespan=lifespan)

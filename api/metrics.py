@@ -4,12 +4,19 @@ Counters and histograms use prometheus-client; with ``PROMETHEUS_MULTIPROC_DIR``
 run`` sets it) every worker writes its own files and a scrape sums them, so the answer does
 not depend on which worker it reached. The queue, hold and sale gauges are not kept in any
 worker: a scrape reads them from Redis (stats.lua), where the truth is.
+
+A request does not touch prometheus-client: it adds to plain per-route tallies (~0.3 µs), and
+``flush()`` moves them into the metrics once a second (the API's tick) and before a scrape.
+Measured here, prometheus-client's own observe + inc cost ~2 µs in multiprocess mode (its
+values are locked mmap files), ~5 µs a request with the Redis histogram: about a tenth of
+what a whole request costs.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -49,33 +56,72 @@ def event(name: str) -> None:
     _events[name].inc()
 
 
-class RouteMetrics:
-    """The children of one route, bound once: a request pays two dict lookups, not label
-    resolution."""
+class _Tally:
+    """Observations of one histogram child since the last flush: a count per bucket (the
+    buckets prometheus-client keeps, +Inf last) and their sum."""
 
-    __slots__ = ("_counts", "latency", "method", "route")
+    __slots__ = ("buckets", "child", "total")
+
+    def __init__(self, child: Histogram) -> None:
+        self.child = child
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # bucket i: value <= bound i
+        self.total += seconds
+
+    def flush(self) -> None:
+        # The same two updates Histogram.observe makes, once for the whole batch.
+        for i, n in enumerate(self.buckets):
+            if n:
+                self.child._buckets[i].inc(n)
+                self.buckets[i] = 0
+        if self.total:
+            self.child._sum.inc(self.total)
+            self.total = 0.0
+
+
+class RouteMetrics:
+    """The tallies of one route: answers by status, and their latency."""
+
+    __slots__ = ("counts", "latency", "method", "route")
 
     def __init__(self, route: str, method: str) -> None:
         self.route, self.method = route, method
-        self.latency = LATENCY.labels(route)
-        self._counts: dict[int, Counter] = {}
+        self.latency = _Tally(LATENCY.labels(route))
+        self.counts: dict[int, int] = {}
+        _ROUTES.append(self)
 
     def observe(self, status: int, started: float) -> None:
-        self.latency.observe(time.perf_counter() - started)
-        child = self._counts.get(status)
-        if child is None:
-            child = self._counts[status] = REQUESTS.labels(self.route, self.method, str(status))
-        child.inc()
+        self.latency.add(time.perf_counter() - started)
+        self.counts[status] = self.counts.get(status, 0) + 1
+
+    def flush(self) -> None:
+        self.latency.flush()
+        for status, n in self.counts.items():
+            if n:
+                REQUESTS.labels(self.route, self.method, str(status)).inc(n)
+                self.counts[status] = 0
 
 
-_redis_children: dict[str, Histogram] = {}
+_ROUTES: list[RouteMetrics] = []
+_REDIS: dict[str, _Tally] = {}
 
 
 def observe_redis(script: str, seconds: float) -> None:
-    child = _redis_children.get(script)
-    if child is None:
-        child = _redis_children[script] = REDIS_LATENCY.labels(script)
-    child.observe(seconds)
+    tally = _REDIS.get(script)
+    if tally is None:
+        tally = _REDIS[script] = _Tally(REDIS_LATENCY.labels(script))
+    tally.add(seconds)
+
+
+def flush() -> None:
+    """Move this worker's tallies into the metrics (the tick calls it every second)."""
+    for route in _ROUTES:
+        route.flush()
+    for tally in _REDIS.values():
+        tally.flush()
 
 
 class _Gauges(Collector):
@@ -112,6 +158,7 @@ class MetricsEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         store: Store = scope["state"]["store"]
+        flush()
         reg = registry()
         try:
             rows = [await queue.concert_stats(store, c) for c in await queue.concerts(store)]

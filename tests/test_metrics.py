@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import time
 from pathlib import Path
 
 import redis
@@ -67,6 +68,7 @@ def test_metrics_sum_over_workers(tmp_path: Path, settings, catalog: redis.Redis
     with Uvicorn("api.app:app", env, workers=2) as api:
         fire("127.0.0.1", api.port, [[("GET", "/api/point?customerId=3", None, {})] * 10
                                      for _ in range(20)])
+        time.sleep(1.5)  # each worker moves its tallies into the shared files every second
         for _ in range(4):  # whichever worker answers the scrape, the sum is the same
             conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=5)
             conn.request("GET", "/metrics")
@@ -74,3 +76,27 @@ def test_metrics_sum_over_workers(tmp_path: Path, settings, catalog: redis.Redis
             conn.close()
             assert sample(body, "ticketing_http_requests_total", route="/api/point",
                           method="GET", status="200") == 200
+            assert sample(body, "ticketing_http_request_duration_seconds_count",
+                          route="/api/point") == 200
+
+
+def test_batched_tallies_equal_prometheus_observe() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from api.metrics import LATENCY_BUCKETS, _Tally
+
+    reg = CollectorRegistry()
+    direct = Histogram("direct_seconds", "d", buckets=LATENCY_BUCKETS, registry=reg)
+    batched = Histogram("batched_seconds", "b", buckets=LATENCY_BUCKETS, registry=reg)
+    tally = _Tally(batched)
+    for value in [0, 0.0005, 0.00051, 0.001, 0.003, 0.3, 2.5, 2.6, 100]:  # edges included
+        direct.observe(value)
+        tally.add(value)
+    tally.flush()
+    tally.flush()  # a second flush adds nothing
+
+    def samples(prefix: str) -> list[tuple[str, float]]:
+        return [(s.name.removeprefix(prefix), s.value) for m in reg.collect()
+                if m.name == prefix for s in m.samples if not s.name.endswith("_created")]
+
+    assert samples("direct_seconds") == samples("batched_seconds")
