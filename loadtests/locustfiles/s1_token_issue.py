@@ -1,3 +1,4 @@
+# ruff: noqa: E501, RUF012 -- the report's code as it was (long Korean comments, tasks = [...])
 """§1 token issue (stress test), the report's script: sequential customer ids 1..10,000,
 concert 2, 1-5 s between requests. Report: 10,000 users, 10/s, 600 s; HTTP 500s past ~500
 tokens. Added: the body check (a token of the asked customer, ACTIVE or WAITING)."""
@@ -6,7 +7,7 @@ import itertools
 
 from locust import HttpUser, TaskSet, between, task
 
-from loadtests.locustfiles.common import check_token_body, json_body
+from loadtests.locustfiles.common import check_token_body, json_body, spread_start
 
 
 class TokenTaskSet(TaskSet):
@@ -25,3 +26,6 @@ class TokenTaskSet(TaskSet):
 class TokenUser(HttpUser):
     tasks = [TokenTaskSet]
     wait_time = between(1, 5)  # 사용자 요청 간의 대기 시간 (1초에서 5초 사이)
+
+    def on_start(self):
+        spread_start()  # see common.py: locust starts each second's users at once

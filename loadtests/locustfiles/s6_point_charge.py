@@ -1,3 +1,4 @@
+# ruff: noqa: E501, RUF012 -- the report's code as it was (long Korean comments, tasks = [...])
 """§6 point charge (load test), the report's script: PATCH /api/point/charge of 5,000.00 for
 customers 1..10,000 in turn, 1-3 s between requests. Report: 10,000 users, 180 s; 149,787
 requests, 12 failures, avg 4.7 s, p99 75 s. Added: the body check (the new balance of the
@@ -7,7 +8,7 @@ import itertools
 
 from locust import HttpUser, TaskSet, between, task
 
-from loadtests.locustfiles.common import expect, json_body
+from loadtests.locustfiles.common import expect, json_body, spread_start
 
 
 class PointChargeTasks(TaskSet):
@@ -35,3 +36,6 @@ class PointChargeTasks(TaskSet):
 class PointChargeUser(HttpUser):
     tasks = [PointChargeTasks]
     wait_time = between(1, 3)  # 사용자 요청 간의 대기 시간 (1초에서 3초 사이)
+
+    def on_start(self):
+        spread_start()  # see common.py: locust starts each second's users at once

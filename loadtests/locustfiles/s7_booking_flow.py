@@ -1,3 +1,4 @@
+# ruff: noqa: E501, RUF012 -- the report's code as it was (long Korean comments, tasks = [...])
 """§7 the booking flow (composite load test), the report's script: each iteration issues a
 token for the user's customer (randint(1, 500), so several users may share a customer and its
 token), reads option 41150's free seats, reserves the first and pays for it; 1-5 s between
@@ -26,6 +27,7 @@ from loadtests.locustfiles.common import (
     json_body,
     problem_code,
     rename,
+    spread_start,
 )
 
 
@@ -136,3 +138,6 @@ class ConcertTasks(TaskSet):
 class ConcertUser(HttpUser):
     tasks = [ConcertTasks]
     wait_time = between(1, 5)
+
+    def on_start(self):
+        spread_start()  # see common.py: locust starts each second's users at once

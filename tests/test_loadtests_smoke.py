@@ -1,0 +1,92 @@
+"""Smoke test of the load tests: a few seconds of each of the report's seven scenarios and of
+the soak run, through ``python -m loadtests run``, against a Redis + API this module starts
+(the demo data seeded). Every scenario must answer with zero failures (a contested seat's 409
+is counted apart as a success, not a failure) and leave its CSVs and charts in the report
+folder."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from engine.seed import seed_demo
+from loadtests.scenarios import REPORT_SEVEN, SCENARIOS
+from loadtests.stack import REPO, RedisServer, Uvicorn
+
+CHARTS = ("rps", "response_times", "users")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, Uvicorn]]:
+    if shutil.which("redis-server") is None:
+        pytest.exit("redis-server is not on PATH: run `make test`, which installs it", 2)
+    server = RedisServer(tmp_path_factory.mktemp("loadtest-redis")).start()
+    client = redis.Redis.from_url(server.url)
+    seed_demo(client)
+    client.close()
+    api = Uvicorn("api.app:app", {"REDIS_URL": server.url, "ACTIVE_LIMIT": "20000",
+                                  "ADMIT_PER_SECOND": "2000"})
+    try:
+        api.start()
+        yield server, api
+    finally:
+        api.stop()
+        server.stop()
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loadtests", "run", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=100)
+
+
+def totals(folder: Path, name: str) -> dict[str, str]:
+    with open(folder / f"{name}_final_stats.csv", newline="") as f:
+        return next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+
+
+def test_the_seven_scenarios_run_clean(stack: tuple[RedisServer, Uvicorn],
+                                       tmp_path: Path) -> None:
+    _, api = stack
+    out = tmp_path / "report"
+    proc = run("all", "--host", api.base, "-u", "12", "-r", "12", "-t", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    report = (out / "report.md").read_text()
+    for key in REPORT_SEVEN:
+        s = SCENARIOS[key]
+        folder = out / s.file
+        total = totals(folder, s.file)
+        assert int(total["Request Count"]) > 0, (s.file, total)
+        assert int(total["Failure Count"]) == 0, (folder / "locust.log").read_text()[-3000:]
+        for chart in CHARTS:
+            png = folder / f"{s.file}_{chart}.png"
+            assert png.stat().st_size > 5000, png  # a real chart, not an empty file
+        assert (folder / f"{s.file}_stats_history.csv").exists()
+        assert s.title in report
+    assert report.count("| report |") == 7  # each scenario beside the report's figures
+
+
+def test_soak_samples_memory_and_keys(stack: tuple[RedisServer, Uvicorn],
+                                      tmp_path: Path) -> None:
+    server, api = stack
+    out = tmp_path / "soak"
+    pids = [arg for pid in api.pids() for arg in ("--api-pid", str(pid))]
+    proc = run("soak", "--host", api.base, "--redis-url", server.url, *pids, "-u", "8",
+               "-r", "8", "-t", "4", "--sample-every", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    folder = out / "soak"
+    assert int(totals(folder, "soak")["Failure Count"]) == 0
+    with open(folder / "soak_samples.csv", newline="") as f:
+        samples = list(csv.DictReader(f))
+    assert len(samples) >= 3
+    assert all(float(s["redis_used_memory"]) > 0 and float(s["redis_keys"]) >= 10_000
+               and float(s["api_rss"]) > 0 for s in samples)
+    assert (folder / "soak_memory.png").stat().st_size > 5000
+    # Four seconds cannot show a trend: the verdict must say so rather than pass.
+    assert "Soak verdict: INCONCLUSIVE" in (out / "report.md").read_text()
