@@ -115,7 +115,7 @@ class Uvicorn:
         assert self.proc is not None
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         kids = [int(p) for p in children.read_text().split()] if children.exists() else []
-        return [p for p in kids if "multiprocessing" not in _cmdline(p)] or [self.proc.pid]
+        return [p for p in kids if "resource_tracker" not in _cmdline(p)] or [self.proc.pid]
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
