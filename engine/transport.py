@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -54,6 +55,10 @@ class ReplyTimeout(TransportError):
     maybe_sent = True
 
 
+class NotSent(TransportError):
+    """The connection closed before the command was written."""
+
+
 # Write at once when this many commands wait in the buffer, not only at the end of the loop
 # tick: Redis starts on the first ones while Python still prepares the rest (measured here:
 # reserve 0.62 -> 0.74 of hello, pay 0.43 -> 0.52, with 4; point read unchanged).
@@ -63,8 +68,10 @@ FLUSH_EVERY = 8
 class _Connection(asyncio.Protocol):
     """One socket: a write buffer flushed once per loop tick and a FIFO of waiting calls."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self.loop = loop
+        self.on_lost = on_lost
         self.reader = hiredis.Reader()
         self.pending: deque[asyncio.Future] = deque()
         self.buffer: list[bytes] = []
@@ -78,6 +85,9 @@ class _Connection(asyncio.Protocol):
 
     def send(self, packed: bytes) -> asyncio.Future:
         fut = self.loop.create_future()
+        if self.closed:  # nothing would ever answer it
+            fut.set_exception(NotSent("the connection to Redis is closed"))
+            return fut
         if not self.pending:
             self.last_progress = self.loop.time()
         self.pending.append(fut)
@@ -108,6 +118,9 @@ class _Connection(asyncio.Protocol):
             reply = self.reader.gets()
             if reply is False:
                 break
+            if not pending:  # a reply nobody asked for (e.g. "max number of clients")
+                self.fail(ConnectionLost(f"Redis sent an unsolicited reply: {reply!r}"))
+                return
             fut = pending.popleft()
             if not fut.done():  # a caller that gave up (request cancelled) is skipped
                 fut.set_result(reply)
@@ -118,6 +131,8 @@ class _Connection(asyncio.Protocol):
 
     def fail(self, error: TransportError) -> None:
         """Fail every waiting call and close: the reply stream can no longer be trusted."""
+        if not self.closed and self.on_lost is not None:
+            self.on_lost()
         self.closed = True
         self.buffer.clear()
         while self.pending:
@@ -167,7 +182,7 @@ class PipelinedRedis:
 
     async def _call_after_connect(self, packed: bytes) -> Any:
         conn = await self._connect()
-        return await conn.send(packed)
+        return await conn.send(packed)  # a connection closed meanwhile fails it at once
 
     async def _connect(self) -> _Connection:
         if self._closed:
@@ -175,21 +190,25 @@ class PipelinedRedis:
         loop = asyncio.get_running_loop()
         if self._connecting is None:
             if loop.time() - self._failed_at < self.RECONNECT_PAUSE:
-                raise ConnectFailed(f"Redis at {self.host}:{self.port} was unreachable just now")
+                raise ConnectFailed(f"Redis at {self.host}:{self.port} failed just now")
             self._connecting = loop.create_task(self._open(loop))
-        connecting = self._connecting
-        try:
-            # shield: one caller giving up must not cancel the connect others wait for
-            return await asyncio.shield(connecting)
-        finally:
-            if connecting.done() and self._connecting is connecting:
-                self._connecting = None
+            # Cleared when done, whether or not anyone still waits for it.
+            self._connecting.add_done_callback(self._connected)
+        # shield: one caller giving up must not cancel the connect others wait for
+        return await asyncio.shield(self._connecting)
+
+    def _connected(self, task: asyncio.Task) -> None:
+        if self._connecting is task:
+            self._connecting = None
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed connect nobody awaited is not an error
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        conn: _Connection | None = None
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(lambda: _Connection(loop), self.host,
-                                                       self.port)
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop, self._lost), self.host, self.port)
                 handshake = []
                 if self.password is not None:
                     auth = ("AUTH", self.username, self.password) if self.username else (
@@ -203,13 +222,23 @@ class PipelinedRedis:
                         raise ConnectFailed(f"Redis refused the handshake: {reply}")
         except (OSError, TimeoutError, TransportError) as e:
             self._failed_at = loop.time()
+            if conn is not None:
+                conn.fail(ConnectFailed("handshake failed"))  # no socket left behind
             if isinstance(e, ConnectFailed):
                 raise
             raise ConnectFailed(f"cannot connect to Redis at {self.host}:{self.port}: "
                                 f"{type(e).__name__} {e}") from e
+        if self._closed:
+            conn.fail(ConnectionLost("the Redis client was closed"))
+            raise ConnectFailed("the Redis client is closed")
         self._conn = conn
         self._arm_watchdog(loop)
         return conn
+
+    def _lost(self) -> None:
+        """A connection died: fail fast for a moment rather than reconnect on every call
+        (a Redis that accepts and drops at once, e.g. at maxclients, would be hammered)."""
+        self._failed_at = asyncio.get_running_loop().time()
 
     def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._watchdog is None:

@@ -1,0 +1,102 @@
+"""engine/transport.py against a real redis-server: pipelining, dropped connections,
+cancelled callers, a Redis that accepts and drops at once, and a hung Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import uvloop
+
+from engine.transport import PipelinedRedis, ReplyTimeout, TransportError, pack
+from loadtests.stack import RedisServer
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest):
+    return asyncio.run if request.param == "asyncio" else uvloop.run
+
+
+def test_replies_match_their_callers_under_concurrency(run, redis_server, r) -> None:
+    async def go() -> None:
+        client = PipelinedRedis(redis_server.url)
+        replies = await asyncio.gather(*[client.execute("ECHO", str(i)) for i in range(2000)])
+        assert replies == [str(i).encode() for i in range(2000)]
+        await client.aclose()
+
+    run(go())
+
+
+def test_a_dropped_connection_after_a_cancelled_connect_does_not_hang(run, redis_server,
+                                                                      r) -> None:
+    async def go() -> None:
+        client = PipelinedRedis(redis_server.url)
+        first = asyncio.ensure_future(client.execute("PING"))
+        await asyncio.sleep(0)  # the connect has started; its only caller gives up
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.sleep(0.05)
+        assert await client.execute("PING") == b"PONG"
+        r.client_kill_filter(_type="normal", skipme=True)  # Redis drops every client
+        await asyncio.sleep(0.2)  # past the fail-fast pause after a lost connection
+        assert await asyncio.wait_for(client.execute("PING"), 3) == b"PONG"
+        await client.aclose()
+
+    run(go())
+
+
+def test_a_redis_that_drops_every_connection_fails_fast(run, tmp_path: Path) -> None:
+    """maxclients 1, held by another client: Redis accepts, says so, and closes."""
+    with RedisServer(tmp_path, "--maxclients", "1") as rs:
+        holder = redis.Redis(port=rs.port)
+        holder.ping()
+
+        async def go() -> None:
+            client = PipelinedRedis(rs.url)
+            t0 = time.monotonic()
+            results = await asyncio.wait_for(asyncio.gather(
+                *[client.execute("PING") for _ in range(50)], return_exceptions=True), 3)
+            assert all(isinstance(x, TransportError) for x in results), results[:3]
+            assert time.monotonic() - t0 < 1
+            await client.aclose()
+
+        run(go())
+        holder.close()
+
+
+def test_a_hung_redis_fails_waiting_calls_within_the_timeout(tmp_path: Path) -> None:
+    with RedisServer(tmp_path) as rs:
+        async def go() -> float:
+            client = PipelinedRedis(rs.url, command_timeout=0.3)
+            assert await client.execute("PING") == b"PONG"
+            os.kill(rs.proc.pid, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                with pytest.raises(ReplyTimeout):
+                    await asyncio.wait_for(client.execute("PING"), 5)
+                took = time.monotonic() - t0
+            finally:
+                os.kill(rs.proc.pid, signal.SIGCONT)
+            await asyncio.sleep(0.2)
+            assert await client.execute("PING") == b"PONG"  # and it heals
+            await client.aclose()
+            return took
+
+        took = asyncio.run(go())
+        assert 0.3 <= took < 0.6
+
+
+def test_packing_round_trip(redis_server, r) -> None:
+    async def go() -> None:
+        client = PipelinedRedis(redis_server.url)
+        assert await client.call(pack(("SET", "k", "é 1"))) == b"OK"
+        assert await client.execute("GET", "k") == "é 1".encode()
+        await client.aclose()
+
+    asyncio.run(go())
