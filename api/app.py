@@ -148,9 +148,11 @@ async def _tick_forever(store: Store) -> None:
         await asyncio.sleep(store.settings.tick_seconds)
         metrics.flush()
         try:
-            await queue.tick_all(store)
-        except StoreUnavailable as e:
-            log.warning("tick skipped: %s", e.detail)
+            # Bounded: a tick that cannot finish must not stop the ones after it.
+            async with asyncio.timeout(max(5.0, 5 * store.settings.tick_seconds)):
+                await queue.tick_all(store)
+        except (StoreUnavailable, TimeoutError) as e:
+            log.warning("tick skipped: %s", getattr(e, "detail", "timed out"))
         except Exception:
             log.exception("tick failed")
 

@@ -25,6 +25,7 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.PAYMENT_IN_PROGRESS: (409, "Payment in progress"),
     Code.PAY_SUPERSEDED: (409, "Payment interrupted"),
     Code.PAY_STALE: (409, "Payment interrupted"),
+    Code.PAY_ORPHANED: (409, "Payment interrupted"),
     Code.INSUFFICIENT_BALANCE: (402, "Insufficient balance"),
     Code.BALANCE_LIMIT: (409, "Balance limit"),
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency key reused"),

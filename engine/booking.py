@@ -4,11 +4,21 @@ reservation id: pay_begin.lua (PAYING), debit.lua, pay_finish.lua (PAID or back 
 
 from __future__ import annotations
 
-from engine.errors import InsufficientBalance, PayStale, PaySuperseded
+import logging
+
+from engine.errors import (
+    InsufficientBalance,
+    PayOrphaned,
+    PayStale,
+    PaySuperseded,
+    StoreUnavailable,
+)
 from engine.ids import Token, iso_ms, new_secret, reservation_id
 from engine.keys import CustomerKeys, concert_keys
 from engine.money import from_minor
 from engine.store import Store
+
+log = logging.getLogger(__name__)
 
 
 async def reserve(store: Store, token: Token, option_id: int, seat_id: int) -> dict:
@@ -89,13 +99,21 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
             return paid
         price, attempt = await _begin(store, token, secret)
     try:
-        _, after, _already, _amount = await _debit(
-            store, token.customer_id, rid, attempt, price, "DEBIT"
-        )
-    except (InsufficientBalance, PaySuperseded):
-        await _finish(store, token.concert_id, secret, attempt, "REFUSED")
-        raise
-    await _finish(store, token.concert_id, secret, attempt, "PAID")
+        try:
+            _, after, _already, _amount = await _debit(
+                store, token.customer_id, rid, attempt, price, "DEBIT"
+            )
+        except (InsufficientBalance, PaySuperseded):
+            await _finish(store, token.concert_id, secret, attempt, "REFUSED")
+            raise
+        await _finish_paid(store, token.concert_id, token.customer_id, secret, attempt)
+    except StoreUnavailable as e:
+        # Past step 1 the reservation is PAYING and the debit may have happened: say so. The
+        # pay finishes by itself (tick, or the next pay after PAY_STALE_SECONDS).
+        raise StoreUnavailable(
+            e.detail + "; the pay may or may not have been applied: it is completed or rolled "
+            "back by itself within PAY_STALE_SECONDS, retry the pay then",
+            maybe_applied=True, full=e.full) from e
     return _paid(rid, price, after)
 
 
@@ -116,5 +134,20 @@ async def recover_pay(
     except PaySuperseded:
         await _finish(store, concert_id, secret, attempt, "REFUSED")
         return None
-    await _finish(store, concert_id, secret, attempt, "PAID")
+    await _finish_paid(store, concert_id, customer_id, secret, attempt)
     return _paid(rid, amount, after)
+
+
+async def _finish_paid(store: Store, concert_id: int, customer_id: int, secret: str,
+                       attempt: int) -> None:
+    """Step 3 after a debit. If the attempt no longer holds the seat (the protocol never
+    allows it; money must not depend on that), the debit is refunded and the pay refused."""
+    try:
+        await _finish(store, concert_id, secret, attempt, "PAID")
+    except PayOrphaned:
+        c = CustomerKeys(customer_id)
+        await store.run("refund", (c.balance, c.debits, c.history),
+                        (reservation_id(concert_id, secret), store.settings.history_limit))
+        log.error("pay %s.%s attempt %s lost its seat: debit refunded", concert_id, secret,
+                  attempt)
+        raise PaySuperseded("The payment was interrupted and its amount refunded.") from None

@@ -27,6 +27,7 @@ class Code(IntEnum):
     PAY_STALE = 14  # internal: a crashed pay to finish before going on
     HOLD_CANCELLED = 15
     PAY_SUPERSEDED = 16  # internal: a recovery voided this pay attempt
+    PAY_ORPHANED = 17  # internal: a debit whose attempt no longer holds the seat (refund)
 
 
 class EngineError(Exception):
@@ -138,6 +139,12 @@ class PaySuperseded(EngineError):
     """The payment was interrupted and rolled back; retry it."""
 
     code = Code.PAY_SUPERSEDED
+
+
+class PayOrphaned(EngineError):
+    """Internal: the debit's attempt no longer holds the seat; the debit is refunded."""
+
+    code = Code.PAY_ORPHANED
 
 
 class StoreUnavailable(Exception):

@@ -86,6 +86,8 @@ def _reply_error(name: str, reply: ReplyError) -> Exception:
     text = str(reply)
     if text.startswith("OOM"):
         return StoreUnavailable("Redis is out of memory: writes are refused", full=True)
-    if text.startswith(("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN")):
+    if text.startswith(("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "MISCONF", "READONLY",
+                        "NOAUTH", "ERR max number of clients")):
+        # MISCONF: Redis cannot write its AOF (disk full): every write fails until fixed.
         return StoreUnavailable(f"Redis cannot serve now: {text}")
     return RuntimeError(f"Redis refused {name}: {text}")

@@ -26,6 +26,7 @@
     {0, tokenFinished}   PAID (tokenFinished 1 when the token ended here)
     {0, 0}               REFUSED handled, or nothing left to do
     {7}                  no such reservation
+    {17}                 PAID for an attempt that no longer holds the seat (refund it)
 ]]
 local res, paying, holds, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local tokens, active, held, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
@@ -53,8 +54,9 @@ local rec = cjson.decode(raw)
 
 if outcome == 'PAID' then
   if rec.status == 'PAID' then return {0, 0} end
-  -- The debit is the truth: whatever the record says now, the seat is sold to this payer.
-  if rec.status == 'HELD' then redis.call('ZREM', holds, id) end  -- a recovered pay
+  -- A debit belongs to the attempt that made it, and that attempt holds the seat (PAYING)
+  -- until this step. Anything else is a debit without a sale: the caller refunds it.
+  if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {17} end
   rec.status = 'PAID'
   redis.call('HSET', res, id, cjson.encode(rec))
   redis.call('ZREM', paying, id)

@@ -251,3 +251,69 @@ def test_seat_list_across_bitmap_bytes(r: redis.Redis, make_client) -> None:
     assert len(other) == 50  # the next option's bits are its own
     dates = client.get("/api/2/available-dates", headers=auth(token)).json()["dates"]
     assert {d["concertOptionId"]: d["availableSeats"] for d in dates}[41150] == 44
+
+
+def test_a_late_void_never_lowers_a_later_one(settings: Settings, client: TestClient,
+                                              catalog: redis.Redis) -> None:
+    """Found in review: a tick recovering attempt 1 late turned V:2 back into V:1, so that
+    attempt 2's late debit then went through for a seat the customer had cancelled."""
+    token = active_token(client, 1)
+    held = hold(client, token)
+    tok = parse_token(token)
+    _, secret = parse_reservation(held["reservationId"])
+    rid = held["reservationId"]
+
+    async def go() -> list:
+        store = Store(connect(settings), settings)
+        try:
+            _, a1 = await booking._begin(store, tok, secret)
+            await booking.recover_pay(store, CONCERT, secret, 1, a1)  # V:1, back to HELD
+            price, a2 = await booking._begin(store, tok, secret)
+            await booking.recover_pay(store, CONCERT, secret, 1, a2)  # V:2, back to HELD
+            await booking.recover_pay(store, CONCERT, secret, 1, a1)  # late: must not lower
+            try:
+                return await booking._debit(store, 1, rid, a2, price, "DEBIT")
+            except Exception as e:
+                return [type(e).__name__]
+        finally:
+            await store.aclose()
+
+    before = balance(client, 1)
+    assert asyncio.run(go()) == ["PaySuperseded"]
+    assert catalog.hget(CustomerKeys(1).debits, rid) == b"V:2"
+    assert balance(client, 1) == before
+
+
+def test_a_debit_whose_attempt_lost_the_seat_is_refunded(settings: Settings, client: TestClient,
+                                                         catalog: redis.Redis) -> None:
+    """The safety net: step 3 refuses PAID for an attempt that no longer holds the seat, and
+    the engine gives the debit back (REFUND in the history)."""
+    token = active_token(client, 1)
+    held = hold(client, token)
+    tok = parse_token(token)
+    _, secret = parse_reservation(held["reservationId"])
+    rid = held["reservationId"]
+    before = balance(client, 1)
+
+    async def go() -> str:
+        store = Store(connect(settings), settings)
+        try:
+            price, attempt = await booking._begin(store, tok, secret)
+            await booking._debit(store, 1, rid, attempt, price, "DEBIT")
+            # Force the record out of PAYING behind the protocol's back.
+            k = concert_keys(CONCERT)
+            rec = catalog.hget(k.res, secret).replace(b'"PAYING"', b'"CANCELLED"')
+            catalog.hset(k.res, secret, rec)
+            try:
+                await booking._finish_paid(store, CONCERT, 1, secret, attempt)
+            except Exception as e:
+                return type(e).__name__
+            return "no error"
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(go()) == "PaySuperseded"
+    assert balance(client, 1) == before
+    entries = client.get("/api/point/history", params={"customerId": 1}).json()["entries"]
+    assert [e["type"] for e in entries[:2]] == ["REFUND", "PAYMENT"]
+    assert catalog.hget(concert_keys(CONCERT).concert, "sold") is None

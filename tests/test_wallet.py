@@ -65,3 +65,15 @@ def test_history_newest_first_and_bounded(make_client, catalog: redis.Redis) -> 
     assert 5 <= catalog.llen(CustomerKeys(3).history) <= 5 + 10  # trimmed in steps of 10
     two = client.get("/api/point/history", params={"customerId": 3, "limit": 2}).json()
     assert len(two["entries"]) == 2
+
+
+def test_a_balance_at_its_exact_limit_reads_and_replays(client: TestClient,
+                                                        catalog: redis.Redis) -> None:
+    """Found in review: Lua printed 10^14 minor units as 1e+14 in the history entry and the
+    idempotency record (history 500, replay 422)."""
+    catalog.set(CustomerKeys(1).balance, 10**14 - 10**9)
+    first = charge(client, 1, 10_000_000, key="to-the-top")
+    assert first.json()["balance"] == 10**12
+    assert charge(client, 1, 10_000_000, key="to-the-top").json() == first.json()
+    entries = client.get("/api/point/history", params={"customerId": 1}).json()["entries"]
+    assert entries[0]["balance"] == 10**12 and entries[0]["amount"] == 10_000_000
