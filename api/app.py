@@ -68,9 +68,10 @@ async def point_charge(scope: Scope, body: bytes) -> dict:
     data = parsing.json_object(body)
     customer_id = parsing.id_field(data, "customerId")
     amount = parsing.amount_field(data)
-    charged = await wallet.charge(store_of(scope), customer_id, amount, key)
-    metrics.event("charge")
-    metrics.CHARGED.inc(amount / 100)
+    charged, replayed = await wallet.charge(store_of(scope), customer_id, amount, key)
+    if not replayed:
+        metrics.event("charge")
+        metrics.CHARGED.inc(amount / 100)
     return charged
 
 

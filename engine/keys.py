@@ -37,7 +37,8 @@ class ConcertKeys:
         self.concert = f"{t}:concert"  # hash: name, seq (queue tickets), sold, nbits
         self.options = f"{t}:options"  # hash: optionId -> performance date
         self.free = f"{t}:free"  # hash: optionId -> free seat count
-        self.layout = f"{t}:layout"  # hash: optionId -> "start:count" of its seats in `taken`
+        # hash: optionId -> "start:count:version" of its seats in `taken`
+        self.layout = f"{t}:layout"
         self.taken = f"{t}:taken"  # bitmap: seat index -> 1 while held or sold
         self.holds = f"{t}:holds"  # zset: reservation id -> hold expiry (ms)
         self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
@@ -75,8 +76,9 @@ class CustomerKeys:
         self.tag = customer_tag(customer_id)
         self.balance = f"{self.tag}:balance"  # string: integer minor units
         self.history = f"{self.tag}:history"  # list: "kind|amount|balance|atMs|ref", newest first
-        self.debits = f"{self.tag}:debits"  # hash: reservation id -> "D:amount" | "V:attempt"
+        # hash: reservation id -> "D:amount" | "V:attempt" | "R:amount" (refunded)
+        self.debits = f"{self.tag}:debits"
 
     def idempotency(self, key_digest: str) -> str:
-        """string with TTL: "fingerprint:balance" of the first answer to that key."""
+        """string with TTL: "fingerprint|balance" of the first answer to that key."""
         return f"{self.tag}:idem:{key_digest}"

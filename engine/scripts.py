@@ -1,7 +1,8 @@
-"""The script registry: every ``lua/*.lua`` file, registered once by its name.
+"""The script registry: every ``lua/*.lua`` file by its name.
 
-redis-py's ``Script`` runs EVALSHA and, on NOSCRIPT (after a restart or SCRIPT FLUSH), loads
-the script and retries by itself, so the registry keeps no cache state of its own.
+``Store.run`` sends EVALSHA and, on NOSCRIPT (after a restart or SCRIPT FLUSH), EVAL with the
+source, which also caches it again: the registry keeps no cache state of its own. (The
+seeding code uses redis-py's ``register_script``, which does the same.)
 """
 
 from __future__ import annotations

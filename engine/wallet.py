@@ -18,21 +18,22 @@ async def balance(store: Store, customer_id: int) -> dict:
 
 async def charge(
     store: Store, customer_id: int, amount_minor: int, idempotency_key: str | None = None
-) -> dict:
+) -> tuple[dict, bool]:
     """Add ``amount_minor`` to the balance. With ``idempotency_key`` a retry of the same
-    request returns the first answer and charges once."""
+    request returns the first answer and charges once. Returns the answer and whether it was
+    such a replay."""
     k = CustomerKeys(customer_id)
     keys = [k.balance, k.history]
     if idempotency_key is not None:
         # Hashed, so the client's key text never becomes part of a Redis key name.
         keys.append(k.idempotency(hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]))
     s = store.settings
-    _, minor, _replayed = await store.run(
+    _, minor, replayed = await store.run(
         "charge",
         keys,
         (amount_minor, MAX_BALANCE, str(amount_minor), s.idempotency_ttl_seconds, s.history_limit),
     )
-    return {"customerId": customer_id, "balance": from_minor(minor)}
+    return {"customerId": customer_id, "balance": from_minor(minor)}, bool(replayed)
 
 
 async def history(store: Store, customer_id: int, limit: int) -> dict:
