@@ -2,7 +2,8 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    REDIS_URL=redis://redis:6379/0 WORKERS=2
+    REDIS_URL=redis://redis:6379/0 WORKERS=2 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall them.
@@ -20,4 +21,5 @@ RUN useradd --system --no-create-home app
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=1)"
-CMD ["sh", "-c", "exec uvicorn api.app:app --host 0.0.0.0 --port 8000 --workers ${WORKERS} --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log"]
+# /metrics sums the workers' files in PROMETHEUS_MULTIPROC_DIR: start it empty.
+CMD ["sh", "-c", "rm -rf $PROMETHEUS_MULTIPROC_DIR && mkdir -p $PROMETHEUS_MULTIPROC_DIR && exec uvicorn api.app:app --host 0.0.0.0 --port 8000 --workers ${WORKERS} --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log"]
