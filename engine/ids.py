@@ -57,7 +57,7 @@ def parse_reservation(value: str) -> tuple[int, str] | None:
     return int(m[1]), m[2]
 
 
-@lru_cache(maxsize=65536)  # a token's or a hold's expiry is shown again on every poll
+@lru_cache(maxsize=4096)  # a token's expiry is shown again on every poll of it
 def iso_ms(epoch_ms: int) -> str:
     """Epoch milliseconds as RFC 3339 UTC, e.g. ``2026-11-25T09:30:00.123Z``."""
     return (
