@@ -67,9 +67,11 @@ end
 
 local state = token_state()
 if state ~= 0 then return {state} end
-if redis.call('HEXISTS', options, option) == 0 then return {4} end
 local entry = redis.call('HGET', seats, seat)
-if not entry then return {5} end
+if not entry then  -- only now tell an unknown option from an unknown seat: one call less
+  if redis.call('HEXISTS', options, option) == 0 then return {4} end
+  return {5}
+end
 
 local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, SWEEP)
 for i = 1, #due do
