@@ -106,6 +106,11 @@ def _problem(p: tuple[int, bytes, problems.Headers]) -> tuple[int, bytes, bytes,
     return status, body, problems.PROBLEM_JSON, headers
 
 
+# Answers given before any route: unknown paths, wrong methods, oversized headers. One fixed
+# label set, whatever the client sent (a client-chosen label would be unbounded).
+UNMATCHED = RouteMetrics("(unmatched)", "ANY")
+
+
 class Guard:
     """Stands where Starlette's two middlewares would: the router's own 404/405 become
     problem+json, and anything unexpected a logged 500; nothing else runs per request."""
@@ -116,16 +121,19 @@ class Guard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         if scope["type"] == "http" and sum(
                 len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
             await respond(send, *_problem(problems.problem(
                 431, "HEADERS_TOO_LARGE", "Request header fields too large",
                 f"The request's headers exceed {MAX_HEADER_BYTES} bytes.")))
+            UNMATCHED.observe(431, started)
             return
         try:
             await self.app(scope, receive, send)
         except HTTPException as e:
             await respond(send, *_problem(problems.for_http_status(e.status_code, e.headers)))
+            UNMATCHED.observe(e.status_code, started)
         except Exception:
             if scope["type"] != "http":
                 raise

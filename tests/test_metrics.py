@@ -100,3 +100,15 @@ def test_batched_tallies_equal_prometheus_observe() -> None:
                 if m.name == prefix for s in m.samples if not s.name.endswith("_created")]
 
     assert samples("direct_seconds") == samples("batched_seconds")
+
+
+def test_answers_before_any_route_are_counted(client: TestClient) -> None:
+    labels = {"route": "(unmatched)", "method": "ANY"}
+    before = [sample(client.get("/metrics").text, "ticketing_http_requests_total",
+                     status=s, **labels) for s in ("404", "405")]
+    client.get("/no/such/path")
+    client.put("/api/pay")
+    text = client.get("/metrics").text
+    after = [sample(text, "ticketing_http_requests_total", status=s, **labels)
+             for s in ("404", "405")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1]
