@@ -11,7 +11,8 @@ a quarter of a bare Starlette hello. This module does only what one worker needs
   progress (no reply for ``command_timeout`` while commands wait), fails every waiting call
   and drops the connection; the next call reconnects;
 - **connect timeout and fail-fast**: a failed connect is not retried for a short while, so a
-  dead Redis costs each request a fast error, not a connect attempt each;
+  dead Redis costs each request a fast error, not a connect attempt each; a connection that
+  served and then dropped (a proxy's idle timeout, CLIENT KILL) is replaced at once;
 - **backpressure**: at most ``max_pending`` commands wait on the connection; past that a call
   fails at once instead of queueing without bound.
 
@@ -69,9 +70,14 @@ class _Connection(asyncio.Protocol):
     """One socket: a write buffer flushed once per loop tick and a FIFO of waiting calls."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
-                 on_lost: Callable[[], None] | None = None) -> None:
+                 on_lost: Callable[[_Connection, TransportError], None] | None = None,
+                 ) -> None:
         self.loop = loop
         self.on_lost = on_lost
+        # Set by the first reply that is not an error: the connection worked. One that is
+        # lost before (a Redis at maxclients answers an error and closes) counts as a failed
+        # connect.
+        self.served = False
         self.reader = hiredis.Reader()
         self.pending: deque[asyncio.Future] = deque()
         self.buffer: list[bytes] = []
@@ -124,6 +130,8 @@ class _Connection(asyncio.Protocol):
             fut = pending.popleft()
             if not fut.done():  # a caller that gave up (request cancelled) is skipped
                 fut.set_result(reply)
+            if not self.served and type(reply) is not ReplyError:
+                self.served = True
         self.last_progress = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -132,7 +140,7 @@ class _Connection(asyncio.Protocol):
     def fail(self, error: TransportError) -> None:
         """Fail every waiting call and close: the reply stream can no longer be trusted."""
         if not self.closed and self.on_lost is not None:
-            self.on_lost()
+            self.on_lost(self, error)
         self.closed = True
         self.buffer.clear()
         while self.pending:
@@ -235,10 +243,13 @@ class PipelinedRedis:
         self._arm_watchdog(loop)
         return conn
 
-    def _lost(self) -> None:
-        """A connection died: fail fast for a moment rather than reconnect on every call
-        (a Redis that accepts and drops at once, e.g. at maxclients, would be hammered)."""
-        self._failed_at = asyncio.get_running_loop().time()
+    def _lost(self, conn: _Connection, error: TransportError) -> None:
+        """A connection died. One that had served and dropped is replaced by the next call at
+        once. One that never served (a Redis that accepts and drops at once, e.g. at
+        maxclients, would be hammered) or whose Redis stopped answering fails fast for a
+        moment, like a failed connect."""
+        if not conn.served or isinstance(error, ReplyTimeout):
+            self._failed_at = asyncio.get_running_loop().time()
 
     def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._watchdog is None:
