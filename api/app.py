@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Scope
 from api import metrics, parsing
 from api.asgi import Endpoint, FastRouter, Guard, Handler
 from api.metrics import MetricsEndpoint
-from engine import booking, catalog, queue, wallet
+from engine import booking, catalog, pay, queue, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.store import Store, connect
@@ -100,13 +100,13 @@ async def cancel(scope: Scope, _: bytes) -> dict:
     return cancelled
 
 
-async def pay(scope: Scope, body: bytes) -> dict:
+async def pay_route(scope: Scope, body: bytes) -> dict:
     tok = parsing.token(scope)
     data = parsing.json_object(body)
     if "reservationId" not in data:
         raise parsing.bad("MISSING_FIELD", "'reservationId' is required.")
     secret = parsing.reservation(data["reservationId"], tok)
-    paid = await booking.pay(store_of(scope), tok, secret)
+    paid = await pay.pay(store_of(scope), tok, secret)
     metrics.event("sale")
     return paid
 
@@ -133,7 +133,7 @@ ROUTES = [
     route("GET", "/api/point/history", point_history),
     route("POST", "/api/reserve", reserve, body=True),
     route("DELETE", "/api/reserve/{reservationId}", cancel),
-    route("POST", "/api/pay", pay, body=True),
+    route("POST", "/api/pay", pay_route, body=True),
     route("GET", "/api/{concertId}/available-dates", available_dates),
     route("GET", "/api/{concertOptionId}/available-seats", available_seats),
     route("GET", "/healthz", healthz),

@@ -26,6 +26,8 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.PAY_SUPERSEDED: (409, "Payment interrupted"),
     Code.PAY_STALE: (409, "Payment interrupted"),
     Code.PAY_ORPHANED: (409, "Payment interrupted"),
+    Code.PAID_EARLIER: (409, "Already paid"),
+    Code.QUEUE_FULL: (503, "Queue full"),
     Code.INSUFFICIENT_BALANCE: (402, "Insufficient balance"),
     Code.BALANCE_LIMIT: (409, "Balance limit"),
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency key reused"),
@@ -37,6 +39,9 @@ HTTP_CODES = {
 }
 _BEARER: Headers = [(b"www-authenticate", b"Bearer")]
 _RETRY: Headers = [(b"retry-after", b"1")]
+# A full queue drains as waiters are admitted or go idle: seconds, not a moment.
+QUEUE_FULL_RETRY_SECONDS = 5
+_RETRY_QUEUE: Headers = [(b"retry-after", b"%d" % QUEUE_FULL_RETRY_SECONDS)]
 
 
 class ApiError(Exception):
@@ -66,7 +71,8 @@ def for_api_error(exc: ApiError) -> tuple[int, bytes, Headers]:
 
 def for_engine_error(exc: EngineError) -> tuple[int, bytes, Headers]:
     status, title = ENGINE_STATUS[exc.code]
-    return problem(status, exc.code.name, title, exc.detail, _BEARER if status == 401 else None)
+    headers = _BEARER if status == 401 else _RETRY_QUEUE if status == 503 else None
+    return problem(status, exc.code.name, title, exc.detail, headers)
 
 
 def for_store_unavailable(exc: StoreUnavailable) -> tuple[int, bytes, Headers]:

@@ -15,11 +15,11 @@ from urllib.parse import urlparse
 import orjson
 import redis
 
-from engine import booking, catalog, queue, wallet
+from engine import booking, catalog, pay, queue, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import parse_reservation, parse_token
-from engine.scripts import LUA_DIR
+from engine.scripts import expanded_file
 from engine.seed import seed_demo
 from engine.store import Store, connect
 
@@ -60,7 +60,8 @@ class _Recorder:
     REPLIES: ClassVar[dict[str, list]] = {
         "issue": [0, b"<secret>", 0, 1, 1, 0], "status": [0, 0, 1, 1, 0],
         "reserve": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0, 0],
-        "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, []],
+        "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, [], []],
+        "sweep": [0, 0, 0, 0],
         "stats": [0, 0, 0, 0, 0, 0, 0], "dates": [0, b"[]"], "seats": [0, b"v", 0, 0, b""],
         "catalog": [0, b"v", 0],
     }
@@ -82,7 +83,8 @@ def eval_line(settings: Settings, name: str, keys: Sequence[str], args: Sequence
         cli += ["-n", url.path.strip("/")]
     if ldb:
         cli.append("--ldb")
-    cli += ["--eval", os.path.relpath(LUA_DIR / f"{name}.lua"), *keys, ",", *(str(a) for a in args)]
+    # The text Redis runs: the script with its includes expanded (engine/scripts.py).
+    cli += ["--eval", os.path.relpath(expanded_file(name)), *keys, ",", *(str(a) for a in args)]
     return shlex.join(cli)
 
 
@@ -102,7 +104,7 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
         "seats": lambda: catalog.available_seats(rec, tok, a.option),
         "reserve": lambda: booking.reserve(rec, tok, a.option, a.seat),
         "cancel": lambda: booking.cancel(rec, tok, parsed[1]),
-        "pay": lambda: booking.pay(rec, tok, parsed[1]),
+        "pay": lambda: pay.pay(rec, tok, parsed[1]),
         "balance": lambda: wallet.balance(rec, a.customer),
         "charge": lambda: wallet.charge(rec, a.customer, a.amount_minor),
         "history": lambda: wallet.history(rec, a.customer, 20),

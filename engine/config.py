@@ -30,6 +30,9 @@ class Settings:
     admit_per_second: int = 200
     active_ttl_seconds: float = 600.0
     waiting_idle_seconds: float = 120.0
+    # The queue's cap per concert: past it a new customer gets 503 QUEUE_FULL, so fake
+    # arrivals cannot fill Redis (1,000,000 waiters take ~230 MB; redis.conf allows 1 GB).
+    max_waiting: int = 1_000_000
     # Seats: how long a hold lasts before its seat is free again.
     hold_ttl_seconds: float = 300.0
     # A pay stuck in PAYING this long (a crashed payer) is finished from the balance's record.
@@ -41,7 +44,7 @@ class Settings:
     redis_command_timeout: float = 0.5
     # Commands waiting on the worker's Redis connection before new ones fail fast (503).
     redis_max_pending: int = 20_000
-    idempotency_ttl_seconds: int = 86400
+    idempotency_ttl_seconds: float = 86400.0
     history_limit: int = 100
 
     # The *_seconds above in whole milliseconds, as the scripts take them (computed once).
@@ -49,12 +52,14 @@ class Settings:
     hold_ms: int = field(init=False, repr=False, compare=False)
     active_ttl_ms: int = field(init=False, repr=False, compare=False)
     stale_ms: int = field(init=False, repr=False, compare=False)
+    keep_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "idle_ms", self.ms("waiting_idle_seconds"))
         object.__setattr__(self, "hold_ms", self.ms("hold_ttl_seconds"))
         object.__setattr__(self, "active_ttl_ms", self.ms("active_ttl_seconds"))
         object.__setattr__(self, "stale_ms", self.ms("pay_stale_seconds"))
+        object.__setattr__(self, "keep_ms", self.ms("idempotency_ttl_seconds"))
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,13 +70,15 @@ class Settings:
             admit_per_second=_count("ADMIT_PER_SECOND", d.admit_per_second),
             active_ttl_seconds=_seconds("ACTIVE_TTL_SECONDS", d.active_ttl_seconds),
             waiting_idle_seconds=_seconds("WAITING_IDLE_SECONDS", d.waiting_idle_seconds),
+            max_waiting=_count("MAX_WAITING", d.max_waiting),
             hold_ttl_seconds=_seconds("HOLD_TTL_SECONDS", d.hold_ttl_seconds),
             pay_stale_seconds=_seconds("PAY_STALE_SECONDS", d.pay_stale_seconds),
             tick_seconds=_seconds("TICK_SECONDS", d.tick_seconds),
             redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),
             redis_command_timeout=_seconds("REDIS_COMMAND_TIMEOUT", d.redis_command_timeout),
             redis_max_pending=_count("REDIS_MAX_PENDING", d.redis_max_pending),
-            idempotency_ttl_seconds=_count("IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_seconds),
+            idempotency_ttl_seconds=_seconds("IDEMPOTENCY_TTL_SECONDS",
+                                             d.idempotency_ttl_seconds),
             history_limit=_count("HISTORY_LIMIT", d.history_limit),
         )
 

@@ -28,6 +28,8 @@ class Code(IntEnum):
     HOLD_CANCELLED = 15
     PAY_SUPERSEDED = 16  # internal: a recovery voided this pay attempt
     PAY_ORPHANED = 17  # internal: a debit whose attempt no longer holds the seat (refund)
+    PAID_EARLIER = 18  # internal: this customer paid the reservation before (its answer)
+    QUEUE_FULL = 19  # the concert's queue is at its cap
 
 
 class EngineError(Exception):
@@ -145,6 +147,26 @@ class PayOrphaned(EngineError):
     """Internal: the debit's attempt no longer holds the seat; the debit is refunded."""
 
     code = Code.PAY_ORPHANED
+
+
+class PaidEarlier(EngineError):
+    """Internal: the customer paid this reservation before; the reply carries that answer."""
+
+    code = Code.PAID_EARLIER
+
+    @property
+    def amount(self) -> int:
+        return int(self.reply[1])
+
+    @property
+    def balance(self) -> int:
+        return int(self.reply[2])
+
+
+class QueueFull(EngineError):
+    """The concert's queue is full; try again in a little while."""
+
+    code = Code.QUEUE_FULL
 
 
 class StoreUnavailable(Exception):

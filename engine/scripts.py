@@ -1,23 +1,70 @@
-"""The script registry: every ``lua/*.lua`` file by its name.
+"""The script registry: every ``lua/*.lua`` file by its name, with its includes expanded.
+
+Lines that several scripts share (the token check, the hold release, admission) live once in
+``lua/include/<name>.lua`` and a script pulls one in with a line ``-- @include <name>``; the
+registry replaces that line with the include's text before the script is loaded (as BullMQ's
+loader does). A copy per script drifts; an include cannot. The price: a script file is not
+runnable by itself, so ``expanded_file`` writes the text Redis runs to ``var/lua/`` and
+``python -m engine debug`` prints the ``redis-cli --eval``/``--ldb`` line for that file.
 
 ``Store.run`` sends EVALSHA and, on NOSCRIPT (after a restart or SCRIPT FLUSH), EVAL with the
-source, which also caches it again: the registry keeps no cache state of its own. (The
-seeding code uses redis-py's ``register_script``, which does the same.)
+source, which also caches it again: the registry keeps no cache state of its own.
 """
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
+INCLUDE_DIR = LUA_DIR / "include"
+EXPANDED_DIR = LUA_DIR.parent / "var" / "lua"
 
 # Scripts that change nothing: a transport error on them cannot have half-applied anything.
 READ_ONLY = frozenset({"balance", "catalog", "history", "stats"})
 
+_INCLUDE = re.compile(r"^-- @include (\w+)[ \t]*$", re.M)
 
+
+def expand(source: str, include_dir: Path = INCLUDE_DIR) -> str:
+    """``source`` with each ``-- @include name`` line replaced by ``include/name.lua``, marked
+    with a comment line before and after (includes do not nest)."""
+
+    def text(m: re.Match[str]) -> str:
+        path = include_dir / f"{m[1]}.lua"
+        if not path.is_file():
+            raise RuntimeError(f"-- @include {m[1]}: no file {path}")
+        body = path.read_text().rstrip("\n")
+        if _INCLUDE.search(body):
+            raise RuntimeError(f"{path}: includes do not nest")
+        return f"-- >>> include/{m[1]}.lua\n{body}\n-- <<< include/{m[1]}.lua"
+
+    return _INCLUDE.sub(text, source)
+
+
+def includes_of(source: str) -> list[str]:
+    """The names a script includes, in order."""
+    return _INCLUDE.findall(source)
+
+
+@cache
 def load_sources(lua_dir: Path = LUA_DIR) -> dict[str, str]:
-    """``{name: source}`` for every script file, ``name`` being the file name without .lua."""
-    sources = {p.stem: p.read_text() for p in sorted(lua_dir.glob("*.lua"))}
+    """``{name: expanded source}`` for every script file, ``name`` being the file name
+    without .lua. Read once per process: scripts are code, not data."""
+    sources = {p.stem: expand(p.read_text(), lua_dir / "include")
+               for p in sorted(lua_dir.glob("*.lua"))}
     if not sources:
         raise RuntimeError(f"no Lua scripts found in {lua_dir}")
     return sources
+
+
+def expanded_file(name: str) -> Path:
+    """The text Redis runs for script ``name``, written to ``var/lua/<name>.lua`` (rewritten
+    only when it changed), for ``redis-cli --eval`` and its Lua debugger."""
+    source = load_sources()[name]
+    path = EXPANDED_DIR / f"{name}.lua"
+    if not path.is_file() or path.read_text() != source:
+        EXPANDED_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    return path

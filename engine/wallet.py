@@ -31,7 +31,7 @@ async def charge(
     _, minor, replayed = await store.run(
         "charge",
         keys,
-        (amount_minor, MAX_BALANCE, str(amount_minor), s.idempotency_ttl_seconds, s.history_limit),
+        (amount_minor, MAX_BALANCE, str(amount_minor), s.keep_ms, s.history_limit),
     )
     return {"customerId": customer_id, "balance": from_minor(minor)}, bool(replayed)
 

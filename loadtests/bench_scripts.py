@@ -1,7 +1,7 @@
 """``python -m loadtests.bench_scripts``: each Lua script of the endpoints alone, on Redis.
 
 Starts its own redis-server (the repo's redis.conf: AOF on, everysec) in a temp dir, prepares
-state, then drives the engine's own functions (``queue.issue_token``, ``booking.pay``, ...):
+state, then drives the engine's own functions (``queue.issue_token``, ``pay.pay``, ...):
 their commands, byte for byte what the API sends, are pipelined to Redis in timed batches (see
 loadtests/redis_driver.py). Every call is a realistic, successful one: a new customer for each
 issue, a WAITING token for each status, a free seat for each reserve, an open hold for each
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import redis
 
-from engine import booking, catalog, queue, wallet
+from engine import booking, catalog, pay, queue, wallet
 from engine.config import Settings
 from engine.ids import Token, parse_reservation, parse_token
 from engine.money import MINOR_PER_UNIT
@@ -70,10 +70,10 @@ ROWS = [
     ("catalog", "the seat list on a cache miss (once per option and worker)"),
     ("reserve", "`booking.reserve`, a free seat: `POST /api/reserve`"),
     ("cancel", "`booking.cancel`, an open hold: `DELETE /api/reserve/{id}`"),
-    ("pay_begin", "`booking.pay` step 1 (HELD → PAYING): `POST /api/pay`"),
-    ("debit", "`booking.pay` step 2 (debit the balance)"),
-    ("pay_finish", "`booking.pay` step 3 (PAID, seat sold, token finished)"),
-    ("pay", "`booking.pay`: the three steps together"),
+    ("pay_begin", "`pay.pay` step 1 (HELD → PAYING): `POST /api/pay`"),
+    ("debit", "`pay.pay` step 2 (debit the balance)"),
+    ("pay_finish", "`pay.pay` step 3 (PAID, seat sold, token finished)"),
+    ("pay", "`pay.pay`: the three steps together"),
     ("charge", "`wallet.charge`: `PATCH /api/point/charge`"),
     ("charge+key", "`wallet.charge` with a new `Idempotency-Key`"),
     ("balance", "`wallet.balance`: `GET /api/point`"),
@@ -184,7 +184,7 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
                                                                    strict=True)),
               chunk=chunk, label="cancels")
         pays = hold(group[PAY_FIRST], 2 * ops)
-        paid = drive(meter, (booking.pay(store, t, s) for t, s in zip(group[PAY_FIRST], pays,
+        paid = drive(meter, (pay.pay(store, t, s) for t, s in zip(group[PAY_FIRST], pays,
                                                                       strict=True)),
                      chunk=chunk, keep=True, label="pays")
         if not all(p["status"] == "PAID" for p in paid):

@@ -1,11 +1,12 @@
 #!lua flags=no-writes
 --[[
-  The seats of one concert option as the API shows them, in seat-number order, with where
-  they sit in the taken-seat bitmap. Seats never change once created, so the engine reads
+  The seats of one concert option as the API shows them, in the order of their places in the
+  taken-seat bitmap (by construction: each seat's score in the view is its offset in the
+  option's slice, see create_option.lua). Seats never change once created, so the engine reads
   this once per option and keeps it; seats.lua then only returns the option's bits.
 
   KEYS[1] layout  hash  optionId -> "start:count:version" of its seats in the bitmap
-  KEYS[2] view    zset  the seat as JSON {"id","number","price"} -> seat number
+  KEYS[2] view    zset  the seat as JSON {"id","number","price"} -> its offset in the option
 
   ARGV[1] optionId
 

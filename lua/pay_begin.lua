@@ -1,8 +1,13 @@
 #!lua
 --[[
-  Pay, step 1 of 3 (concert side): lock a HELD reservation for payment by marking it PAYING.
-  A PAYING hold never expires; step 3 (pay_finish.lua) marks it PAID or returns it to HELD.
-  Of concurrent pays of one reservation exactly one gets past this step.
+  Pay, step 1 of 3 (concert side): lock a HELD reservation for payment by marking it PAYING
+  under a new attempt number. A PAYING hold never expires; step 3 (pay_finish.lua) marks it
+  PAID or returns it to HELD. Of concurrent pays of one reservation exactly one gets past this
+  step. The protocol as a whole: engine/pay.py.
+
+  A reservation already PAID by this customer answers with that payment (a retry whose first
+  reply was lost learns it paid), whether or not the token is still alive: the reservation id
+  (128 random bits) and the customer prove who asks.
 
   KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
@@ -22,58 +27,37 @@
 
   Returns
     {0, priceMinor, attempt}   now PAYING under this attempt number
+    {18, amount, balanceAfter} PAID before by this customer: that payment's answer
+                               (balanceAfter -1 when the record predates keeping it)
+                               (balanceAfter -1 when the record predates keeping it)
     {14, attempt}              a stale PAYING attempt: finish it (recovery), then call again
     {1} token unknown/expired   {2} token WAITING   {7} no such reservation of this customer
-    {8} already paid   {9} hold expired   {10} another pay is in progress   {15} cancelled
+    {9} hold expired   {10} another pay is in progress   {15} cancelled
 ]]
 local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local paying, taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local id, stale_ms = ARGV[4], tonumber(ARGV[5])
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- @include clock
 
--- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. A token's entry is its secret
--- (32 hex) when ACTIVE, "secret:lastPollMs" when WAITING. (The same lines stand in every
--- script that needs an ACTIVE token.)
-local function token_state()
-  local entry = redis.call('HGET', tokens, customer)
-  if not entry or string.sub(entry, 1, 32) ~= secret then return 1 end
-  if #entry == 32 then
-    local active_until = tonumber(redis.call('ZSCORE', active, customer))
-    if active_until and active_until > now then return 0 end
-    return 1
-  end
-  if tonumber(string.sub(entry, 34)) > now - idle_ms then return 2 end
-  return 1
+-- @include token_state
+
+-- @include release
+
+local raw = redis.call('HGET', res, id)
+local rec = raw and cjson.decode(raw)
+if rec and rec.customer == customer and rec.status == 'PAID' then
+  return {18, rec.price, rec.balance or -1}
 end
-
--- Release a hold: free its seat, close the reservation, uncount it from the token it was made
--- under. (The same lines stand in every script that releases holds.)
-local function release(id, rec, status)
-  redis.call('SETBIT', taken, rec.idx, 0)
-  redis.call('HINCRBY', free, rec.option, 1)
-  redis.call('ZREM', holds, id)
-  rec.status = status
-  redis.call('HSET', res, id, cjson.encode(rec))
-  redis.call('ZADD', gone, now, id)
-  if redis.call('HGET', tokens, rec.customer) == rec.token then
-    redis.call('HINCRBY', held, rec.customer, -1)
-  end
-end
-
 local state = token_state()
 if state ~= 0 then return {state} end
-local raw = redis.call('HGET', res, id)
-if not raw then return {7} end
-local rec = cjson.decode(raw)
-if rec.customer ~= customer then return {7} end
-if rec.status == 'PAID' then return {8} end
+if not rec or rec.customer ~= customer then return {7} end
 if rec.status == 'EXPIRED' then return {9} end
 if rec.status == 'CANCELLED' then return {15} end
 if rec.status == 'PAYING' then
-  if tonumber(redis.call('ZSCORE', paying, id) or now) <= now - stale_ms then
+  -- A PAYING record without its pay start is treated as stale: it must never stay stuck.
+  if tonumber(redis.call('ZSCORE', paying, id) or 0) <= now - stale_ms then
     return {14, rec.attempt}
   end
   return {10}

@@ -3,7 +3,8 @@
   Pay, step 3 of 3 (concert side): after the debit, mark the reservation PAID and its seat
   sold, and finish the token when the customer has no other open hold under it; after a
   refused or voided debit, return the reservation to HELD (or release it if its time is up).
-  Idempotent: finishing the same attempt twice changes nothing the second time.
+  Idempotent: finishing the same attempt twice changes nothing the second time. The protocol
+  as a whole: engine/pay.py.
 
   Flag allow-oom: it completes a pay whose first steps ran, which must never be left half-done.
 
@@ -21,45 +22,38 @@
   ARGV[1] reservation id (32 hex chars)
   ARGV[2] attempt number (from pay_begin.lua)
   ARGV[3] PAID | REFUSED
+  ARGV[4] balance right after the debit (minor units; PAID only, kept as the pay's answer)
 
   Returns
     {0, tokenFinished}   PAID (tokenFinished 1 when the token ended here)
     {0, 0}               REFUSED handled, or nothing left to do
     {7}                  no such reservation
-    {17}                 PAID for an attempt that no longer holds the seat (refund it)
+    {17}                 PAID for an attempt that is not the one PAYING: its debit buys
+                         nothing (the caller refunds that attempt's debit)
 ]]
 local res, paying, holds, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local tokens, active, held, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local id, attempt, outcome = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local id, attempt, outcome, balance = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 
-local now  -- read from TIME only on the path that needs it (a refused pay)
+-- @include clock
 
--- Release a hold: free its seat, close the reservation, uncount it from the token it was made
--- under. (The same lines stand in every script that releases holds.)
-local function release(id, rec, status)
-  redis.call('SETBIT', taken, rec.idx, 0)
-  redis.call('HINCRBY', free, rec.option, 1)
-  redis.call('ZREM', holds, id)
-  rec.status = status
-  redis.call('HSET', res, id, cjson.encode(rec))
-  redis.call('ZADD', gone, now, id)
-  if redis.call('HGET', tokens, rec.customer) == rec.token then
-    redis.call('HINCRBY', held, rec.customer, -1)
-  end
-end
+-- @include release
 
 local raw = redis.call('HGET', res, id)
 if not raw then return {7} end
 local rec = cjson.decode(raw)
 
 if outcome == 'PAID' then
-  if rec.status == 'PAID' then return {0, 0} end
+  if rec.status == 'PAID' and rec.attempt == attempt then return {0, 0} end
   -- A debit belongs to the attempt that made it, and that attempt holds the seat (PAYING)
   -- until this step. Anything else is a debit without a sale: the caller refunds it.
   if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {17} end
   rec.status = 'PAID'
+  rec.balance = balance
+  rec.paid = now
   redis.call('HSET', res, id, cjson.encode(rec))
   redis.call('ZREM', paying, id)
+  redis.call('ZADD', gone, now, id)
   redis.call('HINCRBY', concert, 'sold', 1)
   if redis.call('HGET', tokens, rec.customer) == rec.token then
     if redis.call('HINCRBY', held, rec.customer, -1) <= 0 then
@@ -73,8 +67,6 @@ if outcome == 'PAID' then
 end
 
 if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {0, 0} end
-local t = redis.call('TIME')
-now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', paying, id)
 if rec.expires > now then
   rec.status = 'HELD'

@@ -33,37 +33,11 @@ local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local option, seat, id, hold_ms = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local SWEEP = 100
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- @include clock
 
--- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. A token's entry is its secret
--- (32 hex) when ACTIVE, "secret:lastPollMs" when WAITING. (The same lines stand in every
--- script that needs an ACTIVE token.)
-local function token_state()
-  local entry = redis.call('HGET', tokens, customer)
-  if not entry or string.sub(entry, 1, 32) ~= secret then return 1 end
-  if #entry == 32 then
-    local active_until = tonumber(redis.call('ZSCORE', active, customer))
-    if active_until and active_until > now then return 0 end
-    return 1
-  end
-  if tonumber(string.sub(entry, 34)) > now - idle_ms then return 2 end
-  return 1
-end
+-- @include token_state
 
--- Release a hold: free its seat, close the reservation, uncount it from the token it was made
--- under. (The same lines stand in every script that releases holds.)
-local function release(id, rec, status)
-  redis.call('SETBIT', taken, rec.idx, 0)
-  redis.call('HINCRBY', free, rec.option, 1)
-  redis.call('ZREM', holds, id)
-  rec.status = status
-  redis.call('HSET', res, id, cjson.encode(rec))
-  redis.call('ZADD', gone, now, id)
-  if redis.call('HGET', tokens, rec.customer) == rec.token then
-    redis.call('HINCRBY', held, rec.customer, -1)
-  end
-end
+-- @include release
 
 local state = token_state()
 if state ~= 0 then return {state} end
@@ -73,10 +47,7 @@ if not entry then  -- only now tell an unknown option from an unknown seat: one 
   return {5}
 end
 
-local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, SWEEP)
-for i = 1, #due do
-  release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
-end
+release_due(SWEEP)
 
 local price, index = string.match(entry, '^%d+:(%d+):(%d+)$')
 if redis.call('SETBIT', taken, index, 1) == 1 then return {6} end

@@ -33,45 +33,16 @@ local holds, res, taken, free, held, gone = KEYS[4], KEYS[5], KEYS[6], KEYS[7], 
 local customer, secret, idle_ms, option = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local SWEEP = 100
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- @include clock
 
--- 0 ACTIVE, 1 unknown/expired/idle/finished, 2 WAITING. A token's entry is its secret
--- (32 hex) when ACTIVE, "secret:lastPollMs" when WAITING. (The same lines stand in every
--- script that needs an ACTIVE token.)
-local function token_state()
-  local entry = redis.call('HGET', tokens, customer)
-  if not entry or string.sub(entry, 1, 32) ~= secret then return 1 end
-  if #entry == 32 then
-    local active_until = tonumber(redis.call('ZSCORE', active, customer))
-    if active_until and active_until > now then return 0 end
-    return 1
-  end
-  if tonumber(string.sub(entry, 34)) > now - idle_ms then return 2 end
-  return 1
-end
+-- @include token_state
 
--- Release a hold: free its seat, close the reservation, uncount it from the token it was made
--- under. (The same lines stand in every script that releases holds.)
-local function release(id, rec, status)
-  redis.call('SETBIT', taken, rec.idx, 0)
-  redis.call('HINCRBY', free, rec.option, 1)
-  redis.call('ZREM', holds, id)
-  rec.status = status
-  redis.call('HSET', res, id, cjson.encode(rec))
-  redis.call('ZADD', gone, now, id)
-  if redis.call('HGET', tokens, rec.customer) == rec.token then
-    redis.call('HINCRBY', held, rec.customer, -1)
-  end
-end
+-- @include release
 
 local state = token_state()
 if state ~= 0 then return {state} end
 
-local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, SWEEP)
-for i = 1, #due do
-  release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
-end
+release_due(SWEEP)
 
 local slice = redis.call('HGET', layout, option)
 if not slice then return {4} end

@@ -16,8 +16,7 @@
 local waiting, active, holds, paying, concert, free =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- @include clock
 
 local free_seats = 0
 for _, n in ipairs(redis.call('HVALS', free)) do free_seats = free_seats + tonumber(n) end

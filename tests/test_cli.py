@@ -57,10 +57,13 @@ def test_seed_creates_the_demo_and_never_resets(
 
 def test_debug_prints_a_runnable_line(redis_server, catalog: redis.Redis) -> None:
     line = engine_cli(redis_server.url, "debug", "balance", "--customer", "3").strip()
-    assert line.endswith("--eval lua/balance.lua 'tk:{u:3}:balance' ,")
+    # The file Redis runs: the script with its includes expanded, written by the command.
+    assert line.endswith("--eval var/lua/balance.lua 'tk:{u:3}:balance' ,")
     out = subprocess.run(line, shell=True, cwd=REPO, capture_output=True, text=True, timeout=10)
     assert out.stdout.split() == ["0", str(10_000 * 100)]
     steps = engine_cli(redis_server.url, "debug", "pay", "--ldb", "--token", "2.1." + "c" * 32,
                        "--reservation", "2." + "d" * 32)
     assert steps.count("--ldb --eval") == 3
-    assert all(f"lua/{s}.lua" in steps for s in ("pay_begin", "debit", "pay_finish"))
+    assert all(f"var/lua/{s}.lua" in steps for s in ("pay_begin", "debit", "pay_finish"))
+    expanded = (REPO / "var" / "lua" / "pay_begin.lua").read_text()
+    assert "-- @include" not in expanded and "local function token_state()" in expanded

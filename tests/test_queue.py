@@ -3,13 +3,18 @@ expiry of WAITING tokens, TTL of ACTIVE ones, and admission by the background ti
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 
 import redis
 from starlette.testclient import TestClient
 
+from engine import queue
+from engine.config import Settings
 from engine.keys import concert_keys
+from engine.store import Store, connect
 from tests.conftest import CONCERT, auth
 
 
@@ -128,3 +133,46 @@ def test_bad_tokens_are_401(client: TestClient) -> None:
         assert resp.headers["content-type"] == "application/problem+json"
         assert resp.headers["www-authenticate"] == "Bearer"
     assert client.get("/api/token/status").status_code == 401
+
+
+def test_a_full_queue_takes_no_one_new_and_writes_nothing(
+    make_client: Callable[..., TestClient], catalog: redis.Redis
+) -> None:
+    client = make_client(active_limit=1, max_waiting=3)
+    issue(client, 1)  # ACTIVE
+    waiting = [issue(client, c) for c in (2, 3, 4)]
+    assert [w["position"] for w in waiting] == [1, 2, 3]
+    k = concert_keys(CONCERT)
+    before = {key: catalog.dump(key) for key in catalog.keys(f"{k.tag}:*")}
+    resp = client.post("/api/token/issue", json={"customerId": 5, "concertId": CONCERT})
+    assert resp.status_code == 503 and resp.json()["code"] == "QUEUE_FULL"
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert int(resp.headers["retry-after"]) >= 1
+    assert {key: catalog.dump(key) for key in catalog.keys(f"{k.tag}:*")} == before
+    # Those already in line keep their tokens: a re-issue answers theirs.
+    assert issue(client, 3)["tokenValue"] == waiting[1]["tokenValue"]
+
+
+def test_the_idle_sweep_keeps_up_with_fake_arrivals(settings: Settings,
+                                                    catalog: redis.Redis) -> None:
+    """Tokens issued for made-up customers who never poll, while the ACTIVE limit is full (so
+    admission pops nothing): one tick after they went idle, all of them are gone. The sweep
+    used to drop at most 1,000 a tick per worker, so faster arrivals piled up."""
+    s = dataclasses.replace(settings, active_limit=1, waiting_idle_seconds=0.3, tick_seconds=1)
+
+    async def go() -> tuple[int, dict]:
+        store = Store(connect(s), s)
+        for lo in range(1, 5002, 500):
+            await asyncio.gather(*[queue.issue_token(store, c, CONCERT)
+                                   for c in range(lo, min(lo + 500, 5002))])
+        waiting = catalog.zcard(concert_keys(CONCERT).waiting)
+        await asyncio.sleep(0.35)  # every waiter idle now
+        ticked = await queue.tick(store, CONCERT)
+        await store.aclose()
+        return waiting, ticked
+
+    waiting, ticked = asyncio.run(go())
+    assert waiting == 5000
+    assert ticked["dropped"] == 5000
+    assert catalog.zcard(concert_keys(CONCERT).waiting) == 0
+    assert catalog.hlen(concert_keys(CONCERT).tokens) == 1  # the ACTIVE one

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from engine.cli import OPS, _operation, _Recorder, eval_line
 from engine.config import Settings
-from engine.scripts import LUA_DIR, load_sources
+from engine.scripts import INCLUDE_DIR, LUA_DIR, expand, includes_of, load_sources
 from loadtests.stack import REPO
 from tests.conftest import OPTION, active_token, auth, seat_id
 
@@ -52,8 +52,10 @@ def _recorded_calls(settings: Settings) -> list[tuple[str, list[str], list[objec
 
 def test_engine_sends_each_script_the_keys_and_args_its_header_names(settings: Settings) -> None:
     calls = _recorded_calls(settings)
-    # create_option: seeding only; refund: the pay protocol's safety net (tested apart).
-    assert {name for name, _, _ in calls} == set(SOURCES) - {"create_option", "refund"}
+    # create_option: seeding only; refund: the pay protocol's safety net; forget: the tick's,
+    # only with something to forget (each tested apart).
+    assert {name for name, _, _ in calls} == set(SOURCES) - {"create_option", "refund",
+                                                             "forget"}
     for name, keys, args in calls:
         header = SOURCES[name].split("]]", 1)[0]
         named_keys = re.findall(r"KEYS\[(\d+)\]", header)
@@ -96,19 +98,36 @@ def test_lua_dir_holds_only_scripts() -> None:
     assert sorted(p.stem for p in LUA_DIR.glob("*.lua")) == sorted(SOURCES)
 
 
-def _blocks(src: str) -> dict[str, str]:
-    """Each ``local function name(...) ... end`` block of a script, with its comment."""
-    pattern = re.compile(r"((?:--[^\n]*\n)*local function (\w+)\(.*?\n)end\n", re.S)
-    return {m[2]: m[0] for m in pattern.finditer(src)}
+def test_shared_lines_live_in_includes_only() -> None:
+    """A helper that several scripts need is written once in lua/include/ and pulled in with
+    ``-- @include``; no script file defines one of its own, and every include a script pulls
+    in finds the locals it needs bound before the include line."""
+    includes = {p.stem: p.read_text() for p in INCLUDE_DIR.glob("*.lua")}
+    defined = {name: set(re.findall(r"^local function (\w+)", text, re.M))
+               for name, text in includes.items()}
+    users: dict[str, int] = {}
+    for path in sorted(LUA_DIR.glob("*.lua")):
+        raw = path.read_text()
+        own = set(re.findall(r"^local function (\w+)", raw, re.M))
+        for name in includes_of(raw):
+            users[name] = users.get(name, 0) + 1
+            assert not own & defined[name], f"{path.name} redefines {own & defined[name]}"
+            needs = re.search(r"needs locals: ([\w, ]+)", includes[name])
+            before = expand(raw.split(f"-- @include {name}\n", 1)[0])  # earlier includes too
+            bound = set(re.findall(r"\b(\w+)\b", " ".join(
+                re.findall(r"^local ([\w, ]+?)(?: =|$)", before, re.M))))
+            for local in (needs[1].replace(",", " ").split() if needs else []):
+                assert local in bound, f"{path.name}: include {name} needs local {local!r}"
+    assert set(users) == set(includes), "an include that no script uses"
+    assert all(n >= 2 for n in users.values()), users
 
 
-def test_repeated_idioms_are_identical_in_every_script() -> None:
-    """Scripts are self-contained, so a few helpers stand in several files; they must stay the
-    same lines everywhere, or one copy has drifted."""
-    copies: dict[str, set[str]] = {}
-    for src in SOURCES.values():
-        for name, block in _blocks(src).items():
-            copies.setdefault(name, set()).add(block)
-    assert {"release", "token_state", "admit", "estimate"} <= set(copies)
-    for name, versions in copies.items():
-        assert len(versions) == 1, f"local function {name} differs between scripts"
+def test_expand_refuses_unknown_and_nested_includes(tmp_path) -> None:
+    (tmp_path / "a.lua").write_text("-- @include b\n")
+    with pytest.raises(RuntimeError, match="no file"):
+        expand("-- @include zzz\n", tmp_path)
+    with pytest.raises(RuntimeError, match="do not nest"):
+        expand("-- @include a\n", tmp_path)
+    (tmp_path / "b.lua").write_text("local x = 1")
+    assert expand("x\n-- @include b\ny\n", tmp_path) == (
+        "x\n-- >>> include/b.lua\nlocal x = 1\n-- <<< include/b.lua\ny\n")

@@ -54,6 +54,24 @@ def test_idempotency_key_charges_once(client: TestClient, catalog: redis.Redis) 
         assert resp.status_code == 400, bad
 
 
+def test_an_idempotency_key_keeps_its_first_answer_even_a_refusal(
+    client: TestClient, catalog: redis.Redis
+) -> None:
+    """A refused charge used to leave no record under its key, so the same retry could
+    succeed later: a key must always return its first answer."""
+    from engine.money import MAX_BALANCE
+
+    catalog.set(CustomerKeys(9).balance, MAX_BALANCE - 100)  # room for 1 point only
+    refused = charge(client, 9, 5, key="late-5")
+    assert refused.status_code == 409 and refused.json()["code"] == "BALANCE_LIMIT"
+    catalog.decrby(CustomerKeys(9).balance, 10_000)  # room again (a payment, say)
+    again = charge(client, 9, 5, key="late-5")
+    assert again.status_code == 409 and again.json() == refused.json()
+    assert int(catalog.get(CustomerKeys(9).balance)) == MAX_BALANCE - 10_100
+    assert charge(client, 9, 5, key="late-6").status_code == 200  # a new key is a new charge
+    assert charge(client, 9, 6, key="late-5").status_code == 422  # another body: reused
+
+
 def test_history_newest_first_and_bounded(make_client, catalog: redis.Redis) -> None:
     client = make_client(history_limit=5)
     for amount in range(1, 31):

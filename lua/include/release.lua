@@ -1,0 +1,23 @@
+--[[ include: release(id, rec, status) frees a hold's seat, closes the reservation (status
+  EXPIRED or CANCELLED) and uncounts it from the token it was made under; release_due(n)
+  releases at most n holds whose time is up.
+  needs locals: taken, free, holds, res, gone, tokens, held, now ]]
+local function release(id, rec, status)
+  redis.call('SETBIT', taken, rec.idx, 0)
+  redis.call('HINCRBY', free, rec.option, 1)
+  redis.call('ZREM', holds, id)
+  rec.status = status
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZADD', gone, now, id)
+  if redis.call('HGET', tokens, rec.customer) == rec.token then
+    redis.call('HINCRBY', held, rec.customer, -1)
+  end
+end
+
+local function release_due(n)
+  local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, n)
+  for i = 1, #due do
+    release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
+  end
+  return #due
+end
