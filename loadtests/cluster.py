@@ -569,11 +569,11 @@ def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("action", choices=["start", "stop", "status"])
     c.add_argument("--dir", type=Path, default=REPO / "var" / "cluster",
                    help="data and state directory (default var/cluster)")
-    c.add_argument("--base-port", type=int,
-                   default=int(os.environ.get("CLUSTER_BASE_PORT") or 7000),
+    env_port = os.environ.get("CLUSTER_BASE_PORT")
+    c.add_argument("--base-port", type=int, default=int(env_port) if env_port else None,
                    help="first node's port (default $CLUSTER_BASE_PORT or 7000)")
-    c.add_argument("--masters", type=int, default=3, help="default 3")
-    c.add_argument("--replicas", type=int, default=1, help="replicas a master (default 1)")
+    c.add_argument("--masters", type=int, help="default 3")
+    c.add_argument("--replicas", type=int, help="replicas a master (default 1)")
     c.add_argument("--node-timeout", type=int, default=5000,
                    help="cluster-node-timeout in ms (default 5000)")
     c.add_argument("--wipe", action="store_true", help="stop: remove the data directory too")
@@ -585,22 +585,31 @@ def cluster_command(args: argparse.Namespace) -> int:
     if args.action == "start":
         if known:
             cluster = RedisCluster.attach(workdir)
+            asked = (args.base_port, args.masters, args.replicas)
+            have = (cluster.ports[0], cluster.master_count, cluster.replicas_per_master)
+            if any(a is not None and a != h for a, h in zip(asked, have, strict=True)):
+                print(f"{workdir} holds a cluster of {have[1]} masters, {have[2]} replica(s) "
+                      f"each, on ports {cluster.ports[0]}-{cluster.ports[-1]}: start it with "
+                      "those, or remove it with `cluster stop --wipe`")
+                return 2
             if cluster.running():
                 print(f"already running ({workdir}):")
                 print("\n".join(cluster.describe()))
                 print(f"REDIS_URL={cluster.url}")
                 return 0
         else:
-            cluster = RedisCluster(workdir, args.masters, args.replicas, args.base_port,
-                                   args.node_timeout, QUICK_SYNC, daemon=True)
+            cluster = RedisCluster(workdir, args.masters or 3,
+                                   1 if args.replicas is None else args.replicas,
+                                   args.base_port or 7000, args.node_timeout, QUICK_SYNC,
+                                   daemon=True)
         t0 = time.monotonic()
         try:
             cluster.start()
         except (RuntimeError, TimeoutError) as e:
             print(f"cluster start failed: {e}")
             return 1
-        print(f"{cluster.master_count} masters x {cluster.replicas_per_master} replicas healthy "
-              f"in {time.monotonic() - t0:.1f} s (data in {workdir}):")
+        print(f"{cluster.master_count} masters, {cluster.replicas_per_master} replica(s) each, "
+              f"healthy in {time.monotonic() - t0:.1f} s (data in {workdir}):")
         print("\n".join(cluster.describe()))
         print(f"REDIS_URL={cluster.url}")
         return 0
