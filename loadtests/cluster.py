@@ -407,8 +407,8 @@ class RedisCluster:
     def _views_problem(self) -> str | None:
         """Whether every node sees every other as that one sees itself. Roles spread by gossip
         (a ping to each node within node_timeout / 2): a replica can be up and synced while
-        the other masters still take it for an empty master, and they would refuse it their
-        votes when its master fails."""
+        the other masters still list it as an empty master, and a master refuses its
+        failover vote to a node it takes for a master."""
         views = {p: self.nodes(p) for p in self.ports}
         own = {n.id: n for view in views.values() for n in view if "myself" in n.flags}
         for p, view in views.items():
