@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import redis.cluster
@@ -220,6 +221,7 @@ class RedisCluster:
         return self._client(port).execute_command("CLUSTER", sub, *args)
 
     def cluster_info(self, port: int) -> dict[str, str]:
+        """``CLUSTER INFO`` of the node on ``port``, values as Redis writes them."""
         text = self._cluster(port, "INFO")
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
@@ -500,10 +502,10 @@ class RedisCluster:
             if replicas:
                 client.execute_command("WAIT", replicas, 5000)
 
-    def client(self, **kwargs: object) -> redis.cluster.RedisCluster:
+    def client(self, **kwargs: Any) -> redis.cluster.RedisCluster:
         """A redis-py cluster client seeded with every live node; ``kwargs`` go to it."""
         nodes = [redis.cluster.ClusterNode(HOST, p) for p in self.live_ports()]
-        return redis.cluster.RedisCluster(startup_nodes=nodes, **kwargs)  # type: ignore[arg-type]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, **kwargs)
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM every node (Redis flushes its AOF and exits) and wait; SIGKILL a node that
