@@ -475,7 +475,8 @@ class RedisCluster:
     def wait_promoted(self, dead_port: int, timeout: float = 30) -> float:
         """Wait until no live node assigns a slot to the dead master on ``dead_port`` any more
         and every live node reports ``cluster_state:ok`` (its replica took over). Returns the
-        seconds since ``kill(dead_port)`` (since this call if it was not killed here)."""
+        seconds since ``kill(dead_port)`` (since this call if it was not killed here). The
+        replica needs the votes of a majority of masters: below three masters none wins."""
         if self.pid(dead_port) is not None:
             raise RuntimeError(f"the node on port {dead_port} is running")
         t0 = self._killed_at.get(dead_port, time.monotonic())
