@@ -7,8 +7,10 @@ PORT ?= 8000
 REDIS_PORT ?= 6379
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+CLUSTER_BASE_PORT ?= 7000
 
-.PHONY: install redis-server run test lint clean bench bench-endpoints bench-scripts
+.PHONY: install redis-server run test lint clean bench bench-endpoints bench-scripts \
+	cluster cluster-stop
 
 install: $(VENV)/.installed redis-server
 
@@ -46,6 +48,19 @@ run: install
 	  REDIS_URL=$(REDIS_URL) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	    $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
 	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log
+
+# A local Redis Cluster left running in the background: 3 masters + 3 replicas from the repo's
+# redis.conf, data in var/cluster/<port>/, ports CLUSTER_BASE_PORT..+5 (default 7000-7005) and
+# their cluster bus ports +10000. Waits until every replica has synced, then prints REDIS_URL
+# and a line per node; a second `make cluster` only prints them. `python -m loadtests cluster
+# status` shows roles, slots and links.
+cluster: install
+	$(PY) -m loadtests cluster start --base-port $(CLUSTER_BASE_PORT)
+
+# Stops the cluster's nodes and keeps their data for the next `make cluster` (`python -m
+# loadtests cluster stop --wipe` removes it).
+cluster-stop: install
+	$(PY) -m loadtests cluster stop
 
 test: install
 	$(VENV)/bin/ruff check engine api loadtests tests

@@ -1,4 +1,5 @@
-"""``python -m loadtests run <scenario|all> [flags]``: see loadtests/README.md."""
+"""``python -m loadtests run <scenario|all> [flags]`` and ``python -m loadtests cluster
+start|stop|status``: see loadtests/README.md."""
 
 import sys
 

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-pid", type=int, action="append", default=[],
                      help="soak with --host: a process of the API whose RSS to sample "
                      "(repeatable)")
+    from loadtests.cluster import add_cluster_parser
+
+    add_cluster_parser(sub)
     charts = sub.add_parser("charts", help="PNG charts from a locust *_stats_history.csv "
                             "(e.g. of a distributed run)")
     charts.add_argument("history", type=Path, help="a locust <prefix>_stats_history.csv")
@@ -694,6 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "charts":
         return charts_command(args)
+    if args.command == "cluster":
+        from loadtests.cluster import cluster_command
+
+        return cluster_command(args)
     try:
         scenarios = resolve(args.scenario)
     except ValueError as e:

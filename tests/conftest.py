@@ -1,6 +1,7 @@
 """Fixtures: a real redis-server started from the repo's redis.conf on a free port in a temp
 dir (never a database we did not create), flushed before each test; the app in-process with
-its lifespan (TestClient); and a real uvicorn server for concurrency tests."""
+its lifespan (TestClient); a real uvicorn server for concurrency tests; and a local Redis
+Cluster (``redis_cluster``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from engine.config import Settings
 from engine.seed import Option, Seat, create_concert, fund_customers
+from loadtests.cluster import QUICK_SYNC, RedisCluster
 from loadtests.stack import RedisServer, Uvicorn
 
 
@@ -115,3 +117,17 @@ def live_server(settings: Settings, catalog: redis.Redis) -> Iterator[Callable[.
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """3 masters with a replica each from the repo's redis.conf, in a temp dir, healthy (every
+    replica synced). Node timeout 1 s: a killed master's replica takes over in ~3 s. Not
+    flushed between tests (``redis_cluster.flushall()``); roles may have moved after a
+    failover test, which leaves it healthy again."""
+    if shutil.which("redis-server") is None:
+        pytest.exit("redis-server is not on PATH: run `make test`, which installs it", 2)
+    cluster = RedisCluster(tmp_path_factory.mktemp("cluster"), masters=3, replicas=1,
+                           node_timeout_ms=1000, extra=QUICK_SYNC).start()
+    yield cluster
+    cluster.stop()
