@@ -14,6 +14,15 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+def _whole(name: str, default: int) -> int:
+    """A count that may be 0 (a knob that 0 turns off)."""
+    raw = os.environ.get(name)
+    value = default if raw is None or raw == "" else int(raw)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {raw!r}")
+    return value
+
+
 def _count(name: str, default: int) -> int:
     raw = os.environ.get(name)
     value = default if raw is None or raw == "" else int(raw)
@@ -44,6 +53,10 @@ class Settings:
     redis_command_timeout: float = 0.5
     # Commands waiting on the worker's Redis connection before new ones fail fast (503).
     redis_max_pending: int = 20_000
+    # Replicated acknowledgements: an answer to a change waits until this many replicas took
+    # it (a WAIT per batch of writes; 0: off), for at most the timeout (then 503).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 200
     idempotency_ttl_seconds: float = 86400.0
     history_limit: int = 100
 
@@ -77,6 +90,8 @@ class Settings:
             redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),
             redis_command_timeout=_seconds("REDIS_COMMAND_TIMEOUT", d.redis_command_timeout),
             redis_max_pending=_count("REDIS_MAX_PENDING", d.redis_max_pending),
+            redis_wait_replicas=_whole("REDIS_WAIT_REPLICAS", d.redis_wait_replicas),
+            redis_wait_timeout_ms=_count("REDIS_WAIT_TIMEOUT_MS", d.redis_wait_timeout_ms),
             idempotency_ttl_seconds=_seconds("IDEMPOTENCY_TTL_SECONDS",
                                              d.idempotency_ttl_seconds),
             history_limit=_count("HISTORY_LIMIT", d.history_limit),

@@ -23,6 +23,12 @@ EXPANDED_DIR = LUA_DIR.parent / "var" / "lua"
 
 # Scripts that change nothing: a transport error on them cannot have half-applied anything.
 READ_ONLY = frozenset({"balance", "catalog", "history", "stats"})
+# Scripts whose changes a customer is told about (a token, a hold, a payment, points): with
+# REDIS_WAIT_REPLICAS their answer waits until replicas have them. The reads' own small
+# writes (a poll's time, an expired hold swept) and the tick's are not waited for: a lost one
+# is redone by the next call.
+WRITES = frozenset({"issue", "reserve", "cancel", "pay_begin", "debit", "pay_finish", "charge",
+                    "refund", "create_option"})
 
 _INCLUDE = re.compile(r"^-- @include (\w+)[ \t]*$", re.M)
 

@@ -1,5 +1,6 @@
-"""The engine's one door to Redis: run a registered script in one round trip, turn transport
-trouble into ``StoreUnavailable`` and script refusals into engine exceptions."""
+"""The engine's one door to Redis: run a registered script in one round trip, on one node or
+on the master of its slot in a Redis Cluster; turn transport trouble into
+``StoreUnavailable`` and script refusals into engine exceptions."""
 
 from __future__ import annotations
 
@@ -8,20 +9,33 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from engine.cluster import SCHEME, ClusterRedis, key_slot
 from engine.config import Settings
 from engine.errors import StoreUnavailable, raise_for
-from engine.scripts import READ_ONLY, load_sources
-from engine.transport import PipelinedRedis, ReplyError, TransportError, pack
+from engine.scripts import READ_ONLY, WRITES, load_sources
+from engine.transport import (
+    PipelinedRedis,
+    ReplicationTimeout,
+    ReplyError,
+    TransportError,
+    pack,
+)
+
+Redis = PipelinedRedis | ClusterRedis
+MAX_REDIRECTS = 5  # MOVED/ASK answers followed for one call (a slot moves once at a time)
 
 
-def connect(settings: Settings) -> PipelinedRedis:
-    """The API's Redis connection: pipelined, fail-fast (see engine/transport.py)."""
-    return PipelinedRedis(
-        settings.redis_url,
-        connect_timeout=settings.redis_connect_timeout,
-        command_timeout=settings.redis_command_timeout,
-        max_pending=settings.redis_max_pending,
-    )
+def connect(settings: Settings) -> Redis:
+    """The API's Redis: one pipelined, fail-fast connection (engine/transport.py), or one per
+    master of a Redis Cluster for a ``redis+cluster://`` URL (engine/cluster.py)."""
+    options = {"connect_timeout": settings.redis_connect_timeout,
+               "command_timeout": settings.redis_command_timeout,
+               "max_pending": settings.redis_max_pending,
+               "wait_replicas": settings.redis_wait_replicas,
+               "wait_timeout_ms": settings.redis_wait_timeout_ms}
+    if settings.redis_url.startswith(SCHEME):
+        return ClusterRedis(settings.redis_url, **options)
+    return PipelinedRedis(settings.redis_url, **options)
 
 
 class Script:
@@ -35,29 +49,53 @@ class Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
-class Store:
-    """Redis plus the script registry. ``run`` is one EVALSHA: one round trip."""
+# key -> slot: a drop touches a few concerts' keys over and over.
+_SLOT_OF: dict[str, int] = {}
 
-    def __init__(self, redis: PipelinedRedis, settings: Settings) -> None:
+
+def slot_of(key: str) -> int:
+    slot = _SLOT_OF.get(key)
+    if slot is None:
+        if len(_SLOT_OF) > 100_000:
+            _SLOT_OF.clear()
+        slot = _SLOT_OF[key] = key_slot(key)
+    return slot
+
+
+class Store:
+    """Redis plus the script registry. ``run`` is one EVALSHA: one round trip (on a cluster,
+    to the master of the keys' slot; a MOVED or ASK answer costs one more)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
+        self.cluster = isinstance(redis, ClusterRedis)
+        # Writes whose answer waits for REDIS_WAIT_REPLICAS replicas to take them.
+        self.waited = WRITES if settings.redis_wait_replicas else frozenset()
         # observe(script, seconds) after each script call, when set (the API's metrics).
         self.observe: Callable[[str, float], None] | None = None
+        # event(name) on a WAIT timeout or a redirect, when set (the API's metrics).
+        self.event: Callable[[str], None] | None = None
         self._scripts = {name: Script(name, src) for name, src in load_sources().items()}
 
     async def run(self, name: str, keys: Sequence[Any], args: Sequence[Any] = ()) -> list:
         """Run script ``name``; return its reply when its code is OK, else raise the code's
         ``EngineError``. Redis down, slow or full raises ``StoreUnavailable``."""
         script = self._scripts[name]
+        slot = slot_of(keys[0]) if self.cluster else 0
+        waited = name in self.waited
         started = time.perf_counter()
         try:
-            reply = await self.redis.call(pack(("EVALSHA", script.sha, len(keys), *keys, *args)))
-            if type(reply) is ReplyError and str(reply).startswith("NOSCRIPT"):
-                reply = await self.redis.call(
-                    pack(("EVAL", script.source, len(keys), *keys, *args)))
+            packed = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
+            reply = await self.redis.call(packed, slot, waited)
+            if type(reply) is ReplyError:
+                reply = await self._recover(reply, script, keys, args, slot, waited)
             if self.observe is not None:
                 self.observe(name, time.perf_counter() - started)
         except TransportError as e:
+            self.redis.trouble(slot)
+            if isinstance(e, ReplicationTimeout) and self.event is not None:
+                self.event("wait_timeout")
             maybe = e.maybe_sent and name not in READ_ONLY
             raise StoreUnavailable(
                 f"Redis did not answer: {e}"
@@ -68,10 +106,31 @@ class Store:
             raise _reply_error(name, reply)
         return raise_for(reply)
 
+    async def _recover(self, reply: ReplyError, script: Script, keys: Sequence[Any],
+                       args: Sequence[Any], slot: int, waited: bool) -> Any:
+        """The answers a call gets past on its own: NOSCRIPT (send the source) and, on a
+        cluster, MOVED and ASK (follow them)."""
+        packed = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
+        for _ in range(MAX_REDIRECTS):
+            text = str(reply)
+            if text.startswith("NOSCRIPT"):
+                packed = pack(("EVAL", script.source, len(keys), *keys, *args))
+                reply = await self.redis.call(packed, slot, waited)
+            elif text.startswith(("MOVED ", "ASK ")):
+                if self.event is not None:
+                    self.event("redirect")
+                reply = await self.redis.redirect(reply, packed, slot, waited)
+            else:
+                return reply
+            if type(reply) is not ReplyError:
+                return reply
+        return reply
+
     async def execute(self, *args: Any) -> Any:
-        """One plain command (PING, SMEMBERS), with the same error mapping."""
+        """One plain command (PING, SMEMBERS), with the same error mapping; on a cluster,
+        routed by its first key."""
         try:
-            reply = await self.redis.call(pack(args))
+            reply = await self.redis.execute(*args)
         except TransportError as e:
             raise StoreUnavailable(f"Redis did not answer: {e}") from e
         if type(reply) is ReplyError:
@@ -87,7 +146,9 @@ def _reply_error(name: str, reply: ReplyError) -> Exception:
     if text.startswith("OOM"):
         return StoreUnavailable("Redis is out of memory: writes are refused", full=True)
     if text.startswith(("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "MISCONF", "READONLY",
-                        "NOAUTH", "ERR max number of clients")):
+                        "NOAUTH", "ERR max number of clients", "CLUSTERDOWN", "MOVED", "ASK")):
         # MISCONF: Redis cannot write its AOF (disk full): every write fails until fixed.
+        # TRYAGAIN: a multi-key call during a slot migration; CLUSTERDOWN: the cluster is not
+        # serving this slot (no master for it yet); MOVED/ASK: still moving after redirects.
         return StoreUnavailable(f"Redis cannot serve now: {text}")
     return RuntimeError(f"Redis refused {name}: {text}")

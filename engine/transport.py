@@ -14,9 +14,14 @@ a quarter of a bare Starlette hello. This module does only what one worker needs
   dead Redis costs each request a fast error, not a connect attempt each; a connection that
   served and then dropped (a proxy's idle timeout, CLIENT KILL) is replaced at once;
 - **backpressure**: at most ``max_pending`` commands wait on the connection; past that a call
-  fails at once instead of queueing without bound.
+  fails at once instead of queueing without bound;
+- **replicated acknowledgements as a group commit**: with ``wait_replicas`` set, a write call
+  (``waited=True``) gets its reply only after a ``WAIT`` that the connection appends to each
+  batch it writes; one WAIT covers every write of the batch (WAIT waits for all earlier writes
+  of its connection), so it costs one replication round trip per batch, not per request.
 
-redis-py stays for the CLI, seeding and tests.
+This is one node; engine/cluster.py routes calls over the nodes of a Redis Cluster with one
+of these per master. redis-py stays for the CLI, seeding and tests.
 """
 
 from __future__ import annotations
@@ -60,6 +65,23 @@ class NotSent(TransportError):
     """The connection closed before the command was written."""
 
 
+class ReplicationTimeout(TransportError):
+    """The write was applied on the master, but WAIT saw fewer replicas take it than asked
+    within its timeout: acknowledging it could lose it on a failover."""
+
+    maybe_sent = True
+
+
+# Stands in the FIFO of a connection for the WAIT appended to a batch of writes.
+_WAIT = object()
+_ASKING = pack(("ASKING",))
+
+
+def _retrieved(fut: asyncio.Future) -> None:
+    """For a reply nobody reads (ASKING's OK): a failure of it is not an error of its own."""
+    if not fut.cancelled():
+        fut.exception()
+
 # Write at once when this many commands wait in the buffer, not only at the end of the loop
 # tick: Redis starts on the first ones while Python still prepares the rest (measured here:
 # reserve 0.62 -> 0.74 of hello, pay 0.43 -> 0.52, with 4; point read unchanged).
@@ -71,15 +93,22 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_lost: Callable[[_Connection, TransportError], None] | None = None,
-                 ) -> None:
+                 wait: tuple[int, int] = (0, 0)) -> None:
         self.loop = loop
         self.on_lost = on_lost
+        # WAIT <replicas> <timeout ms> after each batch with a write in it (replicas 0: never).
+        self.wait_replicas = wait[0]
+        self.wait_command = pack(("WAIT", *wait))
+        self.unwaited = False  # a write is in the buffer, not yet followed by a WAIT
+        self.held: list[tuple[asyncio.Future, Any]] = []  # writes' replies until their WAIT
         # Set by the first reply that is not an error: the connection worked. One that is
         # lost before (a Redis at maxclients answers an error and closes) counts as a failed
         # connect.
         self.served = False
         self.reader = hiredis.Reader()
-        self.pending: deque[asyncio.Future] = deque()
+        # A future per command in flight, in order; a write's is wrapped in a tuple (its reply
+        # waits for the WAIT, which is _WAIT here).
+        self.pending: deque[Any] = deque()
         self.buffer: list[bytes] = []
         self.flush_scheduled = False
         self.transport: asyncio.Transport | None = None
@@ -89,14 +118,18 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
-    def send(self, packed: bytes) -> asyncio.Future:
+    def send(self, packed: bytes, waited: bool = False) -> asyncio.Future:
         fut = self.loop.create_future()
         if self.closed:  # nothing would ever answer it
             fut.set_exception(NotSent("the connection to Redis is closed"))
             return fut
         if not self.pending:
             self.last_progress = self.loop.time()
-        self.pending.append(fut)
+        if waited and self.wait_replicas:
+            self.pending.append((fut,))
+            self.unwaited = True
+        else:
+            self.pending.append(fut)
         self.buffer.append(packed)
         if len(self.buffer) >= FLUSH_EVERY:
             self.flush()
@@ -110,6 +143,10 @@ class _Connection(asyncio.Protocol):
         self.flush()
 
     def flush(self) -> None:
+        if self.unwaited and not self.closed:  # one WAIT for every write of the batch
+            self.unwaited = False
+            self.buffer.append(self.wait_command)
+            self.pending.append(_WAIT)
         if self.buffer and not self.closed:
             data = b"".join(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
             self.buffer.clear()
@@ -128,11 +165,30 @@ class _Connection(asyncio.Protocol):
                 self.fail(ConnectionLost(f"Redis sent an unsolicited reply: {reply!r}"))
                 return
             fut = pending.popleft()
-            if not fut.done():  # a caller that gave up (request cancelled) is skipped
+            if type(fut) is tuple:  # a write: its answer waits for the batch's WAIT
+                self.held.append((fut[0], reply))
+            elif fut is _WAIT:
+                self._release(reply)
+            elif not fut.done():  # a caller that gave up (request cancelled) is skipped
                 fut.set_result(reply)
             if not self.served and type(reply) is not ReplyError:
                 self.served = True
         self.last_progress = self.loop.time()
+
+    def _release(self, acked: Any) -> None:
+        """The batch's WAIT answered: its writes are answered, or fail when fewer replicas
+        than asked took them (they were applied on the master: 'may have been')."""
+        held, self.held = self.held, []
+        if type(acked) is int and acked >= self.wait_replicas:
+            for fut, reply in held:
+                if not fut.done():
+                    fut.set_result(reply)
+            return
+        error = ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait_replicas} replicas take "
+                                   "the write in time")
+        for fut, _ in held:
+            if not fut.done():
+                fut.set_exception(error)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(ConnectionLost(f"connection to Redis lost ({exc or 'closed'})"))
@@ -143,8 +199,16 @@ class _Connection(asyncio.Protocol):
             self.on_lost(self, error)
         self.closed = True
         self.buffer.clear()
+        self.unwaited = False
+        waiting = [f for f, _ in self.held]
+        self.held = []
         while self.pending:
             fut = self.pending.popleft()
+            if type(fut) is tuple:
+                waiting.append(fut[0])
+            elif fut is not _WAIT:
+                waiting.append(fut)
+        for fut in waiting:
             if not fut.done():
                 fut.set_exception(error)
         if self.transport is not None:
@@ -152,45 +216,78 @@ class _Connection(asyncio.Protocol):
 
 
 class PipelinedRedis:
-    """``await r.call(pack(...))`` or ``await r.execute(*args)``: one command, one reply
-    (a ``ReplyError`` is returned, not raised). Raises ``TransportError``."""
+    """One Redis node. ``await r.call(pack(...))`` or ``await r.execute(*args)``: one command,
+    one reply (a ``ReplyError`` is returned, not raised). Raises ``TransportError``.
+    ``call(packed, slot, waited)`` has the cluster router's signature; one node ignores the
+    slot and has no redirects."""
 
     RECONNECT_PAUSE = 0.1  # after a failed connect, fail fast this long before trying again
 
-    def __init__(self, url: str, *, connect_timeout: float = 0.25, command_timeout: float = 0.5,
-                 max_pending: int = 20_000) -> None:
-        u = urlparse(url)
-        if u.scheme not in ("redis", ""):
-            raise ValueError(f"only redis:// URLs are supported, not {url!r}")
-        self.host = u.hostname or "127.0.0.1"
-        self.port = u.port or 6379
-        self.db = int(u.path.strip("/") or 0)
-        self.username = unquote(u.username) if u.username else None
-        self.password = unquote(u.password) if u.password else None
+    def __init__(self, url: str = "", *, host: str = "127.0.0.1", port: int = 6379,
+                 db: int = 0, username: str | None = None, password: str | None = None,
+                 connect_timeout: float = 0.25, command_timeout: float = 0.5,
+                 max_pending: int = 20_000, wait_replicas: int = 0,
+                 wait_timeout_ms: int = 0) -> None:
+        if url:
+            u = urlparse(url)
+            if u.scheme not in ("redis", ""):
+                raise ValueError(f"only redis:// URLs are supported here, not {url!r}")
+            host, port = u.hostname or host, u.port or port
+            db = int(u.path.strip("/") or 0)
+            username = unquote(u.username) if u.username else None
+            password = unquote(u.password) if u.password else None
+        self.host, self.port, self.db = host, port, db
+        self.username, self.password = username, password
         self.connect_timeout = connect_timeout
-        self.command_timeout = command_timeout
+        # A WAIT holds the connection up to its timeout: that is progress, not a hang.
+        self.command_timeout = command_timeout + (wait_timeout_ms / 1000 if wait_replicas else 0)
         self.max_pending = max_pending
+        self.wait = (wait_replicas, wait_timeout_ms)
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future | None = None
         self._failed_at = -1e9
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
-    def call(self, packed: bytes) -> Any:
-        """Send one packed command; returns an awaitable of its reply."""
+    def call(self, packed: bytes, slot: int = 0, waited: bool = False) -> Any:
+        """Send one packed command; returns an awaitable of its reply. ``waited``: a write
+        whose reply waits for the replicas (when ``wait_replicas`` is set)."""
         conn = self._conn
         if conn is None or conn.closed:
-            return self._call_after_connect(packed)
+            return self._call_after_connect(packed, waited)
         if len(conn.pending) >= self.max_pending:
             raise Overloaded(f"{self.max_pending} commands already wait on Redis")
-        return conn.send(packed)
+        return conn.send(packed, waited)
 
     async def execute(self, *args: Any) -> Any:
         return await self.call(pack(args))
 
-    async def _call_after_connect(self, packed: bytes) -> Any:
+    async def redirect(self, error: ReplyError, packed: bytes, slot: int,
+                       waited: bool) -> Any:
+        """A node has no redirects: the error is the answer."""
+        return error
+
+    def trouble(self, slot: int) -> None:
+        """A call failed in transport: a node has no map to refresh."""
+
+    async def call_asking(self, packed: bytes, waited: bool = False) -> Any:
+        """``ASKING`` then the command, back to back on this connection (a cluster's ASK
+        redirect during a slot migration)."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connect()
+        conn.send(_ASKING).add_done_callback(_retrieved)
+        return await conn.send(packed, waited)
+
+    def slot_of(self, key: str) -> int:
+        return 0
+
+    def node_of(self, slot: int) -> tuple[str, int]:
+        return self.host, self.port
+
+    async def _call_after_connect(self, packed: bytes, waited: bool = False) -> Any:
         conn = await self._connect()
-        return await conn.send(packed)  # a connection closed meanwhile fails it at once
+        return await conn.send(packed, waited)  # a connection closed meanwhile fails at once
 
     async def _connect(self) -> _Connection:
         if self._closed:
@@ -216,7 +313,7 @@ class PipelinedRedis:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self._lost), self.host, self.port)
+                    lambda: _Connection(loop, self._lost, self.wait), self.host, self.port)
                 handshake = []
                 if self.password is not None:
                     auth = ("AUTH", self.username, self.password) if self.username else (

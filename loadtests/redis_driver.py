@@ -196,8 +196,11 @@ class _Await:
 class _StepTransport:
     """Stands in for ``engine.transport.PipelinedRedis`` under a ``Store``."""
 
-    def call(self, packed: bytes) -> _Await:
+    def call(self, packed: bytes, slot: int = 0, waited: bool = False) -> _Await:
         return _Await(packed)
+
+    def trouble(self, slot: int) -> None:
+        pass
 
     async def aclose(self) -> None:
         pass
