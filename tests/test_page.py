@@ -83,8 +83,9 @@ def test_page_is_self_contained() -> None:
 
 # --- the browser --------------------------------------------------------------------------
 def _executable(env: str, *names: str) -> str | None:
+    """``$env`` if set (and there), else the first of ``names`` on PATH."""
     if os.environ.get(env):
-        return os.environ[env]
+        return shutil.which(os.environ[env])
     return next((p for p in map(shutil.which, names) if p), None)
 
 
