@@ -9,10 +9,10 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 CLUSTER_BASE_PORT ?= 7000
 
-.PHONY: install redis-server run test lint clean bench bench-endpoints bench-scripts \
+.PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
 	cluster cluster-stop
 
-install: $(VENV)/.installed redis-server
+install: $(VENV)/.installed redis-server chromium
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +32,22 @@ redis-server:
 	fi
 	@v=$$(redis-server --version | sed -E 's/.*v=([0-9]+).*/\1/'); \
 	  if [ "$$v" -lt 7 ]; then echo "redis-server $$v found; 7.x or newer is needed"; exit 1; fi
+
+# Headless Chromium and its driver for the booking page's browser tests (tests/test_page.py
+# skips them without both). Debian's packages when we may install them: Selenium's own driver
+# manager would download a browser, and there may be no internet.
+chromium:
+	@if ! command -v chromedriver >/dev/null 2>&1 || \
+	    ! { command -v chromium || command -v chromium-browser; } >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium and chromium-driver"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	      || echo "could not install chromium: the browser tests will be skipped"; \
+	  else \
+	    echo "chromium and chromedriver are not on PATH: the browser tests will be skipped" \
+	      "(apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER)"; \
+	  fi; \
+	fi
 
 # Redis with the repo's redis.conf (data in var/), the demo data, then the API with one worker
 # per core (metrics summed over them in var/prometheus). Ctrl-C stops both; the AOF in var/

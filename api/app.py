@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
-from api import metrics, parsing
+from api import metrics, pages, parsing
 from api.asgi import Endpoint, FastRouter, Guard, Handler
 from api.metrics import MetricsEndpoint
 from engine import booking, catalog, pay, queue, wallet
@@ -139,6 +139,7 @@ ROUTES = [
     route("GET", "/healthz", healthz),
     route("GET", "/readyz", readyz),
     Route("/metrics", MetricsEndpoint(), methods=["GET"]),
+    *pages.ROUTES,  # the booking page: GET / and /static/...
 ]
 
 

@@ -78,7 +78,11 @@ def cases(token: str) -> list[tuple[str, str, object, dict, int, str]]:
     # routes and methods
     rows += [
         ("GET", "/api/nothing/here", None, {}, 404, "NOT_FOUND"),
-        ("GET", "/", None, {}, 404, "NOT_FOUND"),
+        ("GET", "/nothing", None, {}, 404, "NOT_FOUND"),
+        ("GET", "/static/nothing.js", None, {}, 404, "NOT_FOUND"),
+        ("GET", "/static/../app.py", None, {}, 404, "NOT_FOUND"),
+        ("POST", "/", {}, {}, 405, "METHOD_NOT_ALLOWED"),
+        ("POST", "/static/page.js", {}, {}, 405, "METHOD_NOT_ALLOWED"),
         ("PUT", "/api/pay", {}, a, 405, "METHOD_NOT_ALLOWED"),
         ("GET", "/api/token/issue", None, {}, 405, "METHOD_NOT_ALLOWED"),
         ("POST", "/api/point", {}, {}, 405, "METHOD_NOT_ALLOWED"),

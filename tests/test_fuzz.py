@@ -17,6 +17,7 @@ PATHS = [
     "/api/token/issue", "/api/token/status", "/api/point", "/api/point/charge",
     "/api/point/history", "/api/reserve", "/api/pay", "/api/{x}/available-dates",
     "/api/{x}/available-seats", "/api/reserve/{x}", "/api/{x}", "/{x}", "/healthz", "/readyz",
+    "/static/{x}",
 ]
 METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"]
 FIELDS = ["customerId", "concertId", "concertOptionId", "seatId", "amount", "reservationId",

@@ -1,0 +1,36 @@
+"""The booking page of the waiting room: ``GET /`` answers ``static/index.html`` and
+``/static/...`` its assets. Plain files, no build step and nothing fetched from elsewhere, so
+the page works offline; the page talks only to this API (same origin)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+# Only our own files and our own API: the page needs nothing else, so nothing else may load.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",  # revalidate: a deploy's page shows at once
+}
+
+
+async def index(_: Request) -> Response:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
+                        headers=PAGE_HEADERS)
+
+
+# StaticFiles raises HTTPException for an unknown file (404) or another method (405), which
+# api.asgi.Guard answers as problem+json like every other refusal.
+ROUTES: list[BaseRoute] = [
+    Route("/", index, methods=["GET"]),
+    Mount("/static", StaticFiles(directory=STATIC), name="static"),
+]
