@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import random
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Scope
 from api import metrics, pages, parsing
 from api.asgi import Endpoint, FastRouter, Guard, Handler
 from api.metrics import MetricsEndpoint
-from engine import booking, catalog, pay, queue, wallet
+from engine import booking, catalog, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.store import Store, connect
@@ -144,19 +145,21 @@ ROUTES = [
 
 
 async def _tick_forever(store: Store) -> None:
-    """Admission and sweeps without a scheduler process: every worker ticks; the scripts are
-    atomic, so several workers ticking at once only share the work."""
+    """Admission and sweeps without a scheduler process: every worker runs a pass each
+    TICK_SECONDS, and a concert's lease lets one worker tick it per period (engine/tick.py).
+    The first pass comes at a random moment, so that workers spread over the period."""
+    period = store.settings.tick_seconds
+    await asyncio.sleep(random.uniform(0, period))
     while True:
-        await asyncio.sleep(store.settings.tick_seconds)
+        started = asyncio.get_running_loop().time()
         metrics.flush()
         try:
-            # Bounded: a tick that cannot finish must not stop the ones after it.
-            async with asyncio.timeout(max(5.0, 5 * store.settings.tick_seconds)):
-                await queue.tick_all(store)
-        except (StoreUnavailable, TimeoutError) as e:
-            log.warning("tick skipped: %s", getattr(e, "detail", "timed out"))
+            await tick.tick_all(store)
+        except StoreUnavailable as e:  # the concert list itself could not be read
+            log.warning("tick skipped: %s", e.detail)
         except Exception:
             log.exception("tick failed")
+        await asyncio.sleep(max(0.0, period - (asyncio.get_running_loop().time() - started)))
 
 
 def _tune_gc() -> None:

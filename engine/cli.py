@@ -10,22 +10,25 @@ import shlex
 import sys
 from collections.abc import Sequence
 from typing import ClassVar
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import orjson
 import redis
 
-from engine import booking, catalog, pay, queue, wallet
+from engine import booking, catalog, pay, queue, tick, wallet
+from engine.cluster import SCHEME, parse_url
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import parse_reservation, parse_token
+from engine.keys import concert_keys
 from engine.scripts import expanded_file
 from engine.seed import seed_demo
-from engine.store import Store, connect
+from engine.store import Store, connect, slot_of
+from engine.sync import SyncRedis, node_of, sync_client
 
 
-def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+def _redis(settings: Settings) -> SyncRedis:
+    return sync_client(settings.redis_url, socket_timeout=5)
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -38,7 +41,13 @@ def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
         store = Store(connect(settings), settings)
         try:
             ids = args.concert or await queue.concerts(store)
-            return [await queue.concert_stats(store, c) for c in ids]
+            rows = await asyncio.gather(*(queue.concert_stats(store, c) for c in ids))
+            if store.cluster:  # where each concert lives
+                for row in rows:
+                    host, port = store.redis.node_of(
+                        slot_of(concert_keys(row["concertId"]).concert))
+                    row["node"] = f"{host}:{port}"
+            return list(rows)
         finally:
             await store.aclose()
 
@@ -47,6 +56,7 @@ def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
         print(orjson.dumps(rows).decode())
         return 0
     cols = ["concertId", "waiting", "active", "holds", "paying", "sold", "freeSeats"]
+    cols += ["node"] if rows and "node" in rows[0] else []
     print("  ".join(f"{c:>10}" for c in cols))
     for row in rows:
         print("  ".join(f"{row[c]:>10}" for c in cols))
@@ -77,10 +87,21 @@ class _Recorder:
 
 def eval_line(settings: Settings, name: str, keys: Sequence[str], args: Sequence[object],
               ldb: bool) -> str:
-    url = urlparse(settings.redis_url)
-    cli = ["redis-cli", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379)]
-    if url.path.strip("/") not in ("", "0"):
-        cli += ["-n", url.path.strip("/")]
+    """The redis-cli line that runs one script call: on a cluster, against the master that
+    owns the keys' slot (``-c`` follows a redirect should the slot move meanwhile)."""
+    if settings.redis_url.startswith(SCHEME):
+        seeds, username, password = parse_url(settings.redis_url)
+        host, port = node_of(_redis(settings), keys[0]) or seeds[0]
+        cli = ["redis-cli", "-c", "-h", host, "-p", str(port)]
+    else:
+        url = urlparse(settings.redis_url)
+        username, password = url.username, url.password
+        cli = ["redis-cli", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379)]
+        if url.path.strip("/") not in ("", "0"):
+            cli += ["-n", url.path.strip("/")]
+    if password:
+        cli += [*(["--user", unquote(username)] if username else []), "-a", unquote(password),
+                "--no-auth-warning"]
     if ldb:
         cli.append("--ldb")
     # The text Redis runs: the script with its includes expanded (engine/scripts.py).
@@ -108,7 +129,7 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
         "balance": lambda: wallet.balance(rec, a.customer),
         "charge": lambda: wallet.charge(rec, a.customer, a.amount_minor),
         "history": lambda: wallet.history(rec, a.customer, 20),
-        "admit": lambda: queue.tick(rec, a.concert),
+        "admit": lambda: tick.tick(rec, a.concert),
         "stats": lambda: queue.concert_stats(rec, a.concert),
     }
     return ops[a.op]()

@@ -27,9 +27,8 @@ class ConcertKeys:
     """The keys of one concert (queue, catalog, seats, holds, reservations)."""
 
     __slots__ = (
-        "active", "concert", "free", "gone", "held", "holds", "layout", "options", "paying",
-        "rate",
-        "res", "tag", "taken", "tokens", "waiting",
+        "active", "concert", "free", "gone", "held", "holds", "layout", "lease", "options",
+        "paying", "rate", "res", "tag", "taken", "tokens", "waiting",
     )
 
     def __init__(self, concert_id: int) -> None:
@@ -51,6 +50,8 @@ class ConcertKeys:
         self.held = f"{t}:held"  # hash: customerId -> open holds under the current token
         # hash: sec, n, avg (admissions a second, a minute's average); cursor (idle sweep)
         self.rate = f"{t}:rate"
+        # string with TTL: the API worker ticking the concert now (one tick a second in all)
+        self.lease = f"{t}:lease"
 
     def seats(self, option_id: int) -> str:
         """hash: seatId -> "number:price:index" (price in minor units, index in `taken`)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import redis
 
-from engine import booking, catalog, pay, queue, wallet
+from engine import booking, catalog, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.ids import Token, parse_reservation, parse_token
 from engine.money import MINOR_PER_UNIT
@@ -64,7 +64,7 @@ CHARGE_CUSTOMERS = 1000  # at most; demo customers from 1, keyed charges to the 
 ROWS = [
     ("issue", "`queue.issue_token`, a new customer: `POST /api/token/issue`"),
     ("status", "`queue.token_status`, a WAITING token: `GET /api/token/status`"),
-    ("admit", "`queue.tick`: the API's background tick (about once a second)"),
+    ("admit", "`tick.tick`: the API's background tick (about once a second)"),
     ("dates", "`catalog.available_dates`: `GET /api/2/available-dates`"),
     ("seats", "`catalog.available_seats`, 50 seats: `GET /api/41150/available-seats`"),
     ("catalog", "the seat list on a cache miss (once per option and worker)"),
@@ -161,7 +161,7 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
                          chunk=chunk_for(len(waiting), batches), keep=True, label="polls")
         notes.append(f"status: {len(statuses):,} WAITING tokens polled, mean position "
                      f"{sum(s['position'] for s in statuses) / max(1, len(statuses)):,.0f}")
-        drive(meter, (queue.tick(store, DEMO_CONCERT) for _ in range(few)),
+        drive(meter, (tick.tick(store, DEMO_CONCERT) for _ in range(few)),
               chunk=chunk_for(few, batches), label="ticks")
 
         # Catalog reads with ACTIVE tokens.

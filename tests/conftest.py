@@ -1,7 +1,11 @@
 """Fixtures: a real redis-server started from the repo's redis.conf on a free port in a temp
 dir (never a database we did not create), flushed before each test; the app in-process with
 its lifespan (TestClient); a real uvicorn server for concurrency tests; and a local Redis
-Cluster (``redis_cluster``)."""
+Cluster (``redis_cluster``: 3 masters with a replica each).
+
+Where single node and cluster differ, tests run on both: a module or test marked
+``pytest.mark.both_modes`` runs once per mode (``mode`` = "single" | "cluster"), and the
+``r``, ``settings`` and ``live_server`` fixtures then point at that mode's Redis."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from engine.config import Settings
 from engine.seed import Option, Seat, create_concert, fund_customers
+from engine.sync import sync_client
 from loadtests.cluster import QUICK_SYNC, RedisCluster
 from loadtests.stack import RedisServer, Uvicorn
 
@@ -30,18 +35,40 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_modes: run on a single node and on the cluster")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "mode" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_modes"):
+        metafunc.parametrize("mode", ["single", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()  # our own server, started above: nothing else lives there
+def mode(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "single")
+
+
+@pytest.fixture
+def redis_url(mode: str, request: pytest.FixtureRequest) -> str:
+    """The Redis of this test's mode (the cluster is started only when a test needs it)."""
+    if mode == "cluster":
+        return request.getfixturevalue("redis_cluster").url
+    return request.getfixturevalue("redis_server").url
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = sync_client(redis_url)
+    client.flushall()  # our own servers, started here: nothing else lives there
     yield client
     client.close()
 
 
 @pytest.fixture
-def settings(redis_server: RedisServer) -> Settings:
+def settings(redis_url: str) -> Settings:
     # A long tick: tests that rely on the background tick shorten it themselves.
-    return Settings(redis_url=redis_server.url, tick_seconds=3600)
+    return Settings(redis_url=redis_url, tick_seconds=3600)
 
 
 # A small test catalog: concert 2 with two options of 4 seats, concert 3 with one option.

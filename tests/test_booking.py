@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
 from engine.keys import CustomerKeys
 from tests.conftest import CONCERT, OPTION, OTHER_OPTION, active_token, auth, seat_id
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 SEAT = seat_id(OPTION, 1)
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 import redis
 from starlette.testclient import TestClient
 
@@ -14,6 +15,8 @@ from engine.keys import CustomerKeys, concert_keys
 from engine.seed import DEMO_BALANCE, DEMO_CONCERT, DEMO_OPTIONS
 from loadtests.stack import REPO
 from tests.conftest import auth
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 
 def engine_cli(url: str, *args: str) -> str:
@@ -24,9 +27,9 @@ def engine_cli(url: str, *args: str) -> str:
 
 
 def test_seed_creates_the_demo_and_never_resets(
-    r: redis.Redis, redis_server, make_client
+    r: redis.Redis, redis_url: str, mode: str, make_client
 ) -> None:
-    first = orjson.loads(engine_cli(redis_server.url, "seed", "--customers", "300"))
+    first = orjson.loads(engine_cli(redis_url, "seed", "--customers", "300"))
     assert first == {"concert": 2, "options": list(DEMO_OPTIONS), "funded": 300}
     k = concert_keys(DEMO_CONCERT)
     assert r.hlen(k.options) >= 4 and r.hget(k.options, "41150")
@@ -44,24 +47,27 @@ def test_seed_creates_the_demo_and_never_resets(
     client.post("/api/pay", headers=auth(token), json={"reservationId": sold["reservationId"]})
     state = {key: r.dump(key) for key in r.keys("*")}
 
-    again = orjson.loads(engine_cli(redis_server.url, "seed", "--customers", "300"))
+    again = orjson.loads(engine_cli(redis_url, "seed", "--customers", "300"))
     assert again["funded"] == 0
     assert {key: r.dump(key) for key in r.keys("*")} == state  # balances, holds, sales kept
     assert held["status"] == "HELD"
 
-    stats = orjson.loads(engine_cli(redis_server.url, "stats", "--json"))
+    stats = orjson.loads(engine_cli(redis_url, "stats", "--json"))
+    if mode == "cluster":  # where the concert lives: the master of its slot
+        owner = r.get_node_from_key(concert_keys(2).concert)
+        assert stats[0].pop("node") == f"{owner.host}:{owner.port}"
     assert stats == [{"concertId": 2, "waiting": 0, "active": 1, "holds": 1, "paying": 0,
                       "sold": 1, "freeSeats": 198}]
-    assert "concertId" in engine_cli(redis_server.url, "stats")
+    assert "concertId" in engine_cli(redis_url, "stats")
 
 
-def test_debug_prints_a_runnable_line(redis_server, catalog: redis.Redis) -> None:
-    line = engine_cli(redis_server.url, "debug", "balance", "--customer", "3").strip()
+def test_debug_prints_a_runnable_line(redis_url: str, catalog: redis.Redis) -> None:
+    line = engine_cli(redis_url, "debug", "balance", "--customer", "3").strip()
     # The file Redis runs: the script with its includes expanded, written by the command.
     assert line.endswith("--eval var/lua/balance.lua 'tk:{u:3}:balance' ,")
     out = subprocess.run(line, shell=True, cwd=REPO, capture_output=True, text=True, timeout=10)
     assert out.stdout.split() == ["0", str(10_000 * 100)]
-    steps = engine_cli(redis_server.url, "debug", "pay", "--ldb", "--token", "2.1." + "c" * 32,
+    steps = engine_cli(redis_url, "debug", "pay", "--ldb", "--token", "2.1." + "c" * 32,
                        "--reservation", "2." + "d" * 32)
     assert steps.count("--ldb --eval") == 3
     assert all(f"var/lua/{s}.lua" in steps for s in ("pay_begin", "debit", "pay_finish"))

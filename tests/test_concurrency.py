@@ -7,12 +7,15 @@ from collections import Counter
 from collections.abc import Callable
 
 import orjson
+import pytest
 import redis
 
 from engine.keys import CustomerKeys
 from loadtests.stack import Uvicorn
 from tests.conftest import OPTION, seat_id
 from tests.http import fire
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 SEAT = seat_id(OPTION, 2)
 HOST = "127.0.0.1"

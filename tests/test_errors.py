@@ -8,6 +8,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import OPTION, active_token, seat_id
 
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
+
 MAX = 2**53 - 1
 
 

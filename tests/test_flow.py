@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import CONCERT, OPTION, OTHER_OPTION, auth, seat_id
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 
 def test_full_booking_flow(client: TestClient) -> None:

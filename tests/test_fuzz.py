@@ -6,12 +6,15 @@ from __future__ import annotations
 import string
 from urllib.parse import quote
 
+import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from tests.conftest import active_token
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 PATHS = [
     "/api/token/issue", "/api/token/status", "/api/point", "/api/point/charge",

@@ -8,12 +8,15 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
 from loadtests.stack import Uvicorn
 from tests.conftest import OPTION, active_token, auth, seat_id
 from tests.http import fire
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 
 def sample(text: str, name: str, **labels: str) -> float:

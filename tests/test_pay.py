@@ -23,9 +23,12 @@ from engine.errors import PaymentInProgress, StoreUnavailable
 from engine.ids import Token, parse_reservation, parse_token
 from engine.keys import CustomerKeys, concert_keys
 from engine.store import Store, connect
+from engine.tick import tick as tick_once
 from tests.conftest import CONCERT, OPTION, active_token, seat_id
 from tests.hooks import HookedStore
 from tests.test_booking import SEAT, balance, free_seat_ids, hold, pay
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 PRICE = 100_000  # minor units: the test catalog's seats on OPTION
 FUNDED = 10_000 * 100
@@ -164,7 +167,7 @@ def test_a_late_recovery_of_a_superseded_attempt_changes_nothing(
         await protocol.begin(plain, tok, secret)  # attempt 1; then the payer is gone
         await asyncio.sleep(0.3)  # stale now
         ticker, customer = HookedStore(s, tick_hook), HookedStore(s, customer_hook)
-        tick = asyncio.create_task(queue.tick(ticker, CONCERT))
+        tick = asyncio.create_task(tick_once(ticker, CONCERT))
         paid = await answer(protocol.pay(customer, tok, secret))
         await tick
         for store in (plain, ticker, customer):
@@ -325,9 +328,9 @@ def test_closed_reservations_and_their_pay_records_are_purged(
 
     async def tick() -> None:
         store = Store(connect(s), s)
-        await queue.tick(store, CONCERT)  # expires the open holds
+        await tick_once(store, CONCERT)  # expires the open holds
         await asyncio.sleep(0.35)
-        await queue.tick(store, CONCERT)  # purges what closed over 0.3 s ago
+        await tick_once(store, CONCERT)  # purges what closed over 0.3 s ago
         await store.aclose()
 
     asyncio.run(tick())

@@ -8,6 +8,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
@@ -15,7 +16,10 @@ from engine import queue
 from engine.config import Settings
 from engine.keys import concert_keys
 from engine.store import Store, connect
+from engine.tick import tick as tick_once
 from tests.conftest import CONCERT, auth
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 
 def issue(client: TestClient, customer: int, concert: int = CONCERT) -> dict:
@@ -167,7 +171,7 @@ def test_the_idle_sweep_keeps_up_with_fake_arrivals(settings: Settings,
                                    for c in range(lo, min(lo + 500, 5002))])
         waiting = catalog.zcard(concert_keys(CONCERT).waiting)
         await asyncio.sleep(0.35)  # every waiter idle now
-        ticked = await queue.tick(store, CONCERT)
+        ticked = await tick_once(store, CONCERT)
         await store.aclose()
         return waiting, ticked
 

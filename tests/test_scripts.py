@@ -14,11 +14,14 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from engine import catalog
 from engine.cli import OPS, _operation, _Recorder, eval_line
 from engine.config import Settings
 from engine.scripts import INCLUDE_DIR, LUA_DIR, expand, includes_of, load_sources
 from loadtests.stack import REPO
 from tests.conftest import OPTION, active_token, auth, seat_id
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 SOURCES = load_sources()
 
@@ -43,6 +46,7 @@ def _recorded_calls(settings: Settings) -> list[tuple[str, list[str], list[objec
     token = "2.7." + "a" * 32
     reservation = "2." + "b" * 32
     rec = _Recorder(settings)
+    catalog._VIEWS.clear()  # the worker's seat-list cache would skip catalog.lua
     for op in OPS:
         args = Namespace(op=op, token=token, reservation=reservation, customer=7, concert=2,
                          option=OPTION, seat=seat_id(OPTION, 1), amount_minor=500)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
 from engine.keys import CustomerKeys
+
+pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
 
 def charge(client: TestClient, customer: int, amount: object, key: str | None = None):

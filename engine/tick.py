@@ -1,0 +1,123 @@
+"""The background tick: every API worker runs ``tick_all`` about once a second, and each
+concert is ticked about once a second in all, by whichever worker takes the concert's short
+lease first (a key in the concert's own slot, set inside admit.lua: no extra round trip). The
+concerts of a pass are ticked concurrently (their calls pipeline, on every master at once),
+in a new random order each pass, each bounded by its own timeout: a slow or unreachable
+concert holds up none of the others, and none is always last.
+
+One concert's tick: admit.lua (expired tokens and holds, admission, stale pays listed,
+long-closed reservations purged), sweep.lua as often as the queue's size asks, the stale pays
+finished (engine/pay.py), and the purged reservations' pay records forgotten (forget.lua).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import secrets
+
+from engine.errors import EngineError, StoreUnavailable
+from engine.ids import reservation_id
+from engine.keys import CustomerKeys, concert_keys
+from engine.pay import recover
+from engine.queue import concerts, queue_args
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+WORKER = secrets.token_hex(8)  # this process, as the holder of a concert's lease
+TICK_CONCURRENCY = 64  # concerts ticked at once in a pass
+# The idle sweep looks at this many waiters per script call (about 0.8 ms of Redis), and at
+# most this many calls per tick: a queue at MAX_WAITING is walked about twice per idle limit.
+SWEEP_SLICE = 1000
+SWEEP_CALLS = 100
+
+
+async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
+    """One tick of a concert: sweeps, admission, stale pays to finish, and the pay records of
+    long-closed reservations to forget. With ``lease`` (ms), only when no other worker holds
+    the concert's lease (else None); without, at once (tests, the CLI)."""
+    s = store.settings
+    k = concert_keys(concert_id)
+    reply = await store.run(
+        "admit",
+        (k.tokens, k.waiting, k.active, k.held, k.rate,
+         k.holds, k.paying, k.res, k.taken, k.free, k.gone, k.lease),
+        (*queue_args(store), s.stale_ms, s.keep_ms, WORKER, lease),
+    )
+    if reply[1] == -1:
+        return None
+    _, admitted, dropped, released, stale, forget = reply
+    dropped += await sweep_idle(store, concert_id)
+    recovered = 0
+    for i in range(0, len(stale), 3):
+        secret, customer, attempt = stale[i].decode(), int(stale[i + 1]), int(stale[i + 2])
+        try:
+            await recover(store, concert_id, secret, customer, attempt)
+            recovered += 1
+        except EngineError as e:  # one odd reservation must not stop the others
+            log.error("recovering pay %s.%s failed: %s", concert_id, secret, e.detail)
+    await _forget(store, concert_id, forget)
+    return {"admitted": admitted, "dropped": dropped, "released": released,
+            "recovered": recovered}
+
+
+async def sweep_idle(store: Store, concert_id: int) -> int:
+    """Drop idle WAITING tokens. The walk covers the whole queue about twice per idle limit
+    (in calls of SWEEP_SLICE), so it keeps up with any issue rate the queue's cap allows."""
+    s = store.settings
+    k = concert_keys(concert_id)
+    budget, dropped, calls = SWEEP_SLICE, 0, 0
+    while calls < SWEEP_CALLS and budget > 0:
+        _, gone, looked, waiting = await store.run(
+            "sweep", (k.tokens, k.waiting, k.held, k.rate), (s.idle_ms, SWEEP_SLICE))
+        if calls == 0:  # waiters to look at this tick: the queue twice per idle limit
+            share = 2 * s.tick_seconds * 1000 / s.idle_ms
+            budget = max(SWEEP_SLICE, math.ceil((waiting + gone) * share))
+        dropped, calls, budget = dropped + gone, calls + 1, budget - looked
+        if looked < SWEEP_SLICE:  # the walk reached the end of the queue
+            break
+    return dropped
+
+
+async def _forget(store: Store, concert_id: int, pairs: list) -> None:
+    """Drop the customers' pay records of reservations purged by admit.lua."""
+    by_customer: dict[int, list[str]] = {}
+    for i in range(0, len(pairs), 2):
+        rid = reservation_id(concert_id, pairs[i].decode())
+        by_customer.setdefault(int(pairs[i + 1]), []).append(rid)
+    for customer, rids in by_customer.items():
+        await store.run("forget", (CustomerKeys(customer).debits,), rids)
+
+
+
+def lease_ms(store: Store) -> int:
+    """A concert's lease outlives most of one tick period, so that of W workers ticking each
+    second only the first takes it, and it has lapsed by the next period."""
+    return max(1, int(store.settings.tick_seconds * 800))
+
+
+async def tick_all(store: Store) -> int:
+    """Tick every known concert that no other worker ticked this period. Returns how many
+    this worker ticked. A concert whose tick fails or runs late is logged; the others go
+    on."""
+    ids = await concerts(store)
+    random.shuffle(ids)  # a pass cut short does not always leave out the same concerts
+    gate = asyncio.Semaphore(TICK_CONCURRENCY)
+    limit = max(5.0, 5 * store.settings.tick_seconds)
+    lease = lease_ms(store)
+
+    async def one(concert_id: int) -> bool:
+        async with gate:
+            try:
+                async with asyncio.timeout(limit):
+                    return (await tick(store, concert_id, lease)) is not None
+            except (EngineError, StoreUnavailable) as e:
+                log.warning("tick of concert %s failed: %s", concert_id, e.detail)
+            except TimeoutError:
+                log.warning("tick of concert %s took over %.0f s", concert_id, limit)
+            return False
+
+    return sum(await asyncio.gather(*(one(c) for c in ids)))
