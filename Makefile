@@ -8,9 +8,11 @@ REDIS_PORT ?= 6379
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 CLUSTER_BASE_PORT ?= 7000
+# Every node of `make cluster` as a seed: any one that answers gives the slot map.
+CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.1:%s,' $$(($(CLUSTER_BASE_PORT)+i)); done | sed 's/,$$//')
 
 .PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
-	cluster cluster-stop
+	cluster cluster-stop run-cluster
 
 install: $(VENV)/.installed redis-server chromium
 
@@ -72,6 +74,18 @@ run: install
 # status` shows roles, slots and links.
 cluster: install
 	$(PY) -m loadtests cluster start --base-port $(CLUSTER_BASE_PORT)
+
+# The API with demo data on that cluster (started first when it is not running), its answers
+# to changes sent once a replica has them (REDIS_WAIT_REPLICAS=1). Ctrl-C stops the API; the
+# cluster keeps running until `make cluster-stop`.
+run-cluster: cluster
+	@mkdir -p var && rm -rf var/prometheus && mkdir -p var/prometheus
+	@REDIS_URL=$(CLUSTER_URL) $(PY) -m engine seed && \
+	  echo "API on http://$(HOST):$(PORT)  (REDIS_URL=$(CLUSTER_URL))" && \
+	  REDIS_URL=$(CLUSTER_URL) REDIS_WAIT_REPLICAS=$${REDIS_WAIT_REPLICAS:-1} \
+	    PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
+	    $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
+	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log
 
 # Stops the cluster's nodes and keeps their data for the next `make cluster` (`python -m
 # loadtests cluster stop --wipe` removes it).
