@@ -77,7 +77,8 @@ class CustomerKeys:
         self.tag = customer_tag(customer_id)
         self.balance = f"{self.tag}:balance"  # string: integer minor units
         self.history = f"{self.tag}:history"  # list: "kind|amount|balance|atMs|ref", newest first
-        # hash: reservation id -> "D:amount" | "V:attempt" | "R:amount" (refunded)
+        # hash: reservation id -> "D:attempt:amount:balanceAfter" | "V:attempt" |
+        # "R:attempt:amount" (that attempt's debit refunded): see lua/debit.lua
         self.debits = f"{self.tag}:debits"
 
     def idempotency(self, key_digest: str) -> str:

@@ -30,10 +30,11 @@ rises, and "already debited" is only ever said to the attempt that debited:
 Why it is exact: attempt a can become PAID only while the reservation is PAYING under a, and
 only after D:a was written; a later attempt b > a exists only once a was finished REFUSED, so
 a can then never be PAID, and any debit of a is refunded when b reaches the customer's record
-(or by refund.lua when step 3 answers 17). A VOID of a written first makes a's own debit
-refuse (16); a debit of a written first makes the VOID answer "already debited", and the
-recovery then finishes the pay as PAID. tests/test_pay_interleavings.py runs every order of
-these calls for the customer, a retry, the tick, a cancel and the hold's expiry.
+(or by refund.lua when step 3 answers 17, or 7 for a reservation purged meanwhile). A VOID of
+a written first makes a's own debit refuse (16); a debit of a written first makes the VOID
+answer "already debited", and the recovery then finishes the pay as PAID.
+tests/test_pay_interleavings.py runs every order of these calls for the customer, a retry,
+the tick, a cancel and the hold's expiry.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from engine.errors import (
     PayOrphaned,
     PayStale,
     PaySuperseded,
+    ReservationNotFound,
     StoreUnavailable,
 )
 from engine.ids import Token, reservation_id
@@ -109,20 +111,31 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
     except PaidEarlier as earlier:
         return await _answer(store, token.customer_id, rid, earlier.amount, earlier.balance)
     try:
+        after, _ = await debit(store, token.customer_id, rid, attempt, price, "DEBIT")
+    except (InsufficientBalance, PaySuperseded):
         try:
-            after, _ = await debit(store, token.customer_id, rid, attempt, price, "DEBIT")
-        except (InsufficientBalance, PaySuperseded):
             await finish(store, token.concert_id, secret, attempt, "REFUSED")
-            raise
+        except StoreUnavailable as e:  # nothing was debited; the hold comes back by itself
+            raise StoreUnavailable(
+                e.detail + "; nothing was debited, and the hold is returned by itself within "
+                "PAY_STALE_SECONDS", full=e.full) from e
+        raise
+    except StoreUnavailable as e:
+        raise _maybe_paid(e) from e
+    try:
         await _finish_paid(store, token.concert_id, token.customer_id, secret, attempt, after)
     except StoreUnavailable as e:
-        # Past step 1 the reservation is PAYING and the debit may have happened: say so. The
-        # pay finishes by itself (tick, or the next pay after PAY_STALE_SECONDS).
-        raise StoreUnavailable(
-            e.detail + "; the pay may or may not have been applied: it is completed or rolled "
-            "back by itself within PAY_STALE_SECONDS, retry the pay then",
-            maybe_applied=True, full=e.full) from e
+        raise _maybe_paid(e) from e
     return _paid(rid, price, after)
+
+
+def _maybe_paid(e: StoreUnavailable) -> StoreUnavailable:
+    """Past step 1 the reservation is PAYING and the debit may have happened: say so. The
+    pay finishes by itself (the tick, or the next pay after PAY_STALE_SECONDS)."""
+    return StoreUnavailable(
+        e.detail + "; the pay may or may not have been applied: it is completed or rolled back "
+        "by itself within PAY_STALE_SECONDS, retry the pay then",
+        maybe_applied=True, full=e.full)
 
 
 def _paid(rid: str, amount: int, balance: int) -> dict:
@@ -153,12 +166,13 @@ async def recover(store: Store, concert_id: int, secret: str, customer_id: int,
 
 async def _finish_paid(store: Store, concert_id: int, customer_id: int, secret: str,
                        attempt: int, after: int) -> None:
-    """Step 3 after a debit. If the attempt is not the one PAYING (the protocol never allows
-    it; money must not depend on that), that attempt's debit is refunded and the pay
-    refused."""
+    """Step 3 after a debit. If the attempt is not the one PAYING, or the reservation is gone
+    (a debit that arrived after the purge of a long-closed reservation), that attempt's debit
+    is refunded and the pay refused: the protocol never leaves one, but money must not depend
+    on that."""
     try:
         await finish(store, concert_id, secret, attempt, "PAID", after)
-    except PayOrphaned:
+    except (PayOrphaned, ReservationNotFound):
         c = CustomerKeys(customer_id)
         await store.run("refund", (c.balance, c.debits, c.history),
                         (reservation_id(concert_id, secret), attempt,

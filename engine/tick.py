@@ -50,6 +50,8 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
     if reply[1] == -1:
         return None
     _, admitted, dropped, released, stale, forget = reply
+    # First what admit.lua handed over: it is listed once (a stale pay is listed again).
+    await _forget(store, concert_id, forget)
     dropped += await sweep_idle(store, concert_id)
     recovered = 0
     for i in range(0, len(stale), 3):
@@ -57,9 +59,8 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
         try:
             await recover(store, concert_id, secret, customer, attempt)
             recovered += 1
-        except EngineError as e:  # one odd reservation must not stop the others
+        except (EngineError, StoreUnavailable) as e:  # the next tick lists it again
             log.error("recovering pay %s.%s failed: %s", concert_id, secret, e.detail)
-    await _forget(store, concert_id, forget)
     return {"admitted": admitted, "dropped": dropped, "released": released,
             "recovered": recovered}
 
@@ -118,6 +119,8 @@ async def tick_all(store: Store) -> int:
                 log.warning("tick of concert %s failed: %s", concert_id, e.detail)
             except TimeoutError:
                 log.warning("tick of concert %s took over %.0f s", concert_id, limit)
+            except Exception:  # a script error in one concert must not stop the others
+                log.exception("tick of concert %s failed", concert_id)
             return False
 
     return sum(await asyncio.gather(*(one(c) for c in ids)))

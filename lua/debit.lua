@@ -8,6 +8,9 @@
     V:<attempt>                           no debit up to that attempt (voided or refused)
     R:<attempt>:<amount>                  that attempt's debit was given back (refund.lua)
 
+  Records of before attempts were named ("D:<amount>", "R:<amount>") are read as they were
+  meant: a debit of the attempt in flight, a refund for all.
+
   "Already debited" is the answer only to the attempt that debited. A later attempt finds the
   record of an earlier one: that earlier attempt can never be PAID any more (pay_begin.lua
   moved the reservation past it), so an earlier debit is refunded here before going on.
@@ -43,6 +46,15 @@ local mode, keep = ARGV[4], tonumber(ARGV[5])
 
 local record = redis.call('HGET', debits, id) or 'V:0'
 local kind, of, paid, after = string.match(record, '^(%u):(%d+):?(%d*):?(%d*)$')
+if kind == 'D' and paid == '' then
+  -- Written before records named their attempt ("D:<amount>"): it meant "debited" to any
+  -- attempt, and the pay that wrote it is the one in flight now. Read it that way, once.
+  paid, of = of, attempt
+  after = redis.call('GET', balance_key) or '0'
+  redis.call('HSET', debits, id, string.format('D:%d:%s:%s', attempt, paid, after))
+elseif kind == 'R' and paid == '' then
+  return {16}  -- "R:<amount>" of before: refunded, for every attempt
+end
 of = tonumber(of)
 if of > attempt then return {16} end
 if of == attempt then

@@ -29,7 +29,6 @@
     {0, priceMinor, attempt}   now PAYING under this attempt number
     {18, amount, balanceAfter} PAID before by this customer: that payment's answer
                                (balanceAfter -1 when the record predates keeping it)
-                               (balanceAfter -1 when the record predates keeping it)
     {14, attempt}              a stale PAYING attempt: finish it (recovery), then call again
     {1} token unknown/expired   {2} token WAITING   {7} no such reservation of this customer
     {9} hold expired   {10} another pay is in progress   {15} cancelled

@@ -26,7 +26,11 @@ local id, attempt, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 -- @include history
 
-local kind, of, amount = string.match(redis.call('HGET', debits, id) or '', '^(%u):(%d+):(%d+)')
+local record = redis.call('HGET', debits, id) or ''
+local kind, of, amount = string.match(record, '^(%u):(%d+):(%d+)')
+if not kind and string.match(record, '^D:%d+$') then  -- "D:<amount>" of before: any attempt's
+  kind, of, amount = 'D', attempt, string.sub(record, 3)
+end
 if kind ~= 'D' or of ~= attempt then
   return {0, tonumber(redis.call('GET', balance_key) or '0'), 0}
 end

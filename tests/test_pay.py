@@ -406,3 +406,93 @@ def test_a_debit_whose_attempt_lost_the_seat_is_refunded(settings: Settings, cli
     entries = client.get("/api/point/history", params={"customerId": 1}).json()["entries"]
     assert [e["type"] for e in entries[:2]] == ["REFUND", "PAYMENT"]
     assert catalog.hget(concert_keys(CONCERT).concert, "sold") is None
+
+
+# --- found in the review of the fix ----------------------------------------------------------
+def test_records_written_before_attempts_were_named_read_as_meant(
+    settings: Settings, catalog: redis.Redis
+) -> None:
+    """A pay interrupted across the upgrade: the old code wrote "D:<amount>" (debited, by the
+    pay in flight). Read as "attempt 100000", it left the customer charged and every retry
+    refused."""
+    s = _with(settings, pay_stale_seconds=0.2)
+
+    async def go() -> tuple[object, dict]:
+        store = HookedStore(s)
+        tok, secret, rid = await held_seat(store)
+        price, _ = await protocol.begin(store, tok, secret)
+        c = CustomerKeys(1)
+        catalog.decrby(c.balance, price)  # what the old debit.lua did, record and all
+        catalog.hset(c.debits, rid, f"D:{price}")
+        await asyncio.sleep(0.3)
+        await tick_once(store, CONCERT)  # recovers the stale attempt from the old record
+        paid = await answer(protocol.pay(store, tok, secret))
+        await store.aclose()
+        return paid, state(catalog, rid)
+
+    paid, after = asyncio.run(go())
+    assert after["status"] == "PAID" and after["charged"] == PRICE and after["sold"] == 1
+    assert paid["status"] == "PAID" and after["debit"].startswith("D:1:")
+
+
+def test_a_debit_that_arrives_after_the_purge_is_refunded(settings: Settings,
+                                                          catalog: redis.Redis) -> None:
+    """A payer whose debit is held up until its voided, cancelled reservation was purged with
+    its record: the debit found no record, charged, and step 3's 'no such reservation' left
+    the money taken without a seat."""
+    s = _with(settings, pay_stale_seconds=0.2, idempotency_ttl_seconds=0.3)
+    purged = asyncio.Event()
+
+    async def slow(name: str, keys, args) -> None:
+        if name == "debit" and args[3] == "DEBIT":
+            await purged.wait()
+
+    async def go() -> tuple[object, dict]:
+        plain = HookedStore(s)
+        tok, secret, _ = await held_seat(plain)
+        payer = asyncio.create_task(answer(protocol.pay(HookedStore(s, slow), tok, secret)))
+        await asyncio.sleep(0.3)
+        await tick_once(plain, CONCERT)  # voids the stale attempt: HELD again
+        await booking.cancel(plain, tok, secret)
+        await asyncio.sleep(0.35)
+        await tick_once(plain, CONCERT)  # purges the reservation and its pay record
+        assert not catalog.hexists(concert_keys(CONCERT).res, secret)
+        purged.set()
+        late = await payer
+        c = CustomerKeys(1)
+        left = {"charged": FUNDED - int(catalog.get(c.balance)),
+                "history": [e.decode().split("|")[0] for e in catalog.lrange(c.history, 0, -1)]}
+        await plain.aclose()
+        return late, left
+
+    late, left = asyncio.run(go())
+    assert late == "PaySuperseded"
+    assert left == {"charged": 0, "history": ["REFUND", "PAYMENT"]}
+
+
+def test_the_purge_is_not_lost_when_a_recovery_fails(settings: Settings,
+                                                     catalog: redis.Redis) -> None:
+    """admit.lua hands over the purged reservations once; a recovery that failed in the same
+    tick used to end it before their pay records were forgotten."""
+    s = _with(settings, pay_stale_seconds=0.2, idempotency_ttl_seconds=0.3)
+
+    async def down(name: str, keys, args) -> None:
+        if name == "debit" and "{u:2}" in keys[0]:
+            raise StoreUnavailable("Redis did not answer", maybe_applied=True)
+
+    async def go() -> bytes | None:
+        store = HookedStore(s)
+        tok, secret, rid = await held_seat(store)
+        await protocol.begin(store, tok, secret)
+        await asyncio.sleep(0.25)
+        await tick_once(store, CONCERT)  # voids customer 1's attempt (V:1)
+        await booking.cancel(store, tok, secret)
+        other = parse_token((await queue.issue_token(store, 2, CONCERT))["tokenValue"])
+        hold2 = await booking.reserve(store, other, OPTION, seat_id(OPTION, 2))
+        await protocol.begin(store, other, parse_reservation(hold2["reservationId"])[1])
+        await asyncio.sleep(0.35)  # customer 1's reservation is due for the purge; 2's stale
+        await tick_once(HookedStore(s, down), CONCERT)
+        await store.aclose()
+        return catalog.hget(CustomerKeys(1).debits, rid)
+
+    assert asyncio.run(go()) is None
