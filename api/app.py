@@ -187,6 +187,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Store]]:
         store = Store(connect(settings), settings)
         store.observe = metrics.observe_redis
+        store.event = metrics.redis_event
         ticker = asyncio.create_task(_tick_forever(store))
         _tune_gc()
         try:

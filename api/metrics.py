@@ -14,6 +14,7 @@ what a whole request costs.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from bisect import bisect_left
@@ -48,12 +49,23 @@ REDIS_LATENCY = Histogram("ticketing_redis_call_duration_seconds",
 EVENTS = Counter("ticketing_events_total",
                  "Business events: tokens issued, holds, sales, charges", ["event"])
 CHARGED = Counter("ticketing_charged_points_total", "Points charged (sum of amounts)")
+REDIS_EVENTS = Counter("ticketing_redis_events_total",
+                       "Redis answers worth watching: wait_timeout (a WAIT saw too few replicas "
+                       "take a write: answered 503), redirect (a cluster MOVED or ASK followed)",
+                       ["event"])
 
 _events = {e: EVENTS.labels(e) for e in ("token_issued", "hold", "sale", "charge", "cancel")}
 
 
 def event(name: str) -> None:
     _events[name].inc()
+
+
+_redis_events = {e: REDIS_EVENTS.labels(e) for e in ("wait_timeout", "redirect")}
+
+
+def redis_event(name: str) -> None:
+    _redis_events[name].inc()
 
 
 class _Tally:
@@ -161,7 +173,8 @@ class MetricsEndpoint:
         flush()
         reg = registry()
         try:
-            rows = [await queue.concert_stats(store, c) for c in await queue.concerts(store)]
+            rows = await asyncio.gather(*(queue.concert_stats(store, c)
+                                          for c in await queue.concerts(store)))
         except StoreUnavailable:
             rows = []  # the request metrics still answer when Redis does not
         scrape = CollectorRegistry()

@@ -78,6 +78,7 @@ def test_the_app_exports_what_the_test_reads() -> None:
         "ticketing_redis_call_duration_seconds_bucket",
         "ticketing_events_total",
         "ticketing_charged_points_total",
+        "ticketing_redis_events_total",
         "ticketing_queue_waiting",
         "ticketing_queue_active",
         "ticketing_holds",
