@@ -494,6 +494,31 @@ class RedisCluster:
                    f"{self.replicas_per_master} a master)")
         return time.monotonic() - t0
 
+    def migrate_slot(self, slot: int, to_port: int, batch: int = 10,
+                     pause: float = 0.0) -> int:
+        """Move ``slot`` to the master on ``to_port`` the way ``redis-cli --cluster reshard``
+        does: IMPORTING on the target, MIGRATING on the source, MIGRATE its keys ``batch`` at
+        a time (``pause`` seconds between batches, so that load meets a half-moved slot and
+        its ASK and TRYAGAIN answers), then SETSLOT NODE on every master. Returns the keys
+        moved."""
+        src_port = self.owner(slot)
+        if src_port == to_port:
+            return 0
+        ids = {n.port: n.id for n in self.nodes()}
+        src, dst = self._client(src_port), self._client(to_port)
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src_port])
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to_port])
+        moved = 0
+        while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            src.execute_command("MIGRATE", HOST, to_port, "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+            if pause:
+                time.sleep(pause)
+        for port in [to_port, src_port, *(m for m in self.masters()
+                                          if m not in (src_port, to_port))]:
+            self._client(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to_port])
+        return moved
+
     def flushall(self) -> None:
         """FLUSHALL on every master, then WAIT until its replicas have it too."""
         for p in self.masters():
