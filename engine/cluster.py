@@ -77,8 +77,9 @@ def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def parse_shards(reply: list) -> list[tuple[int, int, Address]]:
-    """``CLUSTER SHARDS`` -> [(first slot, last slot, master address)]."""
+def parse_shards(reply: list, asked: str) -> list[tuple[int, int, Address]]:
+    """``CLUSTER SHARDS`` -> [(first slot, last slot, master address)]. A node that does not
+    know its own address (a cluster of one) says ""; that is the host that was asked."""
     ranges = []
     for shard in reply:
         s = _pairs(shard)
@@ -88,16 +89,16 @@ def parse_shards(reply: list) -> list[tuple[int, int, Address]]:
         m = masters[0]
         host = _text(m.get("endpoint", b"?"))
         if host in ("?", ""):
-            host = _text(m["ip"])
+            host = _text(m.get("ip", b"")) or asked
         addr = (host, int(m["port"]))
         slots = s["slots"]
         ranges += [(int(slots[i]), int(slots[i + 1]), addr) for i in range(0, len(slots), 2)]
     return ranges
 
 
-def parse_slots(reply: list) -> list[tuple[int, int, Address]]:
+def parse_slots(reply: list, asked: str) -> list[tuple[int, int, Address]]:
     """``CLUSTER SLOTS`` (Redis 6) -> [(first slot, last slot, master address)]."""
-    return [(int(r[0]), int(r[1]), (_text(r[2][0]), int(r[2][1]))) for r in reply]
+    return [(int(r[0]), int(r[1]), (_text(r[2][0]) or asked, int(r[2][1]))) for r in reply]
 
 
 class ClusterRedis:
@@ -140,7 +141,8 @@ class ClusterRedis:
         self.redirects += 1
         moved_slot, _, where = rest.partition(" ")
         host, _, port = where.rpartition(":")
-        node = self._node((host or self.seeds[0][0], int(port)))
+        node = self._node((host or self.by_slot[slot].host if self.by_slot else host,
+                           int(port)))
         if kind == "MOVED":
             if self.by_slot is not None:
                 self.by_slot[int(moved_slot)] = node
@@ -226,8 +228,8 @@ class ClusterRedis:
         reply = await node.execute("CLUSTER", "SHARDS")
         if type(reply) is ReplyError:
             reply = await node.execute("CLUSTER", "SLOTS")
-            return None if type(reply) is ReplyError else parse_slots(reply)
-        return parse_shards(reply)
+            return None if type(reply) is ReplyError else parse_slots(reply, node.host)
+        return parse_shards(reply, node.host)
 
     def _apply(self, ranges: list[tuple[int, int, Address]]) -> bool:
         by_slot: list[PipelinedRedis | None] = [None] * SLOTS
