@@ -12,7 +12,7 @@ CLUSTER_BASE_PORT ?= 7000
 CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.1:%s,' $$(($(CLUSTER_BASE_PORT)+i)); done | sed 's/,$$//')
 
 .PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
-	cluster cluster-stop run-cluster
+	cluster cluster-stop run-cluster bench-cluster
 
 install: $(VENV)/.installed redis-server chromium
 
@@ -107,6 +107,13 @@ bench-endpoints: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) -m loadtests.bench_endpoints $(BENCH_ARGS)
+
+# What more masters buy here: a multi-concert mix on 1 vs 3 masters (Redis CPU per master),
+# and the tick of 1,000 concerts on 3 masters with 4 workers (with and without the lease).
+bench-cluster: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) -m loadtests.bench_cluster $(BENCH_ARGS)
 
 # Each Lua script alone on Redis (CPU µs a call), then its cost from 1k to 1M waiting tokens.
 bench-scripts: install

@@ -1,9 +1,10 @@
 """The background tick: every API worker runs ``tick_all`` about once a second, and each
 concert is ticked about once a second in all, by whichever worker takes the concert's short
-lease first (a key in the concert's own slot, set inside admit.lua: no extra round trip). The
-concerts of a pass are ticked concurrently (their calls pipeline, on every master at once),
-in a new random order each pass, each bounded by its own timeout: a slow or unreachable
-concert holds up none of the others, and none is always last.
+lease first (a key in the concert's own slot, taken with SET NX PX: a worker that finds it
+taken costs Redis ~2 µs, against ~25 µs for a script call). The concerts of a pass are
+ticked concurrently (their calls pipeline, on every master at once), in a new random order
+each pass, each bounded by its own timeout: a slow or unreachable concert holds up none of
+the others, and none is always last.
 
 One concert's tick: admit.lua (expired tokens and holds, admission, stale pays listed,
 long-closed reservations purged), sweep.lua as often as the queue's size asks, the stale pays
@@ -41,15 +42,15 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
     the concert's lease (else None); without, at once (tests, the CLI)."""
     s = store.settings
     k = concert_keys(concert_id)
-    reply = await store.run(
+    # A plain SET, not a script: the workers that find the lease taken cost Redis ~2 µs each.
+    if lease and await store.execute("SET", k.lease, WORKER, "NX", "PX", lease) is None:
+        return None
+    _, admitted, dropped, released, stale, forget = await store.run(
         "admit",
         (k.tokens, k.waiting, k.active, k.held, k.rate,
-         k.holds, k.paying, k.res, k.taken, k.free, k.gone, k.lease),
-        (*queue_args(store), s.stale_ms, s.keep_ms, WORKER, lease),
+         k.holds, k.paying, k.res, k.taken, k.free, k.gone),
+        (*queue_args(store), s.stale_ms, s.keep_ms),
     )
-    if reply[1] == -1:
-        return None
-    _, admitted, dropped, released, stale, forget = reply
     # First what admit.lua handed over: it is listed once (a stale pay is listed again).
     await _forget(store, concert_id, forget)
     dropped += await sweep_idle(store, concert_id)

@@ -1,7 +1,7 @@
 #!lua flags=allow-oom
 --[[
   The background tick of one concert (about once a second in all, by whichever API worker
-  takes the concert's short lease first, see engine/queue.py): drop expired ACTIVE tokens,
+  takes the concert's short lease first, see engine/tick.py): drop expired ACTIVE tokens,
   release expired holds, purge long-closed reservations, admit from the queue, and list pays
   stuck in PAYING for the engine to finish. Idle WAITING tokens are sweep.lua's. Every step is
   bounded, so one tick never blocks Redis for long.
@@ -19,7 +19,6 @@
   KEYS[9]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[10] free     hash  optionId -> free seats
   KEYS[11] gone     zset  closed reservation id -> closed at (ms)
-  KEYS[12] lease    string  the worker ticking this concert now (expires by itself)
 
   ARGV[1] active limit        (tokens ACTIVE at once)
   ARGV[2] admissions a second
@@ -28,11 +27,8 @@
   ARGV[5] a pay in PAYING this long is stale (ms)
   ARGV[6] keep closed reservations this long (ms): a late pay of an expired or cancelled one
           gets 409, and the customer's pay records of it are kept as long
-  ARGV[7] worker id (takes the lease)
-  ARGV[8] lease (ms): no other worker ticks the concert meanwhile; 0: tick without a lease
 
   Returns
-    {0, -1}   another worker holds the lease: it ticked this concert just now
     {0, admitted, tokensDropped, holdsReleased, stale, forget}
     stale:  {reservationId, customerId, attempt, ...}  pays stuck in PAYING (at most 100)
     forget: {reservationId, customerId, ...}  purged reservations that had a pay attempt,
@@ -43,12 +39,7 @@ local holds, paying, res, taken, free, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local limit, per_second = tonumber(ARGV[1]), tonumber(ARGV[2])
 local ttl_ms, idle_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local stale_ms, keep_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
-local lease, worker, lease_ms = KEYS[12], ARGV[7], tonumber(ARGV[8])
 local SWEEP = 1000
-
-if lease_ms > 0 and not redis.call('SET', lease, worker, 'NX', 'PX', lease_ms) then
-  return {0, -1}
-end
 
 -- @include clock
 

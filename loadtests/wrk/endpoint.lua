@@ -10,9 +10,18 @@ local first_option = tonumber(os.getenv("BENCH_FIRST_OPTION") or "1")
 local ids_file = os.getenv("BENCH_IDS")
 local n = tonumber(os.getenv("BENCH_START") or "0")
 local ids = {}
+-- mix: one "concertId optionId token" line per concert; requests rotate over the concerts
+local mix_file = os.getenv("BENCH_MIX")
+local mix = {}
 
 if ids_file then
   for line in io.lines(ids_file) do ids[#ids + 1] = line end
+end
+if mix_file then
+  for line in io.lines(mix_file) do
+    local c, o, t = string.match(line, "^(%d+) (%d+) (%S+)$")
+    mix[#mix + 1] = {c, o, t}
+  end
 end
 
 local json = {["Content-Type"] = "application/json"}
@@ -40,6 +49,18 @@ request = function()
     local seat = opt * seats_per_option + (i % seats_per_option) + 1
     return wrk.format("POST", "/api/reserve", authed,
       '{"concertOptionId":' .. opt .. ',"seatId":' .. seat .. '}')
+  elseif mode == "mix" then
+    -- every concert in turn; per concert: status, seats, dates, then a customer's point read
+    -- and a charge, so that both concert and customer slots see load
+    local m = mix[(math.floor(n / 5) % #mix) + 1]
+    local step = n % 5
+    local h = {["Content-Type"] = "application/json", ["Authorization"] = m[3]}
+    if step == 0 then return wrk.format("GET", "/api/token/status", h)
+    elseif step == 1 then return wrk.format("GET", "/api/" .. m[2] .. "/available-seats", h)
+    elseif step == 2 then return wrk.format("GET", "/api/" .. m[1] .. "/available-dates", h)
+    elseif step == 3 then return wrk.format("GET", "/api/point?customerId=" .. (n % 10000 + 1), json)
+    else return wrk.format("PATCH", "/api/point/charge", json,
+      '{"customerId":' .. (n % 10000 + 1) .. ',"amount":1}') end
   elseif mode == "pay" then
     return wrk.format("POST", "/api/pay", authed,
       '{"reservationId":"' .. (ids[n] or "exhausted") .. '"}')
