@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--processes", type=int, default=1,
                      help="locust processes (fork); -1 = one per core. Default 1")
     run.add_argument("--host", help="target this API instead of starting Redis + API here")
+    run.add_argument("--cluster", action="store_true",
+                     help="start a local 3-master cluster (a replica each, REDIS_WAIT_REPLICAS=1) "
+                     "instead of one redis-server")
     run.add_argument("--api-workers", type=int, default=1,
                      help="uvicorn workers of the API started here (default 1)")
     run.add_argument("--out", type=Path, help="report folder (default "
@@ -260,24 +263,28 @@ def describe(load: Load, ref: Load | None = None, rate_ours: bool = False) -> st
 
 
 class Stack:
-    """A redis-server (the repo's redis.conf) seeded with the demo data and the API."""
+    """A redis-server (the repo's redis.conf), or with ``cluster`` a local 3-master cluster
+    with a replica each (REDIS_WAIT_REPLICAS=1), seeded with the demo data, and the API."""
 
-    def __init__(self, env: dict[str, str], workers: int) -> None:
+    def __init__(self, env: dict[str, str], workers: int, cluster: bool = False) -> None:
+        from loadtests.cluster import QUICK_SYNC, RedisCluster
         from loadtests.stack import RedisServer, Uvicorn
 
         self.tmp = tempfile.TemporaryDirectory(prefix="loadtest-")
-        self.redis = RedisServer(Path(self.tmp.name))
-        self.env, self.workers = env, workers
+        self.redis: RedisServer | RedisCluster = (
+            RedisCluster(Path(self.tmp.name), masters=3, replicas=1, extra=QUICK_SYNC)
+            if cluster else RedisServer(Path(self.tmp.name)))
+        self.env = {**env, "REDIS_WAIT_REPLICAS": "1"} if cluster else env
+        self.workers = workers
         self.api: Uvicorn | None = None
         self._uvicorn = Uvicorn
 
     def start(self) -> Stack:
-        import redis
-
         from engine.seed import seed_demo
+        from engine.sync import sync_client
 
         self.redis.start()
-        client = redis.Redis.from_url(self.redis.url)
+        client = sync_client(self.redis.url)
         try:
             seed_demo(client)
         finally:
@@ -287,8 +294,13 @@ class Stack:
         return self
 
     def pids(self) -> list[int]:
-        assert self.api is not None and self.redis.proc is not None
-        return [*self.api.pids(), self.redis.proc.pid]
+        from loadtests.stack import RedisServer
+
+        assert self.api is not None
+        if isinstance(self.redis, RedisServer):
+            assert self.redis.proc is not None
+            return [*self.api.pids(), self.redis.proc.pid]
+        return [*self.api.pids(), *(p for p in map(self.redis.pid, self.redis.ports) if p)]
 
     def stop(self) -> None:
         if self.api is not None:
@@ -351,7 +363,7 @@ def run_scenario(s: Scenario, args: argparse.Namespace, out: Path) -> Result:
     prefix = res.out_dir / s.file
     res.locust_cores = min(cores(), cores() if args.processes < 0 else args.processes)
 
-    stack = None if args.host else Stack(stack_env(s, load), args.api_workers)
+    stack = None if args.host else Stack(stack_env(s, load), args.api_workers, args.cluster)
     sampler = None
     try:
         if stack is not None:

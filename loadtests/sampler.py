@@ -22,8 +22,10 @@ from pathlib import Path
 from statistics import fmean
 
 import redis
+from redis.cluster import RedisCluster
 
 from engine.keys import concert_keys
+from engine.sync import SyncRedis, sync_client
 
 CONCERT = 2
 MIN_SAMPLES = 6
@@ -49,6 +51,14 @@ def rss_bytes(pids: list[int]) -> int | None:
     return total if seen else None
 
 
+def used_memory(r: SyncRedis) -> int:
+    """used_memory of the Redis, summed over the masters of a cluster."""
+    if isinstance(r, RedisCluster):
+        info = r.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(v["used_memory"]) for v in info.values())
+    return int(r.info("memory")["used_memory"])
+
+
 def concert_records(r: redis.Redis, concert: int = CONCERT) -> int:
     k = concert_keys(concert)
     with r.pipeline(transaction=False) as p:
@@ -65,7 +75,7 @@ class Sampler:
 
     def __init__(self, redis_url: str | None, api_pids: list[int] | None,
                  every: float = 5.0) -> None:
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
+        self.redis = sync_client(redis_url, socket_timeout=2) if redis_url else None
         self.api_pids = api_pids or []
         self.every = every
         self.samples: list[dict[str, float]] = []
@@ -77,8 +87,8 @@ class Sampler:
         s: dict[str, float] = {"t": round(time.monotonic() - self._t0, 2)}
         if self.redis is not None:
             try:
-                s["redis_used_memory"] = float(self.redis.info("memory")["used_memory"])
-                s["redis_keys"] = float(self.redis.dbsize())
+                s["redis_used_memory"] = float(used_memory(self.redis))
+                s["redis_keys"] = float(self.redis.dbsize())  # a cluster: over its masters
                 s["concert_records"] = float(concert_records(self.redis))
             except redis.RedisError:
                 pass  # a missed sample, not a verdict

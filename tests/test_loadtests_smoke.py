@@ -90,3 +90,13 @@ def test_soak_samples_memory_and_keys(stack: tuple[RedisServer, Uvicorn],
     assert (folder / "soak_memory.png").stat().st_size > 5000
     # Four seconds cannot show a trend: the verdict must say so rather than pass.
     assert "Soak verdict: INCONCLUSIVE" in (out / "report.md").read_text()
+
+
+def test_the_runner_starts_its_own_cluster(tmp_path: Path) -> None:
+    """``--cluster``: the runner's own 3-master cluster (WAIT 1) under the booking flow."""
+    out = tmp_path / "cluster"
+    proc = run("s7", "--cluster", "-u", "10", "-r", "10", "-t", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    folder = out / SCENARIOS["s7"].file
+    total = totals(folder, SCENARIOS["s7"].file)
+    assert int(total["Request Count"]) > 0 and int(total["Failure Count"]) == 0, total
