@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import random
@@ -17,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
-from api import metrics, pages, parsing
+from api import admin, metrics, pages, parsing
 from api.asgi import Endpoint, FastRouter, Guard, Handler
 from api.metrics import MetricsEndpoint
 from engine import booking, catalog, pay, queue, tick, wallet
@@ -32,12 +33,25 @@ def store_of(scope: Scope) -> Store:
     return scope["state"]["store"]
 
 
+@functools.cache
+def _trusted(spec: str) -> frozenset[str]:
+    return frozenset(a.strip() for a in spec.split(",") if a.strip())
+
+
+def trusted_proxies(store: Store) -> frozenset[str]:
+    """TRUSTED_PROXIES: the peers whose X-Forwarded-For is believed."""
+    return _trusted(store.settings.trusted_proxies)
+
+
 # --- queue tokens ---------------------------------------------------------------------------
 async def token_issue(scope: Scope, body: bytes) -> dict:
     data = parsing.json_object(body)
     customer_id = parsing.id_field(data, "customerId")
     concert_id = parsing.id_field(data, "concertId")
-    token = await queue.issue_token(store_of(scope), customer_id, concert_id)
+    store = store_of(scope)
+    address = (parsing.client_address(scope, trusted_proxies(store))
+               if store.settings.issue_rate_per_address else "")
+    token = await queue.issue_token(store, customer_id, concert_id, address)
     metrics.event("token_issued")
     return token
 
@@ -56,7 +70,8 @@ async def available_dates(scope: Scope, _: bytes) -> dict:
 async def available_seats(scope: Scope, _: bytes) -> dict:
     tok = parsing.token(scope)
     option_id = parsing.path_id(scope, "concertOptionId")
-    return await catalog.available_seats(store_of(scope), tok, option_id)
+    section = parsing.query_text(scope, "section") if scope["query_string"] else None
+    return await catalog.available_seats(store_of(scope), tok, option_id, section)
 
 
 # --- points ---------------------------------------------------------------------------------
@@ -84,9 +99,18 @@ async def point_history(scope: Scope, _: bytes) -> dict:
 
 # --- holds and payment ----------------------------------------------------------------------
 async def reserve(scope: Scope, body: bytes) -> dict:
+    """One seat by its id, or with ``quantity`` (and an optional ``section``) the best free
+    seats next to each other (each its own reservation)."""
     tok = parsing.token(scope)
     data = parsing.json_object(body)
     option_id = parsing.id_field(data, "concertOptionId")
+    if "seatId" not in data and "quantity" in data:
+        quantity = parsing.quantity_field(data, most=booking.MAX_TOGETHER)
+        section = parsing.text_field(data, "section")
+        held = await booking.reserve_best(store_of(scope), tok, option_id, quantity, section)
+        for _ in range(quantity):
+            metrics.event("hold")
+        return held
     seat_id = parsing.id_field(data, "seatId")
     held = await booking.reserve(store_of(scope), tok, option_id, seat_id)
     metrics.event("hold")
@@ -199,7 +223,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics.flush()
             await store.aclose()
 
-    return App(routes=ROUTES, lifespan=lifespan)
+    # The operators' routes exist only with ADMIN_TOKEN set (else 404, like any path).
+    routes = ROUTES + admin.ROUTES if settings.admin_token else ROUTES
+    return App(routes=routes, lifespan=lifespan)
 
 
 app = create_app()

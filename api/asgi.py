@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -39,12 +39,12 @@ async def respond(send: Send, status: int, body: bytes, content_type: bytes = JS
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_body(scope: Scope, receive: Receive) -> bytes:
-    """The request body, at most MAX_BODY bytes (413 past it, without reading the rest)."""
+async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> bytes:
+    """The request body, at most ``limit`` bytes (413 past it, without reading the rest)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
-            if not value.isdigit() or int(value) > MAX_BODY:
-                raise _too_large()
+            if not value.isdigit() or int(value) > limit:
+                raise _too_large(limit)
             break
     chunks: list[bytes] = []
     size = 0
@@ -54,15 +54,15 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
             raise ApiError(400, "INVALID_JSON", "The client went away before the body ended.")
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
-            raise _too_large()
+        if size > limit:
+            raise _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _too_large() -> ApiError:
-    return ApiError(413, "BODY_TOO_LARGE", f"The body exceeds {MAX_BODY} bytes.",
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "BODY_TOO_LARGE", f"The body exceeds {limit} bytes.",
                     "Content too large")
 
 
@@ -71,33 +71,75 @@ class Endpoint:
     failure answered here as problem+json (4xx for the client's mistakes, 503 for Redis).
     Each answer is counted and timed under ``route``."""
 
-    __slots__ = ("handler", "metrics", "wants_body")
+    __slots__ = ("body_limit", "handler", "metrics", "wants_body")
 
-    def __init__(self, handler: Handler, route: str, method: str, *, body: bool = False) -> None:
+    def __init__(self, handler: Handler, route: str, method: str, *, body: bool = False,
+                 body_limit: int = MAX_BODY) -> None:
         self.handler = handler
         self.wants_body = body
+        self.body_limit = body_limit
         self.metrics = RouteMetrics(route, method)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         try:
-            body = await read_body(scope, receive) if self.wants_body else b""
-            payload = orjson.dumps(await self.handler(scope, body))
-        except EngineError as e:
-            status, payload, headers = problems.for_engine_error(e)
-        except ApiError as e:
-            status, payload, headers = problems.for_api_error(e)
-        except StoreUnavailable as e:
-            status, payload, headers = problems.for_store_unavailable(e)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            status, payload, headers = problems.internal()
+            body = await read_body(scope, receive, self.body_limit) if self.wants_body else b""
+            result = await self.handler(scope, body)
+            if type(result) is Streamed:
+                await result.send_to(send)
+                self.metrics.observe(200, started)
+                return
+            payload = orjson.dumps(result)
+        except StreamBroken:
+            raise  # the answer has begun: the server cuts the connection
+        except Exception as e:
+            status, payload, headers = failure(e, scope)
         else:
             await respond(send, 200, payload)
             self.metrics.observe(200, started)
             return
         await respond(send, status, payload, problems.PROBLEM_JSON, headers)
         self.metrics.observe(status, started)
+
+
+def failure(e: Exception, scope: Scope) -> tuple[int, bytes, problems.Headers]:
+    """The problem+json answer to a failed request: 4xx for the client's mistakes and the
+    engine's refusals, 503 for Redis, a logged 500 for anything else."""
+    if isinstance(e, EngineError):
+        return problems.for_engine_error(e)
+    if isinstance(e, ApiError):
+        return problems.for_api_error(e)
+    if isinstance(e, StoreUnavailable):
+        return problems.for_store_unavailable(e)
+    log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=e)
+    return problems.internal()
+
+
+class Streamed:
+    """What a handler returns for a body sent in chunks (the admin's CSV export): a content
+    type and an async iterator of bytes. A failure before the first chunk is a problem
+    answer; after it, the connection is cut (the client sees a truncated body)."""
+
+    __slots__ = ("chunks", "content_type", "first")
+
+    def __init__(self, content_type: bytes, chunks: AsyncIterator[bytes]) -> None:
+        self.content_type, self.chunks = content_type, chunks
+
+    async def send_to(self, send: Send) -> None:
+        first = await anext(self.chunks)  # before the status line: a failure is still a 4xx
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", self.content_type)]})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        try:
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception as e:
+            raise StreamBroken("a streamed answer failed half-way") from e
+        await send({"type": "http.response.body", "body": b""})
+
+
+class StreamBroken(Exception):
+    """A streamed answer failed after its first chunk: no clean answer can follow."""
 
 
 def _problem(p: tuple[int, bytes, problems.Headers]) -> tuple[int, bytes, bytes,

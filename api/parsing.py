@@ -78,6 +78,51 @@ def query_int(scope: Scope, name: str, default: int | None = None) -> int:
     return _digits_id(values[0], f"'{name}'")
 
 
+def query_text(scope: Scope, name: str, most: int = 64) -> str | None:
+    """An optional text query parameter given at most once, 1..most printable characters."""
+    values = [v for k, v in parse_qsl(scope["query_string"].decode("latin-1"),
+                                      keep_blank_values=True) if k == name]
+    if len(values) > 1:
+        raise bad("DUPLICATE_PARAMETER", f"'{name}' is given more than once.")
+    if not values:
+        return None
+    value = values[0].encode("latin-1").decode("utf-8", "replace")
+    if not 1 <= len(value) <= most or not value.isprintable():
+        raise bad("INVALID_PARAMETER", f"'{name}' must be 1 to {most} printable characters.")
+    return value
+
+
+def quantity_field(data: dict, name: str = "quantity", most: int = 8) -> int:
+    value = data.get(name)
+    if type(value) is int and 1 <= value <= most:
+        return value
+    raise bad("INVALID_FIELD", f"'{name}' must be an integer from 1 to {most}.")
+
+
+def text_field(data: dict, name: str, most: int = 64) -> str | None:
+    """An optional string field, 1..most printable characters."""
+    if name not in data or data[name] is None:
+        return None
+    value = data[name]
+    if not isinstance(value, str) or not 1 <= len(value) <= most or not value.isprintable():
+        raise bad("INVALID_FIELD", f"'{name}' must be a string of 1 to {most} printable "
+                  "characters.")
+    return value
+
+
+def client_address(scope: Scope, trusted: frozenset[str]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the rightmost
+    address in X-Forwarded-For that is not one of the trusted proxies."""
+    peer = (scope.get("client") or ("", 0))[0]
+    if peer not in trusted:
+        return peer
+    forwarded = b",".join(headers(scope, b"x-forwarded-for")).decode("latin-1")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
+
+
 def headers(scope: Scope, name: bytes) -> list[bytes]:
     """Every value of one (lowercase) header."""
     return [v for k, v in scope["headers"] if k == name]

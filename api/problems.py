@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from engine.errors import Code, EngineError, StoreUnavailable
+from engine.errors import Code, EngineError, RateLimited, StoreUnavailable
 
 PROBLEM_JSON = b"application/problem+json"
 Headers = list[tuple[bytes, bytes]]
@@ -28,6 +28,15 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.PAY_ORPHANED: (409, "Payment interrupted"),
     Code.PAID_EARLIER: (409, "Already paid"),
     Code.QUEUE_FULL: (503, "Queue full"),
+    Code.RATE_LIMITED: (429, "Too many requests"),
+    Code.TICKET_LIMIT: (409, "Ticket limit reached"),
+    Code.NO_ADJACENT_SEATS: (409, "No seats together"),
+    Code.CATALOG_CHANGED: (409, "Seat list changed"),
+    Code.RESERVATION_REFUNDED: (409, "Reservation refunded"),
+    Code.NOT_PAID: (409, "Not paid"),
+    Code.LOAD_IN_PROGRESS: (409, "Load in progress"),
+    Code.SEATS_TAKEN: (409, "Seats held or sold"),
+    Code.SECTION_NOT_FOUND: (404, "Not found"),
     Code.INSUFFICIENT_BALANCE: (402, "Insufficient balance"),
     Code.BALANCE_LIMIT: (409, "Balance limit"),
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency key reused"),
@@ -72,6 +81,8 @@ def for_api_error(exc: ApiError) -> tuple[int, bytes, Headers]:
 def for_engine_error(exc: EngineError) -> tuple[int, bytes, Headers]:
     status, title = ENGINE_STATUS[exc.code]
     headers = _BEARER if status == 401 else _RETRY_QUEUE if status == 503 else None
+    if isinstance(exc, RateLimited):  # whole seconds, rounded up: never "0"
+        headers = [(b"retry-after", b"%d" % max(1, -(-exc.retry_after_ms // 1000)))]
     return problem(status, exc.code.name, title, exc.detail, headers)
 
 

@@ -1,10 +1,17 @@
-"""What a customer with an ACTIVE token may see: dates (dates.lua) and seats (seats.lua).
-Both scripts return their list as JSON, embedded as is (``orjson.Fragment``) in the answer."""
+"""What a customer with an ACTIVE token may see: dates (dates.lua) and seats (seats.lua), and
+the seat list each worker keeps per option (catalog.lua): the seats' JSON in listing order
+(sections, then rows, then numbers), the ranges of its sections, and its rows best first for
+best-available (engine/booking.py). A seat list changes only when a catalogue reload
+reprices it, which gives the option a new version."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from dataclasses import dataclass
+
 import orjson
 
+from engine.errors import SectionNotFound
 from engine.ids import Token
 from engine.keys import concert_keys
 from engine.store import Store
@@ -15,43 +22,110 @@ async def available_dates(store: Store, token: Token, concert_id: int) -> dict:
     k = concert_keys(token.concert_id)
     reply = await store.run(
         "dates",
-        (k.tokens, k.active, k.options, k.free, k.holds, k.res, k.taken, k.held, k.gone),
+        (k.tokens, k.active, k.options, k.free, k.holds, k.res, k.taken, k.held, k.gone,
+         k.settings, k.tickets, k.events),
         (token.customer_id, token.secret, store.settings.idle_ms,
-         1 if concert_id == token.concert_id else 0),
+         1 if concert_id == token.concert_id else 0, store.settings.events_maxlen),
     )
     # The script builds the list as JSON: no per-option Python objects on this hot read.
     return {"concertId": concert_id, "dates": orjson.Fragment(reply[1])}
 
 
-async def available_seats(store: Store, token: Token, option_id: int) -> dict:
-    """The option's seats that are neither held nor sold, by seat number: the option's bits
-    from Redis, over the seats' JSON the engine read once (seats never change)."""
-    k = concert_keys(token.concert_id)
-    _, version, start, _count, bits = await store.run(
-        "seats",
-        (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.held, k.gone),
-        (token.customer_id, token.secret, store.settings.idle_ms, option_id),
-    )
-    views = await _seat_views(store, token.concert_id, option_id, version)
-    first = start >> 3
-    free = [
-        view for i, view in enumerate(views, start)
-        if (i >> 3) - first >= len(bits) or not bits[(i >> 3) - first] & (0x80 >> (i & 7))
-    ]
-    return {"concertOptionId": option_id, "seats": orjson.Fragment(b"[" + b",".join(free) + b"]")}
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A run of seats next to each other: one row of a section, seat ids consecutive."""
+
+    section: str
+    row: str
+    offset: int  # in the option's listing
+    count: int
+    first_id: int
+    price: int  # minor units
 
 
-# (concertId, optionId) -> (version, seat JSONs by number). Seats never change once created;
-# an option created anew (another Redis, a re-seed) has another version and is read again.
-_VIEWS: dict[tuple[int, int], tuple[bytes, list[bytes]]] = {}
+@dataclass(frozen=True, slots=True)
+class SeatList:
+    version: bytes
+    start: int  # the bitmap place of the option's first seat
+    views: list[bytes]  # each seat's JSON, in listing order (= bitmap order)
+    sections: dict[str, tuple[int, int]]  # section -> (offset, count)
+    rows: tuple[Row, ...]  # best first: dearest, then in listing order
+    by_id: tuple[Row, ...]  # the same, by first seat id (to find a seat by its id)
+
+    def index_of(self, seat_id: int) -> int | None:
+        """A seat's place in the listing, from its id."""
+        i = bisect_right(self.by_id, seat_id, key=lambda r: r.first_id) - 1
+        if i >= 0 and seat_id < self.by_id[i].first_id + self.by_id[i].count:
+            return self.by_id[i].offset + seat_id - self.by_id[i].first_id
+        return None
+
+    @classmethod
+    def build(cls, version: bytes, start: int, views: list[bytes]) -> SeatList:
+        sections: dict[str, list[int]] = {}
+        rows: list[list] = []
+        for i, raw in enumerate(views):
+            s = orjson.loads(raw)
+            section, row = s.get("section") or "", s.get("row") or ""
+            span = sections.setdefault(section, [i, 0])
+            span[1] += 1
+            last = rows[-1] if rows else None
+            if (last and last[0] == section and last[1] == row and last[5] == s["price"]
+                    and last[4] + last[3] == s["id"]):
+                last[3] += 1
+            else:  # a new row, or a break in it (another price, ids not consecutive)
+                rows.append([section, row, i, 1, s["id"], s["price"]])
+        runs = [Row(r[0], r[1], r[2], r[3], r[4], round(r[5] * 100)) for r in rows]
+        return cls(version, start, views, {k: (v[0], v[1]) for k, v in sections.items()},
+                   tuple(sorted(runs, key=lambda r: (-r.price, r.offset))),
+                   tuple(sorted(runs, key=lambda r: r.first_id)))
 
 
-async def _seat_views(store: Store, concert_id: int, option_id: int,
-                      version: bytes) -> list[bytes]:
+# (concertId, optionId) -> the option's seat list, current as of its version.
+_VIEWS: dict[tuple[int, int], SeatList] = {}
+
+
+async def seat_list(store: Store, concert_id: int, option_id: int,
+                    version: bytes | None = None) -> SeatList:
+    """The option's seat list, read from Redis when not kept yet or not of ``version``."""
     cached = _VIEWS.get((concert_id, option_id))
-    if cached is None or cached[0] != version:
+    if cached is None or (version is not None and cached.version != version):
         k = concert_keys(concert_id)
         reply = await store.run("catalog", (k.layout, k.seat_view(option_id)), (option_id,))
-        cached = (reply[1], reply[3:])
+        cached = SeatList.build(reply[1], int(reply[2]), reply[3:])
         _VIEWS[(concert_id, option_id)] = cached
-    return cached[1]
+    return cached
+
+
+async def available_seats(store: Store, token: Token, option_id: int,
+                          section: str | None = None) -> dict:
+    """The option's seats that are neither held nor sold, in listing order (one section's
+    with ``section``): the range's bits from Redis over the seats' JSON the worker keeps.
+    The work is the range's, whatever the venue's size."""
+    k = concert_keys(token.concert_id)
+    listing = _VIEWS.get((token.concert_id, option_id))
+    if listing is None and section is not None:  # a section's range needs the list first
+        listing = await seat_list(store, token.concert_id, option_id)
+    for _ in range(2):  # once more when the seat list changed under us
+        offset, count = (0, -1)
+        if section is not None and listing is not None:
+            if section not in listing.sections:
+                raise SectionNotFound(f"No section {section!r} in this performance.")
+            offset, count = listing.sections[section]
+        _, version, start, count, bits = await store.run(
+            "seats",
+            (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.held, k.gone,
+             k.settings, k.tickets, k.events),
+            (token.customer_id, token.secret, store.settings.idle_ms, option_id, offset, count,
+             store.settings.events_maxlen),
+        )
+        if listing is not None and listing.version == version:
+            break
+        listing = await seat_list(store, token.concert_id, option_id, version)
+        if section is None:
+            break
+    views = listing.views[offset:offset + count] if count else []
+    first = start >> 3
+    bits += bytes(((start + count + 7) >> 3) - first - len(bits))  # missing bytes: all free
+    free = [view for i, view in enumerate(views, start)
+            if not bits[(i >> 3) - first] & (0x80 >> (i & 7))]
+    return {"concertOptionId": option_id, "seats": orjson.Fragment(b"[" + b",".join(free) + b"]")}

@@ -15,10 +15,10 @@ from urllib.parse import unquote, urlparse
 import orjson
 import redis
 
-from engine import booking, catalog, pay, queue, tick, wallet
+from engine import booking, catalog, cli_admin, operator, pay, queue, tick, wallet
 from engine.cluster import SCHEME, parse_url
 from engine.config import Settings
-from engine.errors import StoreUnavailable
+from engine.errors import EngineError, StoreUnavailable
 from engine.ids import parse_reservation, parse_token
 from engine.keys import concert_keys
 from engine.scripts import expanded_file
@@ -68,12 +68,15 @@ class _Recorder:
     with a plausible OK reply so multi-step operations (pay) show every step."""
 
     REPLIES: ClassVar[dict[str, list]] = {
-        "issue": [0, b"<secret>", 0, 1, 1, 0], "status": [0, 0, 1, 1, 0],
+        "issue": [0, b"<secret>", 0, 1, 1, 0, 0, 1], "status": [0, 0, 1, 1, 0, 0, 1],
         "reserve": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0, 0],
-        "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, [], []],
-        "sweep": [0, 0, 0, 0],
-        "stats": [0, 0, 0, 0, 0, 0, 0], "dates": [0, b"[]"], "seats": [0, b"v", 0, 0, b""],
-        "catalog": [0, b"v", 0],
+        "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, [], [], []],
+        "sweep": [0, 0, 0, 0], "stats": [0, 0, 0, 0, 0, 0, 0, b"0.00", 0, 0],
+        "dates": [0, b"[]"], "seats": [0, b"v", 0, 0, b""],
+        "catalog": [0, b"v", 0, b'{"id":4115001,"number":1,"price":1000,"section":"A",'
+                                b'"row":"1"}'],
+        "reserve_best": [0, 0, 1, 0], "revoke": [0, 0, 0, 0],
+        "refund_sale": [0, b"REFUNDING", 0, b"1", 1],
     }
 
     def __init__(self, settings: Settings) -> None:
@@ -111,10 +114,10 @@ def eval_line(settings: Settings, name: str, keys: Sequence[str], args: Sequence
 
 def _operation(rec: _Recorder, a: argparse.Namespace):
     tok = parse_token(a.token) if a.token else None
-    need = {"status", "dates", "seats", "reserve", "cancel", "pay"}
+    need = {"status", "dates", "seats", "reserve", "best", "cancel", "pay"}
     if a.op in need and tok is None:
         raise SystemExit(f"{a.op} needs --token <tokenValue> (one issued by the API)")
-    if a.op in {"cancel", "pay"}:
+    if a.op in {"cancel", "pay", "refund"}:
         parsed = parse_reservation(a.reservation or "")
         if parsed is None:
             raise SystemExit(f"{a.op} needs --reservation <reservationId>")
@@ -124,6 +127,9 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
         "dates": lambda: catalog.available_dates(rec, tok, tok.concert_id),
         "seats": lambda: catalog.available_seats(rec, tok, a.option),
         "reserve": lambda: booking.reserve(rec, tok, a.option, a.seat),
+        "best": lambda: booking.reserve_best(rec, tok, a.option, a.quantity),
+        "revoke": lambda: operator.revoke(rec, a.concert, a.customer),
+        "refund": lambda: operator.refund_sale(rec, parsed[0], parsed[1]),
         "cancel": lambda: booking.cancel(rec, tok, parsed[1]),
         "pay": lambda: pay.pay(rec, tok, parsed[1]),
         "balance": lambda: wallet.balance(rec, a.customer),
@@ -135,8 +141,8 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
     return ops[a.op]()
 
 
-OPS = ("issue", "status", "dates", "seats", "reserve", "cancel", "pay", "balance", "charge",
-       "history", "admit", "stats")
+OPS = ("issue", "status", "dates", "seats", "reserve", "best", "cancel", "pay", "balance",
+       "charge", "history", "admit", "stats", "revoke", "refund")
 
 
 def cmd_debug(settings: Settings, args: argparse.Namespace) -> int:
@@ -171,11 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--concert", type=int, default=2)
     s.add_argument("--option", type=int, default=41150)
     s.add_argument("--seat", type=int, default=4115001)
+    s.add_argument("--quantity", type=int, default=1, help="best: seats together")
     s.add_argument("--amount-minor", type=int, default=500000, help="charge, in minor units")
     s.set_defaults(func=cmd_debug)
+    cli_admin.add_parsers(sub)
     args = p.parse_args(argv)
     try:
         return args.func(Settings.from_env(), args)
-    except (redis.exceptions.ConnectionError, StoreUnavailable) as e:
+    except (redis.exceptions.ConnectionError, redis.exceptions.ClusterError,
+            StoreUnavailable) as e:
         print(f"cannot reach Redis: {e}", file=sys.stderr)
         return 1
+    except EngineError as e:
+        return cli_admin.refusal(e)

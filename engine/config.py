@@ -23,6 +23,15 @@ def _whole(name: str, default: int) -> int:
     return value
 
 
+def _rate(name: str, default: float) -> float:
+    """A rate a second that may be 0 (off)."""
+    raw = os.environ.get(name)
+    value = default if raw is None or raw == "" else float(raw)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {raw!r}")
+    return value
+
+
 def _count(name: str, default: int) -> int:
     raw = os.environ.get(name)
     value = default if raw is None or raw == "" else int(raw)
@@ -44,6 +53,20 @@ class Settings:
     max_waiting: int = 1_000_000
     # Seats: how long a hold lasts before its seat is free again.
     hold_ttl_seconds: float = 300.0
+    # Open holds plus paid seats of one customer in one concert (0: no limit).
+    max_tickets_per_customer: int = 4
+    # Rate limits a second (0: off), a token bucket of RATE_BURST in the script itself:
+    # issue and reserve per customer; issue per client address (off unless asked for, with
+    # X-Forwarded-For believed only from TRUSTED_PROXIES).
+    issue_rate_per_customer: float = 2.0
+    reserve_rate_per_customer: float = 2.0
+    issue_rate_per_address: float = 0.0
+    rate_burst: int = 5
+    trusted_proxies: str = ""
+    # Entries kept (about) in each concert's event stream.
+    events_maxlen: int = 100_000
+    # The admin API (/admin/...) exists only when this is set; requests carry it as a Bearer.
+    admin_token: str = field(default="", repr=False)  # a secret: never in a log line
     # A pay stuck in PAYING this long (a crashed payer) is finished from the balance's record.
     pay_stale_seconds: float = 10.0
     # The API's background tick: admission, sweeps and stale-pay recovery.
@@ -66,6 +89,8 @@ class Settings:
     active_ttl_ms: int = field(init=False, repr=False, compare=False)
     stale_ms: int = field(init=False, repr=False, compare=False)
     keep_ms: int = field(init=False, repr=False, compare=False)
+    # A rate-limit bucket untouched this long is full again (the tick drops it).
+    bucket_idle_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "idle_ms", self.ms("waiting_idle_seconds"))
@@ -73,6 +98,10 @@ class Settings:
         object.__setattr__(self, "active_ttl_ms", self.ms("active_ttl_seconds"))
         object.__setattr__(self, "stale_ms", self.ms("pay_stale_seconds"))
         object.__setattr__(self, "keep_ms", self.ms("idempotency_ttl_seconds"))
+        rates = [r for r in (self.issue_rate_per_customer, self.reserve_rate_per_customer,
+                             self.issue_rate_per_address) if r > 0]
+        object.__setattr__(self, "bucket_idle_ms",
+                           max(1000, round(self.rate_burst / min(rates, default=1) * 1000)))
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,6 +114,16 @@ class Settings:
             waiting_idle_seconds=_seconds("WAITING_IDLE_SECONDS", d.waiting_idle_seconds),
             max_waiting=_count("MAX_WAITING", d.max_waiting),
             hold_ttl_seconds=_seconds("HOLD_TTL_SECONDS", d.hold_ttl_seconds),
+            max_tickets_per_customer=_whole("MAX_TICKETS_PER_CUSTOMER",
+                                            d.max_tickets_per_customer),
+            issue_rate_per_customer=_rate("ISSUE_RATE_PER_CUSTOMER", d.issue_rate_per_customer),
+            reserve_rate_per_customer=_rate("RESERVE_RATE_PER_CUSTOMER",
+                                            d.reserve_rate_per_customer),
+            issue_rate_per_address=_rate("ISSUE_RATE_PER_ADDRESS", d.issue_rate_per_address),
+            rate_burst=_count("RATE_BURST", d.rate_burst),
+            trusted_proxies=os.environ.get("TRUSTED_PROXIES", d.trusted_proxies),
+            events_maxlen=_count("EVENTS_MAXLEN", d.events_maxlen),
+            admin_token=os.environ.get("ADMIN_TOKEN", d.admin_token),
             pay_stale_seconds=_seconds("PAY_STALE_SECONDS", d.pay_stale_seconds),
             tick_seconds=_seconds("TICK_SECONDS", d.tick_seconds),
             redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),

@@ -30,6 +30,15 @@ class Code(IntEnum):
     PAY_ORPHANED = 17  # internal: a debit whose attempt no longer holds the seat (refund)
     PAID_EARLIER = 18  # internal: this customer paid the reservation before (its answer)
     QUEUE_FULL = 19  # the concert's queue is at its cap
+    RATE_LIMITED = 20
+    TICKET_LIMIT = 21  # the customer's open holds plus paid seats reached the concert's limit
+    NO_ADJACENT_SEATS = 22
+    CATALOG_CHANGED = 23  # internal: the seat list the engine used is stale (reload, retry)
+    RESERVATION_REFUNDED = 24
+    NOT_PAID = 25  # an operator's refund of a reservation that is not paid
+    LOAD_IN_PROGRESS = 26  # another load of the same option with another seat count
+    SEATS_TAKEN = 27  # a reload would reprice held or sold seats
+    SECTION_NOT_FOUND = 28  # (the engine's own: no script answers it)
 
 
 class EngineError(Exception):
@@ -167,6 +176,68 @@ class QueueFull(EngineError):
     """The concert's queue is full; try again in a little while."""
 
     code = Code.QUEUE_FULL
+
+
+class RateLimited(EngineError):
+    """Too many requests: slow down."""
+
+    code = Code.RATE_LIMITED
+
+    @property
+    def retry_after_ms(self) -> int:
+        return int(self.reply[1])
+
+
+class TicketLimit(EngineError):
+    """This customer's holds and paid seats in this concert reached its ticket limit."""
+
+    code = Code.TICKET_LIMIT
+
+    @property
+    def limit(self) -> int:
+        return int(self.reply[1])
+
+
+class NoAdjacentSeats(EngineError):
+    """No free seats next to each other in one row for that quantity."""
+
+    code = Code.NO_ADJACENT_SEATS
+
+
+class CatalogChanged(EngineError):
+    """Internal: the option's seat list changed since it was read."""
+
+    code = Code.CATALOG_CHANGED
+
+
+class ReservationRefunded(EngineError):
+    """The reservation was refunded by the organiser; its seat is on sale again."""
+
+    code = Code.RESERVATION_REFUNDED
+
+
+class NotPaid(EngineError):
+    """The reservation is not paid: there is nothing to refund."""
+
+    code = Code.NOT_PAID
+
+
+class LoadInProgress(EngineError):
+    """Another load of this performance with another seat count is under way."""
+
+    code = Code.LOAD_IN_PROGRESS
+
+
+class SeatsTaken(EngineError):
+    """Some of the seats to change are held or sold."""
+
+    code = Code.SEATS_TAKEN
+
+
+class SectionNotFound(EngineError):
+    """No such section in this performance."""
+
+    code = Code.SECTION_NOT_FOUND
 
 
 class StoreUnavailable(Exception):

@@ -27,14 +27,17 @@ class ConcertKeys:
     """The keys of one concert (queue, catalog, seats, holds, reservations)."""
 
     __slots__ = (
-        "active", "concert", "free", "gone", "held", "holds", "layout", "lease", "options",
-        "paying", "rate", "res", "tag", "taken", "tokens", "waiting",
+        "active", "buckets", "concert", "events", "free", "gone", "held", "holds", "layout",
+        "lease", "options", "paying", "rate", "refunding", "res", "settings", "tag", "taken",
+        "tickets", "tokens", "waiting",
     )
 
     def __init__(self, concert_id: int) -> None:
         self.tag = t = concert_tag(concert_id)
-        self.concert = f"{t}:concert"  # hash: name, seq (queue tickets), sold, nbits
+        self.concert = f"{t}:concert"  # hash: name, seq (queue places), sold, nbits
         self.options = f"{t}:options"  # hash: optionId -> performance date
+        # hash: the operator's settings (lua/include/settings.lua); defaults from the env
+        self.settings = f"{t}:settings"
         self.free = f"{t}:free"  # hash: optionId -> free seat count
         # hash: optionId -> "start:count:version" of its seats in `taken`
         self.layout = f"{t}:layout"
@@ -45,20 +48,28 @@ class ConcertKeys:
         self.gone = f"{t}:gone"  # zset: closed reservation id -> closed at (ms), for purging
         # hash: customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
         self.tokens = f"{t}:tokens"
-        self.waiting = f"{t}:waiting"  # zset: customerId -> queue ticket (FIFO)
+        # zset: customerId -> queue place (a random one in the pre-queue, see issue.lua)
+        self.waiting = f"{t}:waiting"
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
         self.held = f"{t}:held"  # hash: customerId -> open holds under the current token
         # hash: sec, n, avg (admissions a second, a minute's average); cursor (idle sweep)
         self.rate = f"{t}:rate"
         # string with TTL: the API worker ticking the concert now (one tick a second in all)
         self.lease = f"{t}:lease"
+        # hash: customerId -> "<paid seats>|<open hold ids>" (lua/include/tickets.lua)
+        self.tickets = f"{t}:tickets"
+        # hash: "i:<customer>" / "r:<customer>" / "a:<address>" -> token bucket (rate limits)
+        self.buckets = f"{t}:buckets"
+        self.refunding = f"{t}:refunding"  # zset: reservation id -> operator refund start
+        self.events = f"{t}:events"  # stream: HELD, PAID, ... (lua/include/events.lua)
 
     def seats(self, option_id: int) -> str:
         """hash: seatId -> "number:price:index" (price in minor units, index in `taken`)."""
         return f"{self.tag}:seats:{option_id}"
 
     def seat_view(self, option_id: int) -> str:
-        """zset: the seat as JSON ({"id","number","price"}) -> seat number; made once."""
+        """zset: the seat as JSON ({"id","number","price","section","row"}) -> its offset in
+        the option's listing (and bitmap slice)."""
         return f"{self.tag}:seatview:{option_id}"
 
 

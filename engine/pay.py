@@ -63,9 +63,10 @@ async def begin(store: Store, token: Token, secret: str) -> tuple[int, int]:
     k = concert_keys(token.concert_id)
     _, price, attempt = await store.run(
         "pay_begin",
-        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone),
+        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone,
+         k.settings, k.tickets, k.events),
         (token.customer_id, token.secret, store.settings.idle_ms, secret,
-         store.settings.stale_ms),
+         store.settings.stale_ms, store.settings.events_maxlen),
     )
     return price, attempt
 
@@ -87,8 +88,8 @@ async def finish(store: Store, concert_id: int, secret: str, attempt: int, outco
     await store.run(
         "pay_finish",
         (k.res, k.paying, k.holds, k.taken, k.free, k.tokens, k.active, k.held, k.concert,
-         k.gone),
-        (secret, attempt, outcome, balance),
+         k.gone, k.tickets, k.events),
+        (secret, attempt, outcome, balance, store.settings.events_maxlen),
     )
 
 
@@ -176,7 +177,7 @@ async def _finish_paid(store: Store, concert_id: int, customer_id: int, secret: 
         c = CustomerKeys(customer_id)
         await store.run("refund", (c.balance, c.debits, c.history),
                         (reservation_id(concert_id, secret), attempt,
-                         store.settings.history_limit))
+                         store.settings.history_limit, "ORPHAN", 0))
         log.error("pay %s.%s attempt %s lost its seat: its debit refunded", concert_id, secret,
                   attempt)
         raise PaySuperseded("The payment was interrupted and its amount refunded.") from None

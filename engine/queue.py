@@ -3,59 +3,88 @@ The background tick that admits and sweeps is engine/tick.py."""
 
 from __future__ import annotations
 
+import secrets
+
 from engine.ids import Token, iso_ms, new_secret
 from engine.keys import CONCERTS, concert_keys
 from engine.store import Store
 
+PRE_QUEUE_PLACES = 2**52  # a pre-queue place: a secure random integer below this (issue.lua)
+
 
 def queue_args(store: Store) -> tuple[int, int, int, int]:
+    """The queue settings' defaults (the environment's); a concert's own win in the scripts."""
     s = store.settings
     return s.active_limit, s.admit_per_second, s.active_ttl_ms, s.idle_ms
 
 
-def _token_view(token: Token, active: int, position: int, wait: int, until: int) -> dict:
-    return {
+def seed() -> int:
+    """A secure random seed for the scripts' random-mode draws."""
+    return secrets.randbelow(2**31 - 2) + 1
+
+
+def _token_view(token: Token, state: int, position: int, wait: int, until: int,
+                opens_at: int, poll: int) -> dict:
+    """state 1 ACTIVE, 0 WAITING, 2 WAITING in the pre-queue (no position until the
+    opening)."""
+    view = {
         "tokenValue": token.value,
         "concertId": token.concert_id,
         "customerId": token.customer_id,
-        "status": "ACTIVE" if active else "WAITING",
-        "position": int(position),
+        "status": "ACTIVE" if state == 1 else "WAITING",
+        "position": None if state == 2 else int(position),
         "estimatedWaitSeconds": int(wait),
-        "expiresAt": iso_ms(int(until)) if active else None,
+        "expiresAt": iso_ms(int(until)) if state == 1 else None,
+        "pollAfterSeconds": int(poll) if state != 1 else None,
     }
+    if opens_at:
+        view["opensAt"] = iso_ms(int(opens_at))
+    return view
 
 
-async def issue_token(store: Store, customer_id: int, concert_id: int) -> dict:
-    """The customer's live token for the concert, or a new one at the end of the queue."""
+async def issue_token(store: Store, customer_id: int, concert_id: int,
+                      address: str = "") -> dict:
+    """The customer's live token for the concert, or a new one: at a random place in the
+    pre-queue before the concert opens, at the end of the queue after. ``address``: the
+    client's, when issues are rate limited per address."""
+    s = store.settings
     k = concert_keys(concert_id)
     reply = await store.run(
         "issue",
-        (k.concert, k.tokens, k.waiting, k.active, k.held, k.rate),
-        (customer_id, new_secret(), *queue_args(store), store.settings.max_waiting),
+        (k.concert, k.tokens, k.waiting, k.active, k.held, k.rate, k.settings, k.buckets,
+         k.events),
+        (customer_id, new_secret(), *queue_args(store), s.max_waiting,
+         secrets.randbelow(PRE_QUEUE_PLACES), seed(), s.issue_rate_per_customer,
+         s.issue_rate_per_address, address if s.issue_rate_per_address else "", s.rate_burst,
+         s.events_maxlen),
     )
-    _, secret, active, position, wait, until = reply
-    token = Token(concert_id, customer_id, secret.decode())
-    return _token_view(token, active, position, wait, until)
+    _, secret, *standing = reply
+    return _token_view(Token(concert_id, customer_id, secret.decode()), *standing)
 
 
 async def token_status(store: Store, token: Token) -> dict:
     """Where a token stands; polling keeps a WAITING token in the queue."""
     k = concert_keys(token.concert_id)
-    _, active, position, wait, until = await store.run(
+    _, *standing = await store.run(
         "status",
-        (k.tokens, k.waiting, k.active, k.held, k.rate),
-        (token.customer_id, token.secret, *queue_args(store)),
+        (k.tokens, k.waiting, k.active, k.held, k.rate, k.settings, k.events),
+        (token.customer_id, token.secret, *queue_args(store), seed(),
+         store.settings.events_maxlen),
     )
-    return _token_view(token, active, position, wait, until)
+    return _token_view(token, *standing)
 
 
 async def concert_stats(store: Store, concert_id: int) -> dict:
-    """Waiting, active, holds (of which paying), sold and free seats of one concert."""
+    """Waiting, active, holds (of which paying), sold and free seats of one concert, its
+    admissions a second (the last minute's average), and whether it is paused."""
     k = concert_keys(concert_id)
-    _, waiting, active, holds, paying, sold, free = await store.run(
-        "stats", (k.waiting, k.active, k.holds, k.paying, k.concert, k.free))
+    _, waiting, active, holds, paying, sold, free, rate, paused, opens_at = await store.run(
+        "stats", (k.waiting, k.active, k.holds, k.paying, k.concert, k.free, k.rate,
+                  k.settings))
     return {"concertId": concert_id, "waiting": waiting, "active": active,
-            "holds": holds + paying, "paying": paying, "sold": sold, "freeSeats": free}
+            "holds": holds + paying, "paying": paying, "sold": sold, "freeSeats": free,
+            "admissionsPerSecond": float(rate), "paused": bool(paused),
+            "opensAt": iso_ms(opens_at) if opens_at else None}
 
 
 async def concerts(store: Store) -> list[int]:

@@ -6,9 +6,11 @@ ticked concurrently (their calls pipeline, on every master at once), in a new ra
 each pass, each bounded by its own timeout: a slow or unreachable concert holds up none of
 the others, and none is always last.
 
-One concert's tick: admit.lua (expired tokens and holds, admission, stale pays listed,
-long-closed reservations purged), sweep.lua as often as the queue's size asks, the stale pays
-finished (engine/pay.py), and the purged reservations' pay records forgotten (forget.lua).
+One concert's tick: admit.lua (expired tokens and holds, admission, stale pays and refunds
+listed, long-closed reservations purged, full rate-limit buckets dropped), sweep.lua as often
+as the queue's size asks, the stale pays and the operators' refunds cut short finished
+(engine/pay.py, engine/operator.py), and the purged reservations' pay records forgotten
+(forget.lua).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import secrets
 from engine.errors import EngineError, StoreUnavailable
 from engine.ids import reservation_id
 from engine.keys import CustomerKeys, concert_keys
+from engine.operator import refund_sale
 from engine.pay import recover
-from engine.queue import concerts, queue_args
+from engine.queue import concerts, queue_args, seed
 from engine.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,11 +48,12 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
     # A plain SET, not a script: the workers that find the lease taken cost Redis ~2 µs each.
     if lease and await store.execute("SET", k.lease, WORKER, "NX", "PX", lease) is None:
         return None
-    _, admitted, dropped, released, stale, forget = await store.run(
+    _, admitted, dropped, released, stale, forget, refunds = await store.run(
         "admit",
-        (k.tokens, k.waiting, k.active, k.held, k.rate,
-         k.holds, k.paying, k.res, k.taken, k.free, k.gone),
-        (*queue_args(store), s.stale_ms, s.keep_ms),
+        (k.tokens, k.waiting, k.active, k.held, k.rate, k.holds, k.paying, k.res, k.taken,
+         k.free, k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events),
+        (*queue_args(store), s.stale_ms, s.keep_ms, seed(), s.events_maxlen,
+         s.bucket_idle_ms),
     )
     # First what admit.lua handed over: it is listed once (a stale pay is listed again).
     await _forget(store, concert_id, forget)
@@ -62,6 +66,12 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
             recovered += 1
         except (EngineError, StoreUnavailable) as e:  # the next tick lists it again
             log.error("recovering pay %s.%s failed: %s", concert_id, secret, e.detail)
+    for secret in refunds:  # an operator's refund cut short: finish it
+        try:
+            await refund_sale(store, concert_id, secret.decode())
+            recovered += 1
+        except (EngineError, StoreUnavailable) as e:
+            log.error("finishing refund %s.%s failed: %s", concert_id, secret, e.detail)
     return {"admitted": admitted, "dropped": dropped, "released": released,
             "recovered": recovered}
 
@@ -74,7 +84,7 @@ async def sweep_idle(store: Store, concert_id: int) -> int:
     budget, dropped, calls = SWEEP_SLICE, 0, 0
     while calls < SWEEP_CALLS and budget > 0:
         _, gone, looked, waiting = await store.run(
-            "sweep", (k.tokens, k.waiting, k.held, k.rate), (s.idle_ms, SWEEP_SLICE))
+            "sweep", (k.tokens, k.waiting, k.held, k.rate, k.settings), (s.idle_ms, SWEEP_SLICE))
         if calls == 0:  # waiters to look at this tick: the queue twice per idle limit
             share = 2 * s.tick_seconds * 1000 / s.idle_ms
             budget = max(SWEEP_SLICE, math.ceil((waiting + gone) * share))

@@ -164,6 +164,12 @@ class _Connection(asyncio.Protocol):
             if not pending:  # a reply nobody asked for (e.g. "max number of clients")
                 self.fail(ConnectionLost(f"Redis sent an unsolicited reply: {reply!r}"))
                 return
+            if (not self.served and type(reply) is ReplyError
+                    and str(reply).startswith("ERR max number of clients")):
+                # Said on accept, before any command: not the answer to ours (whether it came
+                # before they were written or after).
+                self.fail(ConnectionLost(f"Redis refused the connection: {reply}"))
+                return
             fut = pending.popleft()
             if type(fut) is tuple:  # a write: its answer waits for the batch's WAIT
                 self.held.append((fut[0], reply))

@@ -2,46 +2,69 @@
 --[[
   The background tick of one concert (about once a second in all, by whichever API worker
   takes the concert's short lease first, see engine/tick.py): drop expired ACTIVE tokens,
-  release expired holds, purge long-closed reservations, admit from the queue, and list pays
-  stuck in PAYING for the engine to finish. Idle WAITING tokens are sweep.lua's. Every step is
+  release expired holds, purge long-closed reservations, admit from the queue, drop rate-limit
+  buckets that are full again, and list the pays stuck in PAYING and the refunds stuck in
+  REFUNDING for the engine to finish. Idle WAITING tokens are sweep.lua's. Every step is
   bounded, so one tick never blocks Redis for long.
 
   Flag allow-oom: its sweeps are what frees memory, so they must run when Redis is full.
 
-  KEYS[1]  tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
-  KEYS[2]  waiting  zset  customerId -> queue ticket (FIFO)
-  KEYS[3]  active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[4]  held     hash  customerId -> open holds under the current token
-  KEYS[5]  rate     hash  sec, n, avg: admissions (see include/admission.lua)
-  KEYS[6]  holds    zset  reservation id -> hold expiry (ms)
-  KEYS[7]  paying   zset  reservation id -> pay start (ms)
-  KEYS[8]  res      hash  reservation id -> JSON record
-  KEYS[9]  taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[10] free     hash  optionId -> free seats
-  KEYS[11] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[1]  tokens     hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2]  waiting    zset  customerId -> queue place
+  KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[4]  held       hash  customerId -> open holds under the current token
+  KEYS[5]  rate       hash  sec, n, avg: admissions (see include/admission.lua); bcursor
+  KEYS[6]  holds      zset  reservation id -> hold expiry (ms)
+  KEYS[7]  paying     zset  reservation id -> pay start (ms)
+  KEYS[8]  res        hash  reservation id -> JSON record
+  KEYS[9]  taken      bits  seat index -> 1 while the seat is held or sold
+  KEYS[10] free       hash  optionId -> free seats
+  KEYS[11] gone       zset  closed reservation id -> closed at (ms)
+  KEYS[12] settings   hash  the concert's settings (include/settings.lua)
+  KEYS[13] tickets    hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[14] buckets    hash  rate-limit token buckets (include/buckets.lua)
+  KEYS[15] refunding  zset  reservation id -> refund start (ms)
+  KEYS[16] events     stream the concert's events
 
-  ARGV[1] active limit        (tokens ACTIVE at once)
-  ARGV[2] admissions a second
-  ARGV[3] active TTL (ms)
-  ARGV[4] waiting idle limit (ms)
-  ARGV[5] a pay in PAYING this long is stale (ms)
-  ARGV[6] keep closed reservations this long (ms): a late pay of an expired or cancelled one
-          gets 409, and the customer's pay records of it are kept as long
+  ARGV[1]  default active limit (tokens ACTIVE at once)
+  ARGV[2]  default admissions a second
+  ARGV[3]  default active TTL (ms)
+  ARGV[4]  default waiting idle limit (ms)
+  ARGV[5]  a pay in PAYING (or a refund in REFUNDING) this long is stale (ms)
+  ARGV[6]  keep closed reservations this long (ms): a late pay of an expired or cancelled one
+           gets 409, and the customer's pay records of it are kept as long
+  ARGV[7]  a secure random seed for random-mode draws
+  ARGV[8]  events kept in the stream (about)
+  ARGV[9]  a rate-limit bucket untouched this long is full again (ms)
 
   Returns
-    {0, admitted, tokensDropped, holdsReleased, stale, forget}
-    stale:  {reservationId, customerId, attempt, ...}  pays stuck in PAYING (at most 100)
-    forget: {reservationId, customerId, ...}  purged reservations that had a pay attempt,
-            whose customer-side records forget.lua drops (at most 1000)
+    {0, admitted, tokensDropped, holdsReleased, stale, forget, refunds}
+    stale:   {reservationId, customerId, attempt, ...}  pays stuck in PAYING (at most 100)
+    forget:  {reservationId, customerId, ...}  purged reservations that had a pay attempt,
+             whose customer-side records forget.lua drops (at most 1000)
+    refunds: {reservationId, ...}  refunds stuck in REFUNDING (at most 100)
 ]]
 local tokens, waiting, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local holds, paying, res, taken, free, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local limit, per_second = tonumber(ARGV[1]), tonumber(ARGV[2])
-local ttl_ms, idle_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
-local stale_ms, keep_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local holds, paying, res, taken, free, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
+  KEYS[11]
+local settings, tickets, buckets, refunding, events = KEYS[12], KEYS[13], KEYS[14], KEYS[15],
+  KEYS[16]
+local stale_ms, keep_ms, seed = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local events_max, bucket_idle_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
 local SWEEP = 1000
 
 -- @include clock
+
+-- @include settings
+
+local cfg = configured(settings, {
+  activeLimit = tonumber(ARGV[1]), admitPerSecond = tonumber(ARGV[2]),
+  activeTtlMs = tonumber(ARGV[3]), idleMs = tonumber(ARGV[4]), paused = 0, opensAt = 0,
+  queueing = 0})
+
+-- @include tickets
+
+-- @include events
 
 -- @include release
 
@@ -57,20 +80,33 @@ end
 
 local released = release_due(SWEEP)
 
--- Closed long ago: an expired or cancelled record goes; a PAID one stays (it is the ticket).
+-- Closed long ago: an expired, cancelled or refunded record goes; a PAID one stays (it is
+-- the ticket).
 local forget = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', gone, '-inf', now - keep_ms, 'LIMIT', 0, SWEEP)) do
   local raw = redis.call('HGET', res, id)
   local rec = raw and cjson.decode(raw)
-  if rec and rec.status ~= 'PAID' then redis.call('HDEL', res, id) end
-  redis.call('ZREM', gone, id)
-  if rec and rec.attempt > 0 then
-    forget[#forget + 1] = id
-    forget[#forget + 1] = rec.customer
+  if not (rec and rec.status == 'REFUNDING') then  -- a refund under way finishes first
+    if rec and rec.status ~= 'PAID' then redis.call('HDEL', res, id) end
+    redis.call('ZREM', gone, id)
+    if rec and rec.attempt > 0 then
+      forget[#forget + 1] = id
+      forget[#forget + 1] = rec.customer
+    end
   end
 end
 
 local admitted = admit()
+
+-- Rate-limit buckets untouched long enough are full again: as good as none.
+local scan = redis.call('HSCAN', buckets, redis.call('HGET', rate, 'bcursor') or '0',
+                        'COUNT', 200)
+redis.call('HSET', rate, 'bcursor', scan[1])
+for i = 1, #scan[2], 2 do
+  if tonumber(string.match(scan[2][i + 1], ':(%d+)$')) < now - bucket_idle_ms then
+    redis.call('HDEL', buckets, scan[2][i])
+  end
+end
 
 local stale = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', paying, '-inf', now - stale_ms, 'LIMIT', 0, 100)) do
@@ -79,4 +115,5 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', paying, '-inf', now - stale_ms, 
   stale[#stale + 1] = rec.customer
   stale[#stale + 1] = rec.attempt
 end
-return {0, admitted, dropped, released, stale, forget}
+local refunds = redis.call('ZRANGEBYSCORE', refunding, '-inf', now - stale_ms, 'LIMIT', 0, 100)
+return {0, admitted, dropped, released, stale, forget, refunds}

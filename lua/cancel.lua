@@ -4,19 +4,23 @@
 
   Flag allow-oom: it frees a hold, which must be possible when Redis is full.
 
-  KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
-  KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[3] res      hash  reservation id -> JSON record
-  KEYS[4] holds    zset  reservation id -> hold expiry (ms)
-  KEYS[5] taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[6] free     hash  optionId -> free seats
-  KEYS[7] held     hash  customerId -> open holds under the current token
-  KEYS[8] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3]  res       hash  reservation id -> JSON record
+  KEYS[4]  holds     zset  reservation id -> hold expiry (ms)
+  KEYS[5]  taken     bits  seat index -> 1 while the seat is held or sold
+  KEYS[6]  free      hash  optionId -> free seats
+  KEYS[7]  held      hash  customerId -> open holds under the current token
+  KEYS[8]  gone      zset  closed reservation id -> closed at (ms)
+  KEYS[9]  settings  hash  the concert's settings (include/settings.lua)
+  KEYS[10] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[11] events    stream the concert's events
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
-  ARGV[3] waiting idle limit (ms)
+  ARGV[3] default waiting idle limit (ms)
   ARGV[4] reservation id (32 hex chars)
+  ARGV[5] events kept in the stream (about)
 
   Returns
     {0}   cancelled
@@ -25,11 +29,18 @@
 ]]
 local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local customer, secret, idle_ms, id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
+local customer, secret, id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 
 -- @include clock
 
+local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
 -- @include token_state
+
+-- @include tickets
+
+-- @include events
 
 -- @include release
 
@@ -39,7 +50,9 @@ local raw = redis.call('HGET', res, id)
 if not raw then return {7} end
 local rec = cjson.decode(raw)
 if rec.customer ~= customer then return {7} end
-if rec.status == 'PAID' then return {8} end
+if rec.status == 'PAID' or rec.status == 'REFUNDING' or rec.status == 'REFUNDED' then
+  return {8}
+end
 if rec.status == 'PAYING' then return {10} end
 if rec.status == 'EXPIRED' then return {9} end
 if rec.status == 'CANCELLED' then return {15} end

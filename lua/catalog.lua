@@ -6,7 +6,7 @@
   this once per option and keeps it; seats.lua then only returns the option's bits.
 
   KEYS[1] layout  hash  optionId -> "start:count:version" of its seats in the bitmap
-  KEYS[2] view    zset  the seat as JSON {"id","number","price"} -> its offset in the option
+  KEYS[2] view    zset  the seat as JSON {"id","number","price","section","row"} -> its offset
 
   ARGV[1] optionId
 

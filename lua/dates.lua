@@ -14,11 +14,15 @@
   KEYS[7] taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[8] held     hash  customerId -> open holds under the current token
   KEYS[9] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[10] settings hash  the concert's settings (include/settings.lua)
+  KEYS[11] tickets  hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[12] events   stream the concert's events
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
-  ARGV[3] waiting idle limit (ms)
+  ARGV[3] default waiting idle limit (ms)
   ARGV[4] 1 when the concert asked for is the token's concert, else 0
+  ARGV[5] events kept in the stream (about)
 
   Returns
     {0, datesJson}   a JSON array, by date:
@@ -27,13 +31,20 @@
 ]]
 local tokens, active, options, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local holds, res, taken, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local same_concert = ARGV[4] == '1'
+local settings, tickets, events = KEYS[10], KEYS[11], KEYS[12]
+local customer, secret = ARGV[1], ARGV[2]
+local same_concert, events_max = ARGV[4] == '1', tonumber(ARGV[5])
 local SWEEP = 100
 
 -- @include clock
 
+local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
 -- @include token_state
+
+-- @include tickets
+
+-- @include events
 
 -- @include release
 

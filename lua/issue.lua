@@ -1,40 +1,74 @@
 #!lua
 --[[
-  Issue a queue token: return the customer's live token for this concert, or put a new one at
-  the end of the queue. Then admit from the head of the queue while the concert has room. A
-  queue at its cap takes no one new (the memory of a concert's queue is bounded) and writes
-  nothing.
+  Issue a queue token: return the customer's live token for this concert, or put a new one in
+  the queue. Before the concert's opening (opensAt) a new token joins the pre-queue at a
+  random place (its score: a secure random number from the engine below every place given
+  after the opening), so that at the opening the pre-queue already stands in a uniformly
+  random order, at no cost then; after it, a token joins at the end. Then admit from the
+  queue while the concert has room. Rate limits per customer and per client address come
+  first and refuse without writing. A queue at its cap takes no one new.
 
   KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue)
   KEYS[2] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
-  KEYS[3] waiting   zset  customerId -> queue ticket (FIFO)
+  KEYS[3] waiting   zset  customerId -> queue place
   KEYS[4] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[5] held      hash  customerId -> open holds under the current token
   KEYS[6] rate      hash  sec, n, avg: admissions (see include/admission.lua)
+  KEYS[7] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[8] buckets   hash  "i:<customerId>" / "a:<address>" -> token bucket "level:lastMs"
+  KEYS[9] events    stream the concert's events
 
-  ARGV[1] customerId
-  ARGV[2] secret for a new token (32 hex chars; unused when a live token exists)
-  ARGV[3] active limit        (tokens ACTIVE at once)
-  ARGV[4] admissions a second
-  ARGV[5] active TTL (ms)
-  ARGV[6] waiting idle limit (ms)
-  ARGV[7] most tokens WAITING at once (the queue's cap)
+  ARGV[1]  customerId
+  ARGV[2]  secret for a new token (32 hex chars; unused when a live token exists)
+  ARGV[3]  default active limit (tokens ACTIVE at once)
+  ARGV[4]  default admissions a second
+  ARGV[5]  default active TTL (ms)
+  ARGV[6]  default waiting idle limit (ms)
+  ARGV[7]  most tokens WAITING at once (the queue's cap)
+  ARGV[8]  a pre-queue place: a secure random integer in [0, 2^52)
+  ARGV[9]  a secure random seed for random-mode draws
+  ARGV[10] issues a second per customer (0: no limit)
+  ARGV[11] issues a second per client address (0: no limit)
+  ARGV[12] the client's address ("" when not limited by address)
+  ARGV[13] burst of the rate limits
+  ARGV[14] events kept in the stream (about)
 
   Returns
-    {0, secret, 1, 0, 0, expiresAtMs}                 ACTIVE
-    {0, secret, 0, position, estimatedWaitSeconds, 0}  WAITING (position is 1-based)
-    {3}                                                no such concert
-    {19}                                               the queue is full (nothing written)
+    {0, secret, 1, 0, 0, expiresAtMs, opensAt, 0}             ACTIVE
+    {0, secret, 0, position, waitSeconds, 0, opensAt, pollAfter}
+                                      WAITING (position 1-based; pollAfter: seconds)
+    {0, secret, 2, -1, secondsToOpening, 0, opensAt, pollAfter}
+                                      WAITING in the pre-queue (opensAt ms, 0: none)
+    {3}                no such concert
+    {19}               the queue is full (nothing written)
+    {20, retryAfterMs} rate limited (nothing written)
 ]]
-local concert, tokens, waiting, active, held, rate =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local customer, fresh = ARGV[1], ARGV[2]
-local limit, per_second = tonumber(ARGV[3]), tonumber(ARGV[4])
-local ttl_ms, idle_ms, max_waiting = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local concert, tokens, waiting, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+  KEYS[5], KEYS[6]
+local settings, buckets, events = KEYS[7], KEYS[8], KEYS[9]
+local customer, fresh, max_waiting, place = ARGV[1], ARGV[2], tonumber(ARGV[7]), ARGV[8]
+local seed, per_customer, per_address = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
+local address, burst, events_max = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14])
+local AFTER_OPENING = 4503599627370496  -- 2^52: places after the opening come after these
 
 -- @include clock
 
 if redis.call('EXISTS', concert) == 0 then return {3} end
+
+-- @include settings
+
+local cfg = configured(settings, {
+  activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
+  activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]), paused = 0, opensAt = 0,
+  queueing = 0})
+
+-- @include buckets
+
+local wait_ms = take('i:' .. customer, per_customer, burst)
+if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address, burst) end
+if wait_ms > 0 then return {20, wait_ms} end
+
+-- @include events
 
 -- @include admission
 
@@ -44,15 +78,19 @@ local entry = redis.call('HGET', tokens, customer)
 local secret = entry and string.sub(entry, 1, 32)
 if entry and #entry == 32 then
   local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  if active_until and active_until > now then return {0, secret, 1, 0, 0, active_until} end
+  if active_until and active_until > now then
+    spend()
+    return {0, secret, 1, 0, 0, active_until, cfg.opensAt, 0}
+  end
   secret = nil
-elseif entry and tonumber(string.sub(entry, 34)) > now - idle_ms then
+elseif entry and tonumber(string.sub(entry, 34)) > now - cfg.idleMs then
   redis.call('HSET', tokens, customer, secret .. ':' .. now)
 else
   secret = nil
 end
+if not secret and redis.call('ZCARD', waiting) >= max_waiting then return {19} end
+spend()
 if not secret then
-  if redis.call('ZCARD', waiting) >= max_waiting then return {19} end
   if entry then  -- the old token's traces
     redis.call('ZREM', active, customer)
     redis.call('ZREM', waiting, customer)
@@ -60,11 +98,16 @@ if not secret then
   end
   secret = fresh
   redis.call('HSET', tokens, customer, secret .. ':' .. now)
-  redis.call('ZADD', waiting, redis.call('HINCRBY', concert, 'seq', 1), customer)
+  if now < cfg.opensAt then
+    redis.call('ZADD', waiting, place, customer)
+  else
+    redis.call('ZADD', waiting, AFTER_OPENING + redis.call('HINCRBY', concert, 'seq', 1),
+               customer)
+  end
 end
 
 admit()
 local active_until = tonumber(redis.call('ZSCORE', active, customer))
-if active_until then return {0, secret, 1, 0, 0, active_until} end
-local position = redis.call('ZRANK', waiting, customer) + 1
-return {0, secret, 0, position, estimate(position), 0}
+if active_until then return {0, secret, 1, 0, 0, active_until, cfg.opensAt, 0} end
+local state, position, wait, poll = standing(customer)
+return {0, secret, state, position, wait, 0, cfg.opensAt, poll}

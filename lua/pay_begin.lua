@@ -18,12 +18,16 @@
   KEYS[7] free     hash  optionId -> free seats
   KEYS[8] held     hash  customerId -> open holds under the current token
   KEYS[9] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[10] settings hash  the concert's settings (include/settings.lua)
+  KEYS[11] tickets  hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[12] events   stream the concert's events
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
-  ARGV[3] waiting idle limit (ms)
+  ARGV[3] default waiting idle limit (ms)
   ARGV[4] reservation id (32 hex chars)
   ARGV[5] a pay in PAYING this long is stale: its payer crashed (ms)
+  ARGV[6] events kept in the stream (about)
 
   Returns
     {0, priceMinor, attempt}   now PAYING under this attempt number
@@ -32,15 +36,23 @@
     {14, attempt}              a stale PAYING attempt: finish it (recovery), then call again
     {1} token unknown/expired   {2} token WAITING   {7} no such reservation of this customer
     {9} hold expired   {10} another pay is in progress   {15} cancelled
+    {24} refunded (by an operator)
 ]]
 local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local paying, taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local id, stale_ms = ARGV[4], tonumber(ARGV[5])
+local settings, tickets, events = KEYS[10], KEYS[11], KEYS[12]
+local customer, secret = ARGV[1], ARGV[2]
+local id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
 -- @include clock
 
+local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
 -- @include token_state
+
+-- @include tickets
+
+-- @include events
 
 -- @include release
 
@@ -54,6 +66,7 @@ if state ~= 0 then return {state} end
 if not rec or rec.customer ~= customer then return {7} end
 if rec.status == 'EXPIRED' then return {9} end
 if rec.status == 'CANCELLED' then return {15} end
+if rec.status == 'REFUNDING' or rec.status == 'REFUNDED' then return {24} end
 if rec.status == 'PAYING' then
   -- A PAYING record without its pay start is treated as stale: it must never stay stuck.
   if tonumber(redis.call('ZSCORE', paying, id) or 0) <= now - stale_ms then

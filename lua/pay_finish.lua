@@ -18,11 +18,14 @@
   KEYS[8]  held     hash  customerId -> open holds under the current token
   KEYS[9]  concert  hash  field sold counts sales
   KEYS[10] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[11] tickets  hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[12] events   stream the concert's events
 
   ARGV[1] reservation id (32 hex chars)
   ARGV[2] attempt number (from pay_begin.lua)
   ARGV[3] PAID | REFUSED
   ARGV[4] balance right after the debit (minor units; PAID only, kept as the pay's answer)
+  ARGV[5] events kept in the stream (about)
 
   Returns
     {0, tokenFinished}   PAID (tokenFinished 1 when the token ended here)
@@ -33,9 +36,15 @@
 ]]
 local res, paying, holds, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local tokens, active, held, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local tickets, events = KEYS[11], KEYS[12]
 local id, attempt, outcome, balance = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local events_max = tonumber(ARGV[5])
 
 -- @include clock
+
+-- @include tickets
+
+-- @include events
 
 -- @include release
 
@@ -55,6 +64,8 @@ if outcome == 'PAID' then
   redis.call('ZREM', paying, id)
   redis.call('ZADD', gone, now, id)
   redis.call('HINCRBY', concert, 'sold', 1)
+  ticket_close(rec.customer, id, true)
+  emit('PAID', id, rec.seat, rec.customer)
   if redis.call('HGET', tokens, rec.customer) == rec.token then
     if redis.call('HINCRBY', held, rec.customer, -1) <= 0 then
       redis.call('ZREM', active, rec.customer)

@@ -1,63 +1,88 @@
 #!lua
 --[[
   Hold a seat for the customer of an ACTIVE token, for the hold TTL. Of any number of
-  concurrent holds of one seat exactly one wins. Releases expired holds first.
+  concurrent holds of one seat exactly one wins. A customer's open holds plus paid seats in
+  the concert never pass maxTicketsPerCustomer; reserves are rate limited per customer.
+  Releases expired holds first.
 
-  KEYS[1]  tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
-  KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[3]  options  hash  optionId -> date
-  KEYS[4]  seats    hash  seatId -> "number:price:index" of this option (price in minor units)
-  KEYS[5]  taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[6]  free     hash  optionId -> free seats
-  KEYS[7]  holds    zset  reservation id -> hold expiry (ms)
-  KEYS[8]  res      hash  reservation id -> JSON record
-  KEYS[9]  held     hash  customerId -> open holds under the current token
-  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3]  options   hash  optionId -> date
+  KEYS[4]  seats     hash  seatId -> "number:price:index" of this option (price in minor units)
+  KEYS[5]  taken     bits  seat index -> 1 while the seat is held or sold
+  KEYS[6]  free      hash  optionId -> free seats
+  KEYS[7]  holds     zset  reservation id -> hold expiry (ms)
+  KEYS[8]  res       hash  reservation id -> JSON record
+  KEYS[9]  held      hash  customerId -> open holds under the current token
+  KEYS[10] gone      zset  closed reservation id -> closed at (ms)
+  KEYS[11] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[12] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[13] buckets   hash  "r:<customerId>" -> token bucket (include/buckets.lua)
+  KEYS[14] events    stream the concert's events
 
-  ARGV[1] customerId (from the token)
-  ARGV[2] token secret
-  ARGV[3] waiting idle limit (ms)
-  ARGV[4] optionId
-  ARGV[5] seatId
-  ARGV[6] new reservation id (32 hex chars)
-  ARGV[7] hold TTL (ms)
+  ARGV[1]  customerId (from the token)
+  ARGV[2]  token secret
+  ARGV[3]  default waiting idle limit (ms)
+  ARGV[4]  optionId
+  ARGV[5]  seatId
+  ARGV[6]  new reservation id (32 hex chars)
+  ARGV[7]  default hold TTL (ms)
+  ARGV[8]  default most tickets per customer (0: no limit)
+  ARGV[9]  reserves a second per customer (0: no limit)
+  ARGV[10] burst of the rate limit
+  ARGV[11] events kept in the stream (about)
 
   Returns
     {0, priceMinor, expiresAtMs}
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
     {5} no such seat in this option   {6} seat held or sold
+    {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
 ]]
 local tokens, active, options, seats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local taken, free, holds, res, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local customer, secret, idle_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local option, seat, id, hold_ms = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local settings, tickets, buckets, events = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local customer, secret = ARGV[1], ARGV[2]
+local option, seat, id = ARGV[4], ARGV[5], ARGV[6]
+local per_second, burst, events_max = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local SWEEP = 100
 
 -- @include clock
 
+-- @include settings
+
+local cfg = configured(settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[7]),
+                                  maxTickets = tonumber(ARGV[8])})
+local idle_ms = cfg.idleMs
+
 -- @include token_state
+
+-- @include buckets
+
+-- @include tickets
+
+-- @include events
 
 -- @include release
 
+-- @include hold
+
 local state = token_state()
 if state ~= 0 then return {state} end
+local wait_ms = take('r:' .. customer, per_second, burst)
+if wait_ms > 0 then return {20, wait_ms} end
+release_due(SWEEP)  -- first, so that the customer's own holds that ran out count no more
+local paid, open = tickets_of(customer)
+if cfg.maxTickets > 0 and paid + #open >= cfg.maxTickets then return {21, cfg.maxTickets} end
+spend()
 local entry = redis.call('HGET', seats, seat)
 if not entry then  -- only now tell an unknown option from an unknown seat: one call less
   if redis.call('HEXISTS', options, option) == 0 then return {4} end
   return {5}
 end
 
-release_due(SWEEP)
-
 local price, index = string.match(entry, '^%d+:(%d+):(%d+)$')
 if redis.call('SETBIT', taken, index, 1) == 1 then return {6} end
-price = tonumber(price)
-local expires = now + hold_ms
-redis.call('HSET', res, id, cjson.encode({
-  customer = customer, option = option, seat = seat, idx = tonumber(index), price = price,
-  status = 'HELD', token = secret, expires = expires, attempt = 0,
-}))
-redis.call('ZADD', holds, expires, id)
-redis.call('HINCRBY', free, option, -1)
-redis.call('HINCRBY', held, customer, 1)
+price, index = tonumber(price), tonumber(index)
+local expires = now + cfg.holdMs
+hold(id, option, seat, index, price, expires)
 return {0, price, expires}

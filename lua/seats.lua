@@ -1,41 +1,58 @@
 #!lua flags=allow-oom
 --[[
-  Available seats of one concert option, as the option's slice of the concert's taken-seat
-  bitmap: bit (start + i) is set while the option's i-th seat by number is held or sold. The
-  seats themselves never change, so the engine keeps their JSON (catalog.lua) and only the
-  bits travel. Releases expired holds first, so a seat whose hold ran out is offered again.
+  Available seats of one concert option, as a range of the option's slice of the concert's
+  taken-seat bitmap: bit (start + i) is set while the option's i-th seat (in listing order)
+  is held or sold. The seats themselves change only by a reload of the catalogue (a new
+  version), so the engine keeps their JSON (catalog.lua) and only the bits travel; a section
+  is a range of the listing (offset, count), so a section's seats cost its own bytes only.
+  Releases expired holds first, so a seat whose hold ran out is offered again.
 
   Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
-  KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
-  KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[3] layout   hash  optionId -> "start:count:version" of its seats in the bitmap
-  KEYS[4] holds    zset  reservation id -> hold expiry (ms)
-  KEYS[5] res      hash  reservation id -> JSON record
-  KEYS[6] taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[7] free     hash  optionId -> free seats
-  KEYS[8] held     hash  customerId -> open holds under the current token
-  KEYS[9] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3]  layout    hash  optionId -> "start:count:version" of its seats in the bitmap
+  KEYS[4]  holds     zset  reservation id -> hold expiry (ms)
+  KEYS[5]  res       hash  reservation id -> JSON record
+  KEYS[6]  taken     bits  seat index -> 1 while the seat is held or sold
+  KEYS[7]  free      hash  optionId -> free seats
+  KEYS[8]  held      hash  customerId -> open holds under the current token
+  KEYS[9]  gone      zset  closed reservation id -> closed at (ms)
+  KEYS[10] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[11] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[12] events    stream the concert's events
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
-  ARGV[3] waiting idle limit (ms)
+  ARGV[3] default waiting idle limit (ms)
   ARGV[4] optionId
+  ARGV[5] first seat of the range, as an offset in the option's listing (0: from the first)
+  ARGV[6] seats in the range (-1: to the last)
+  ARGV[7] events kept in the stream (about)
 
   Returns
-    {0, version, start, count, bits}   bits: bytes (start >> 3) to ((start + count - 1) >> 3)
+    {0, version, start, count, bits}   start: the bitmap place of the range's first seat;
+                                       bits: bytes (start >> 3) to ((start + count - 1) >> 3)
                                        of the bitmap (shorter where the bitmap ends: missing
                                        bits are 0); version: that of the option's seat list
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
 ]]
 local tokens, active, layout = KEYS[1], KEYS[2], KEYS[3]
 local holds, res, taken, free, held, gone = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local customer, secret, idle_ms, option = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local settings, tickets, events = KEYS[10], KEYS[11], KEYS[12]
+local customer, secret, option = ARGV[1], ARGV[2], ARGV[4]
+local offset, wanted, events_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local SWEEP = 100
 
 -- @include clock
 
+local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
 -- @include token_state
+
+-- @include tickets
+
+-- @include events
 
 -- @include release
 
@@ -48,6 +65,10 @@ local slice = redis.call('HGET', layout, option)
 if not slice then return {4} end
 local start, count, version = string.match(slice, '^(%d+):(%d+):(%w+)$')
 start, count = tonumber(start), tonumber(count)
+offset = math.min(offset, count)
+count = count - offset
+if wanted >= 0 then count = math.min(count, wanted) end
+start = start + offset
 if count == 0 then return {0, version, start, 0, ''} end
 return {0, version, start, count, redis.call('GETRANGE', taken, math.floor(start / 8),
                                              math.floor((start + count - 1) / 8))}

@@ -1,25 +1,41 @@
 #!lua flags=no-writes
 --[[
-  The numbers of one concert at a glance (python -m engine stats, and /metrics).
+  The numbers of one concert at a glance (python -m engine stats, the operators' live stats,
+  and /metrics).
 
-  KEYS[1] waiting  zset  customerId -> queue ticket
-  KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[3] holds    zset  reservation id -> hold expiry (ms)
-  KEYS[4] paying   zset  reservation id -> pay start (ms)
-  KEYS[5] concert  hash  field sold counts sales
-  KEYS[6] free     hash  optionId -> free seats
+  KEYS[1] waiting   zset  customerId -> queue place
+  KEYS[2] active    zset  customerId -> ACTIVE token expiry (ms)
+  KEYS[3] holds     zset  reservation id -> hold expiry (ms)
+  KEYS[4] paying    zset  reservation id -> pay start (ms)
+  KEYS[5] concert   hash  field sold counts sales
+  KEYS[6] free      hash  optionId -> free seats
+  KEYS[7] rate      hash  sec, n, avg: admissions (see include/admission.lua)
+  KEYS[8] settings  hash  the concert's settings (include/settings.lua)
 
   Returns
-    {0, waiting, active, holds, paying, sold, freeSeats}
-    (active and holds count only those not yet expired)
+    {0, waiting, active, holds, paying, sold, freeSeats, admissionsPerSecond, paused, opensAt}
+    (active and holds count only those not yet expired; admissionsPerSecond: the last
+    minute's moving average, or this second's when higher, as text; paused 0/1; opensAt ms,
+    0 when none)
 ]]
-local waiting, active, holds, paying, concert, free =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local waiting, active, holds, paying, concert, free, rate, settings =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 -- @include clock
 
+local DECAY = math.exp(-1 / 60)
+local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg')
+local second = math.floor(now / 1000)
+local sec, n, avg = tonumber(mark[1]) or second, tonumber(mark[2]) or 0, tonumber(mark[3]) or 0
+if sec < second then
+  avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
+else
+  avg = math.max(avg, n)  -- this second's, as the estimates take it (include/admission.lua)
+end
 local free_seats = 0
-for _, n in ipairs(redis.call('HVALS', free)) do free_seats = free_seats + tonumber(n) end
+for _, count in ipairs(redis.call('HVALS', free)) do free_seats = free_seats + tonumber(count) end
+local knobs = redis.call('HMGET', settings, 'paused', 'opensAt')
 return {0, redis.call('ZCARD', waiting), redis.call('ZCOUNT', active, '(' .. now, '+inf'),
         redis.call('ZCOUNT', holds, '(' .. now, '+inf'), redis.call('ZCARD', paying),
-        tonumber(redis.call('HGET', concert, 'sold') or '0'), free_seats}
+        tonumber(redis.call('HGET', concert, 'sold') or '0'), free_seats,
+        string.format('%.2f', avg), tonumber(knobs[1] or '0'), tonumber(knobs[2] or '0')}

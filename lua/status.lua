@@ -1,34 +1,51 @@
 #!lua flags=allow-oom
 --[[
   Poll a queue token: keep a WAITING token in the queue (it leaves after the idle limit without
-  polls), admit from the head while the concert has room, and tell where the token stands.
+  polls), admit from the queue while the concert has room, and tell where the token stands.
+  Polling is never rate limited (the report's 2,000 users poll with one token).
 
-  Flag allow-oom: it only moves tokens along the queue, and a poll must keep working when Redis is full.
+  Flag allow-oom: it only moves tokens along the queue, and a poll must keep working when
+  Redis is full.
 
   KEYS[1] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
-  KEYS[2] waiting   zset  customerId -> queue ticket (FIFO)
+  KEYS[2] waiting   zset  customerId -> queue place
   KEYS[3] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[4] held      hash  customerId -> open holds under the current token
-  KEYS[5] rate      hash  sec, n, avg: admissions (see admissions()); cursor: the idle sweep
+  KEYS[5] rate      hash  sec, n, avg: admissions (see include/admission.lua)
+  KEYS[6] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[7] events    stream the concert's events
 
   ARGV[1] customerId
   ARGV[2] token secret (32 hex chars)
-  ARGV[3] active limit        (tokens ACTIVE at once)
-  ARGV[4] admissions a second
-  ARGV[5] active TTL (ms)
-  ARGV[6] waiting idle limit (ms)
+  ARGV[3] default active limit (tokens ACTIVE at once)
+  ARGV[4] default admissions a second
+  ARGV[5] default active TTL (ms)
+  ARGV[6] default waiting idle limit (ms)
+  ARGV[7] a secure random seed for random-mode draws
+  ARGV[8] events kept in the stream (about)
 
   Returns
-    {0, 1, 0, 0, expiresAtMs}                 ACTIVE
-    {0, 0, position, estimatedWaitSeconds, 0}  WAITING (position is 1-based)
-    {1}                                        unknown, expired, idle or finished token
+    {0, 1, 0, 0, expiresAtMs, opensAt, 0}                     ACTIVE
+    {0, 0, position, waitSeconds, 0, opensAt, pollAfter}
+                                      WAITING (position 1-based; pollAfter: seconds)
+    {0, 2, -1, secondsToOpening, 0, opensAt, pollAfter}
+                                      WAITING in the pre-queue (opensAt ms, 0: none)
+    {1}                                                unknown, expired, idle or finished
 ]]
 local tokens, waiting, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local customer, secret = ARGV[1], ARGV[2]
-local limit, per_second = tonumber(ARGV[3]), tonumber(ARGV[4])
-local ttl_ms, idle_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local settings, events = KEYS[6], KEYS[7]
+local customer, secret, seed, events_max = ARGV[1], ARGV[2], ARGV[7], tonumber(ARGV[8])
 
 -- @include clock
+
+-- @include settings
+
+local cfg = configured(settings, {
+  activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
+  activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]), paused = 0, opensAt = 0,
+  queueing = 0})
+
+-- @include events
 
 -- @include admission
 
@@ -36,10 +53,12 @@ local entry = redis.call('HGET', tokens, customer)
 if not entry or string.sub(entry, 1, 32) ~= secret then return {1} end
 if #entry == 32 then  -- ACTIVE: the entry is the bare secret
   local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  if active_until and active_until > now then return {0, 1, 0, 0, active_until} end
+  if active_until and active_until > now then
+    return {0, 1, 0, 0, active_until, cfg.opensAt, 0}
+  end
   return {1}
 end
-if tonumber(string.sub(entry, 34)) <= now - idle_ms then
+if tonumber(string.sub(entry, 34)) <= now - cfg.idleMs then
   redis.call('ZREM', waiting, customer)
   redis.call('HDEL', tokens, customer)
   redis.call('HDEL', held, customer)
@@ -49,6 +68,6 @@ redis.call('HSET', tokens, customer, secret .. ':' .. now)
 
 admit()
 local active_until = tonumber(redis.call('ZSCORE', active, customer))
-if active_until then return {0, 1, 0, 0, active_until} end
-local position = redis.call('ZRANK', waiting, customer) + 1
-return {0, 0, position, estimate(position), 0}
+if active_until then return {0, 1, 0, 0, active_until, cfg.opensAt, 0} end
+local state, position, wait, poll = standing(customer)
+return {0, state, position, wait, 0, cfg.opensAt, poll}

@@ -3,27 +3,29 @@
   Drop idle WAITING tokens (not polled for the idle limit) from one slice of a concert's queue,
   walking it from a cursor: their last poll lives in their token entry, which saves an index
   of ~100 bytes a waiter. The tick calls it as often as it takes to walk the whole queue about
-  twice per idle limit (engine/queue.py), each call bounded by the slice.
+  twice per idle limit (engine/tick.py), each call bounded by the slice.
 
   Flag allow-oom: it frees memory, so it must run when Redis is full.
 
-  KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
-  KEYS[2] waiting  zset  customerId -> queue ticket (FIFO)
-  KEYS[3] held     hash  customerId -> open holds under the current token
-  KEYS[4] rate     hash  field cursor: where the walk stands (a rank in waiting)
+  KEYS[1] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2] waiting   zset  customerId -> queue place
+  KEYS[3] held      hash  customerId -> open holds under the current token
+  KEYS[4] rate      hash  field cursor: where the walk stands (a rank in waiting)
+  KEYS[5] settings  hash  the concert's settings (include/settings.lua)
 
-  ARGV[1] waiting idle limit (ms)
+  ARGV[1] default waiting idle limit (ms)
   ARGV[2] slice: waiters looked at in this call
 
   Returns
     {0, dropped, looked, waiting}   waiting: the queue's length after the call; the cursor
                                     went back to the head when looked < slice
 ]]
-local tokens, waiting, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local idle_ms, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tokens, waiting, held, rate, settings = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local n = tonumber(ARGV[2])
 
 -- @include clock
 
+local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[1])
 local cursor = tonumber(redis.call('HGET', rate, 'cursor') or '0')
 local slice = redis.call('ZRANGE', waiting, cursor, cursor + n - 1)
 local dropped = 0

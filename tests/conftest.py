@@ -67,8 +67,16 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
-    # A long tick: tests that rely on the background tick shorten it themselves.
-    return Settings(redis_url=redis_url, tick_seconds=3600)
+    # A long tick: tests that rely on the background tick shorten it themselves. No ticket
+    # or rate limits: tests that hold many seats or replay requests per customer would meet
+    # them; the tests of the limits set them.
+    return Settings(redis_url=redis_url, tick_seconds=3600, **NO_LIMITS)
+
+
+NO_LIMITS = {"max_tickets_per_customer": 0, "issue_rate_per_customer": 0,
+             "reserve_rate_per_customer": 0}
+NO_LIMITS_ENV = {"MAX_TICKETS_PER_CUSTOMER": "0", "ISSUE_RATE_PER_CUSTOMER": "0",
+                 "RESERVE_RATE_PER_CUSTOMER": "0"}
 
 
 # A small test catalog: concert 2 with two options of 4 seats, concert 3 with one option.
@@ -84,8 +92,8 @@ def seat_id(option: int, number: int) -> int:
 def small_catalog(r: redis.Redis, seats: int = 4) -> None:
     def option(opt: int, day: str) -> Option:
         return Option(opt, f"2027-01-{day}T19:00:00+09:00",
-                      tuple(Seat(seat_id(opt, n), n, ODD_PRICES.get((opt, n), SEAT_PRICE))
-                            for n in range(1, seats + 1)))
+                      tuple(Seat(seat_id(opt, n), n, ODD_PRICES.get((opt, n), SEAT_PRICE),
+                                 "A", "1") for n in range(1, seats + 1)))
 
     create_concert(r, CONCERT, "Test Concert", [option(OPTION, "10"), option(OTHER_OPTION, "09")])
     create_concert(r, 3, "Other Concert", [option(50001, "20")])
@@ -137,7 +145,7 @@ def live_server(settings: Settings, catalog: redis.Redis) -> Iterator[Callable[.
 
     def start(**env: str) -> Uvicorn:
         server = Uvicorn("api.app:app", {"REDIS_URL": settings.redis_url, "TICK_SECONDS": "3600",
-                                         **env})
+                                         **NO_LIMITS_ENV, **env})
         servers.append(server)
         return server.start()
 

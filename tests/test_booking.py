@@ -143,7 +143,11 @@ def test_seat_list_across_bitmap_bytes(r: redis.Redis, make_client) -> None:
     for n in numbers:
         hold(client, token, seat=41150 * 100 + n, option=41150)
     seats = client.get("/api/41150/available-seats", headers=auth(token)).json()["seats"]
-    assert [s["number"] for s in seats] == [n for n in range(1, 51) if n not in numbers]
+    # The demo's ids run 4115001..4115050 in listing order; numbers 1..10 within each row.
+    assert [s["id"] - 41150 * 100 for s in seats] == [n for n in range(1, 51)
+                                                      if n not in numbers]
+    assert seats[0] == {"id": 4115002, "number": 2, "price": 150000, "section": "VIP",
+                        "row": "1"}
     other = client.get("/api/41151/available-seats", headers=auth(token)).json()["seats"]
     assert len(other) == 50  # the next option's bits are its own
     dates = client.get("/api/2/available-dates", headers=auth(token)).json()["dates"]

@@ -19,7 +19,7 @@ from engine.cluster import key_slot
 from engine.keys import CustomerKeys, concert_keys
 from loadtests.cluster import QUICK_SYNC, RedisCluster
 from loadtests.stack import Uvicorn
-from tests.conftest import CONCERT, OPTION, OTHER_OPTION, small_catalog
+from tests.conftest import CONCERT, NO_LIMITS_ENV, OPTION, OTHER_OPTION, small_catalog
 
 HOST = "127.0.0.1"
 
@@ -93,7 +93,8 @@ def test_a_concert_slot_moves_under_the_booking_mix(cluster: RedisCluster) -> No
     r = cluster.client()
     cluster.flushall()
     small_catalog(r, seats=40)
-    api = Uvicorn("api.app:app", {"REDIS_URL": cluster.url, "TICK_SECONDS": "0.5"}).start()
+    api = Uvicorn("api.app:app", {"REDIS_URL": cluster.url, "TICK_SECONDS": "0.5",
+                                  **NO_LIMITS_ENV}).start()  # shoppers in a tight loop
 
     def shop(i: int, c: Client, deadline: float) -> None:
         customer, token = 1 + i, None

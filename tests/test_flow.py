@@ -30,7 +30,8 @@ def test_full_booking_flow(client: TestClient) -> None:
     assert seats["concertOptionId"] == OPTION
     assert [s["number"] for s in seats["seats"]] == [1, 2, 3, 4]
     first = seats["seats"][0]
-    assert first == {"id": seat_id(OPTION, 1), "number": 1, "price": 1000}
+    assert first == {"id": seat_id(OPTION, 1), "number": 1, "price": 1000, "section": "A",
+                     "row": "1"}
 
     held = client.post("/api/reserve", headers=auth(token),
                        json={"concertOptionId": OPTION, "seatId": first["id"]})

@@ -25,7 +25,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from engine.seed import Option, Seat, create_concert, seat_price
+from engine.seed import Option, Seat, create_concert
 from loadtests.stack import Uvicorn
 from tests.conftest import CONCERT, OPTION, OTHER_OPTION, seat_id
 
@@ -420,22 +420,18 @@ BIG_OPTION = 41152
 def test_seat_map_in_sections_and_rows_and_a_pay_beyond_the_balance(
         browser: webdriver.Chrome, live_server: Callable[..., Uvicorn], catalog: redis.Redis,
         rewrite: Callable[[str], None], shot: Callable[[str], None]) -> None:
-    # The demo's 50-seat layout (VIP 150,000 / R 120,000 / S 90,000 points) on a third date.
+    # The demo's 50-seat layout (VIP 150,000 / R 120,000 / S 90,000 points) on a third date,
+    # in sections and rows of ten, as the API lists them.
+    def tier(n: int) -> tuple[str, int]:
+        return ("VIP", 15_000_000) if n <= 10 else ("R", 12_000_000) if n <= 30 else (
+            "S", 9_000_000)
+
     create_concert(catalog, CONCERT, "Test Concert", [Option(
         BIG_OPTION, "2027-01-11T19:00:00+09:00",
-        tuple(Seat(seat_id(BIG_OPTION, n), n, seat_price(n)) for n in range(1, 51)))])
+        tuple(Seat(seat_id(BIG_OPTION, n), (n - 1) % 10 + 1, tier(n)[1], tier(n)[0],
+                   str((n - 1) // 10 + 1)) for n in range(1, 51)))])
     server = live_server(TICK_SECONDS="0.2")
     browser.get(server.base)
-    # Seats carry `section` and `row` once the API adds them: give them those fields here.
-    rewrite("""async (path, resp) => {
-      if (!path.endsWith("/available-seats")) return;
-      const body = await resp.json();
-      for (const s of body.seats) {
-        s.section = s.price >= 150000 ? "VIP" : s.price >= 120000 ? "R" : "S";
-        s.row = String(Math.ceil(s.number / 10));
-      }
-      return new Response(JSON.stringify(body), {status: resp.status, headers: resp.headers});
-    }""")
     join(browser, 9)
     wait_for(browser, lambda d: len(by_id(d, "dates").find_elements(By.TAG_NAME, "button")) == 3)
     date_button(browser, BIG_OPTION).click()

@@ -49,24 +49,28 @@ def _recorded_calls(settings: Settings) -> list[tuple[str, list[str], list[objec
     catalog._VIEWS.clear()  # the worker's seat-list cache would skip catalog.lua
     for op in OPS:
         args = Namespace(op=op, token=token, reservation=reservation, customer=7, concert=2,
-                         option=OPTION, seat=seat_id(OPTION, 1), amount_minor=500)
+                         option=OPTION, seat=seat_id(OPTION, 1), amount_minor=500, quantity=1)
         asyncio.run(_operation(rec, args))
     return rec.calls
 
 
 def test_engine_sends_each_script_the_keys_and_args_its_header_names(settings: Settings) -> None:
     calls = _recorded_calls(settings)
-    # create_option: seeding only; refund: the pay protocol's safety net; forget: the tick's,
-    # only with something to forget (each tested apart).
-    assert {name for name, _, _ in calls} == set(SOURCES) - {"create_option", "refund",
-                                                             "forget"}
+    # create_option, reprice, configure: the operators' loads and settings; forget: the
+    # tick's, only with something to forget (each tested apart).
+    assert {name for name, _, _ in calls} == set(SOURCES) - {"create_option", "reprice",
+                                                             "configure", "forget"}
     for name, keys, args in calls:
         header = SOURCES[name].split("]]", 1)[0]
         named_keys = re.findall(r"KEYS\[(\d+)\]", header)
         named_args = re.findall(r"ARGV\[(\d+)\]", header)
         optional = len(re.findall(r"KEYS\[\d+\] \(optional\)", header))
         assert len(named_keys) - optional <= len(keys) <= len(named_keys), name
-        assert len(args) == len(named_args), name
+        rest = re.search(r"ARGV\[(\d+)\.\.\]", header)  # "ARGV[13..] per row: ..."
+        if rest:
+            assert len(args) >= int(rest[1]) - 1, name
+        else:
+            assert len(args) == len(named_args), name
         tags = {re.search(r"\{[^}]*\}", k).group(0) for k in keys}
         assert len(tags) == 1, f"{name}: keys span several hash tags {tags}"
 
@@ -116,12 +120,17 @@ def test_shared_lines_live_in_includes_only() -> None:
         for name in includes_of(raw):
             users[name] = users.get(name, 0) + 1
             assert not own & defined[name], f"{path.name} redefines {own & defined[name]}"
-            needs = re.search(r"needs locals: ([\w, ]+)", includes[name])
-            before = expand(raw.split(f"-- @include {name}\n", 1)[0])  # earlier includes too
+            # "needs locals: a, b, c [and the includes x, y]" in the include's header
+            needs = includes[name].split("needs locals:", 1)[1].split("]]", 1)[0]
+            locals_part, _, includes_part = needs.partition("and the include")
+            before_raw = raw.split(f"-- @include {name}\n", 1)[0]
+            before = expand(before_raw)  # earlier includes too
             bound = set(re.findall(r"\b(\w+)\b", " ".join(
                 re.findall(r"^local ([\w, ]+?)(?: =|$)", before, re.M))))
-            for local in (needs[1].replace(",", " ").split() if needs else []):
+            for local in re.findall(r"\w+", locals_part.replace("(none)", "")):
                 assert local in bound, f"{path.name}: include {name} needs local {local!r}"
+            for other in re.findall(r"\w+", includes_part.removeprefix("s")):
+                assert other in includes_of(before_raw), f"{path.name}: {name} needs {other}"
     assert set(users) == set(includes), "an include that no script uses"
     assert all(n >= 2 for n in users.values()), users
 

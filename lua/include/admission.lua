@@ -1,8 +1,14 @@
---[[ include: admission from the queue.
+--[[ include: admission from the queue, by the concert's settings (cfg, include settings).
   admissions() -> second, admitted this second, avg: the rate hash keeps sec (the second of the
   latest admissions), n (how many in it) and avg (admissions a second, a minute's moving
-  average). admit() -> how many it admitted. estimate(position) -> seconds to wait.
-  needs locals: tokens, waiting, active, rate, limit, per_second, ttl_ms, idle_ms, now ]]
+  average). admit() -> how many it admitted: none while paused or before opensAt; FIFO from
+  the head, or with queueing 1 ("random") a uniform draw from everyone waiting each time.
+  standing(customer) -> state, position, wait, poll of a WAITING token: state 0 in the queue
+  (position 1-based: its rank, or in random mode the expected rank (n + 1) / 2), state 2 in
+  the pre-queue before the opening (position -1, wait: seconds to the opening); poll: the
+  seconds after which to poll again.
+  needs locals: tokens, waiting, active, rate, events, events_max, cfg, seed, now
+  and the include events ]]
 local DECAY = math.exp(-1 / 60)
 local function admissions()
   local second = math.floor(now / 1000)
@@ -15,27 +21,51 @@ local function admissions()
   return second, n, avg
 end
 
--- Admit from the head of the queue: at most the free ACTIVE slots and this second's remaining
--- admissions; a head that went idle leaves instead of taking a slot.
+-- Park-Miller, seeded per call with a secure random number from the engine: for the random
+-- draws of queueing "random" (exact in doubles: 16807 * 2^31 < 2^53).
+local prng = tonumber(seed) % 2147483646 + 1
+local function rand()
+  prng = (prng * 16807) % 2147483647
+  return prng / 2147483647
+end
+
+local function next_waiter()
+  if cfg.queueing == 1 then
+    local n = redis.call('ZCARD', waiting)
+    if n == 0 then return nil end
+    local at = math.floor(rand() * n)
+    local pick = redis.call('ZRANGE', waiting, at, at)[1]
+    redis.call('ZREM', waiting, pick)
+    return pick
+  end
+  return redis.call('ZPOPMIN', waiting)[1]
+end
+
+-- Admit: at most the free ACTIVE slots and this second's remaining admissions; a waiter that
+-- went idle leaves instead of taking a slot.
 local function admit()
+  if cfg.paused == 1 or now < cfg.opensAt then return 0 end
   local second, admitted, avg = admissions()
-  local room = math.min(limit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
-                        per_second - admitted)
+  local room = math.min(cfg.activeLimit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
+                        cfg.admitPerSecond - admitted)
   local n, tries = 0, 0
   while n < room and tries < room + 100 do
     tries = tries + 1
-    local head = redis.call('ZPOPMIN', waiting)[1]
+    local head = next_waiter()
     if not head then break end
     local entry = redis.call('HGET', tokens, head)
-    if entry and #entry > 32 and tonumber(string.sub(entry, 34)) > now - idle_ms then
+    if entry and #entry > 32 and tonumber(string.sub(entry, 34)) > now - cfg.idleMs then
       redis.call('HSET', tokens, head, string.sub(entry, 1, 32))  -- the bare secret: ACTIVE
-      redis.call('ZADD', active, now + ttl_ms, head)
+      redis.call('ZADD', active, now + cfg.activeTtlMs, head)
       n = n + 1
     else
       redis.call('HDEL', tokens, head)
     end
   end
-  if n > 0 then redis.call('HSET', rate, 'sec', second, 'n', admitted + n, 'avg', avg) end
+  if n > 0 then
+    redis.call('HSET', rate, 'sec', second, 'n', admitted + n, 'avg', avg)
+    emit('ADMITTED', '', '', '', n)
+  end
   return n
 end
 
@@ -44,4 +74,22 @@ end
 local function estimate(position)
   local _, n, avg = admissions()
   return math.ceil(position / math.max(avg, n, 1))
+end
+
+local function standing(customer)
+  local state, position, wait = 0, -1, 0
+  if now < cfg.opensAt then
+    state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
+  else
+    if cfg.queueing == 1 then
+      position = math.ceil((redis.call('ZCARD', waiting) + 1) / 2)
+    else
+      position = redis.call('ZRANK', waiting, customer) + 1
+    end
+    wait = estimate(position)
+  end
+  -- The next poll: a quarter of the wait, at most 30 s and a third of the idle limit (a poll
+  -- keeps the token in the queue), at least 1 s; so that a surge of pollers slows itself.
+  local poll = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
+  return state, position, wait, poll
 end

@@ -1,8 +1,10 @@
---[[ include: release(id, rec, status) frees a hold's seat, closes the reservation (status
-  EXPIRED or CANCELLED) and uncounts it from the token it was made under; release_due(n)
+--[[ include: release(id, rec, status, kind) frees a hold's seat, closes the reservation
+  (status EXPIRED or CANCELLED), uncounts it from the token it was made under and from the
+  customer's tickets, and emits the event `kind` (default: the status); release_due(n)
   releases at most n holds whose time is up.
-  needs locals: taken, free, holds, res, gone, tokens, held, now ]]
-local function release(id, rec, status)
+  needs locals: taken, free, holds, res, gone, tokens, held, tickets, events, events_max, now
+  and the includes tickets, events ]]
+local function release(id, rec, status, kind)
   redis.call('SETBIT', taken, rec.idx, 0)
   redis.call('HINCRBY', free, rec.option, 1)
   redis.call('ZREM', holds, id)
@@ -12,6 +14,8 @@ local function release(id, rec, status)
   if redis.call('HGET', tokens, rec.customer) == rec.token then
     redis.call('HINCRBY', held, rec.customer, -1)
   end
+  ticket_close(rec.customer, id, false)
+  emit(kind or status, id, rec.seat, rec.customer)
 end
 
 local function release_due(n)

@@ -1,0 +1,129 @@
+"""The operators' commands of ``python -m engine``, the CLI twins of the admin API: load a
+catalogue, a concert's settings, revoke a token, refund a sale, export the sales. They run
+the same engine functions through the same Store, on one Redis or a cluster (REDIS_URL)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine import concert_settings, operator, venue
+from engine.config import Settings
+from engine.errors import EngineError
+from engine.ids import parse_reservation
+from engine.store import Store, connect
+
+
+def _run(settings: Settings, work: Callable[[Store], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        store = Store(connect(settings), settings)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(go())
+
+
+def _print(answer: object) -> int:
+    print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _refused(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        parsed = venue.parse(orjson.loads(Path(args.file).read_bytes()))
+        return _print(_run(settings, lambda store: venue.load(store, parsed)))
+    except orjson.JSONDecodeError as e:
+        return _refused(f"{args.file}: not JSON ({e})")
+    except venue.DocumentError as e:
+        return _refused(f"{args.file}: {e.path}: {e.message}")
+
+
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    changes: dict[str, object] = {}
+    for item in args.set or ():
+        name, eq, value = item.partition("=")
+        if not eq:
+            return _refused(f"--set {item!r}: name=value (value as JSON: 500, true, "
+                            '"2027-03-01T10:00:00+09:00", null)')
+        try:
+            changes[name] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            changes[name] = value  # a bare word: fifo, random, a date
+    try:
+        if changes:
+            return _print(_run(settings, lambda s: concert_settings.patch(s, args.concert,
+                                                                          changes)))
+        return _print(_run(settings, lambda s: concert_settings.get(s, args.concert)))
+    except concert_settings.SettingError as e:
+        return _refused(f"{e.field}: {e.message}")
+
+
+def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    return _print(_run(settings, lambda s: operator.revoke(s, args.concert, args.customer)))
+
+
+def cmd_refund(settings: Settings, args: argparse.Namespace) -> int:
+    parsed = parse_reservation(args.reservation)
+    if parsed is None:
+        return _refused(f"{args.reservation!r} is not a reservation id")
+    return _print(_run(settings, lambda s: operator.refund_sale(s, *parsed)))
+
+
+def cmd_sales(settings: Settings, args: argparse.Namespace) -> int:
+    async def export(store: Store) -> int:
+        out = open(args.out, "wb") if args.out else sys.stdout.buffer
+        rows = -1  # the header
+        try:
+            async for chunk in operator.sales_csv(store, args.concert):
+                out.write(chunk)
+                rows += chunk.count(b"\r\n")
+        finally:
+            if args.out:
+                out.close()
+        return rows
+
+    rows = _run(settings, export)
+    if args.out:
+        print(f"{rows} sales written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("catalog", help="load a catalogue document (create what is missing)")
+    s.add_argument("action", choices=["load"])
+    s.add_argument("file", help="the document (see catalog/demo.json, README)")
+    s.set_defaults(func=cmd_catalog)
+    s = sub.add_parser("settings", help="show or change a concert's settings")
+    s.add_argument("concert", type=int)
+    s.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="e.g. paused=true activeLimit=500 opensAt=2027-03-01T10:00:00+09:00 "
+                   "queueing=random; null: back to the default")
+    s.set_defaults(func=cmd_settings)
+    s = sub.add_parser("revoke", help="end a customer's token, release its holds")
+    s.add_argument("concert", type=int)
+    s.add_argument("customer", type=int)
+    s.set_defaults(func=cmd_revoke)
+    s = sub.add_parser("refund", help="refund a paid reservation (points back, seat on sale)")
+    s.add_argument("reservation")
+    s.set_defaults(func=cmd_refund)
+    s = sub.add_parser("sales", help="the concert's paid reservations as CSV")
+    s.add_argument("concert", type=int)
+    s.add_argument("--out", help="a file (default: standard output)")
+    s.set_defaults(func=cmd_sales)
+
+
+def refusal(e: EngineError) -> int:
+    return _refused(f"refused: {e.code.name}: {e.detail}")

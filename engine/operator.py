@@ -1,0 +1,91 @@
+"""What an operator does to a concert on sale: revoke a customer's token (revoke.lua), refund a
+paid reservation (refund_sale.lua, refund.lua SALE, refund_done.lua), export the sales. The
+admin API (api/admin.py) and the CLI (python -m engine ...) are both doors onto these."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+
+import orjson
+
+from engine.catalog import seat_list
+from engine.errors import OptionNotFound
+from engine.ids import iso_ms, reservation_id
+from engine.keys import CustomerKeys, concert_keys
+from engine.money import from_minor
+from engine.store import Store
+
+
+async def revoke(store: Store, concert_id: int, customer_id: int) -> dict:
+    """End the customer's token for the concert and release its open holds."""
+    k = concert_keys(concert_id)
+    _, had, released, paying = await store.run(
+        "revoke",
+        (k.tokens, k.waiting, k.active, k.held, k.res, k.holds, k.taken, k.free, k.gone,
+         k.tickets, k.events),
+        (customer_id, store.settings.events_maxlen))
+    return {"concertId": concert_id, "customerId": customer_id, "revoked": bool(had),
+            "holdsReleased": released, "holdsBeingPaid": paying}
+
+
+async def refund_sale(store: Store, concert_id: int, secret: str) -> dict:
+    """Refund a paid reservation: the points back (a REFUND in the history), the seat on sale
+    again. Idempotent: a refund under way or done is finished or answered the same, once."""
+    k = concert_keys(concert_id)
+    rid = reservation_id(concert_id, secret)
+    _, _status, price, customer, attempt = await store.run(
+        "refund_sale", (k.res, k.refunding), (secret,))
+    c = CustomerKeys(int(customer))
+    await store.run("refund", (c.balance, c.debits, c.history),
+                    (rid, attempt, store.settings.history_limit, "SALE", price))
+    await store.run("refund_done",
+                    (k.res, k.refunding, k.taken, k.free, k.concert, k.gone, k.tickets,
+                     k.events), (secret, store.settings.events_maxlen))
+    return {"reservationId": rid, "status": "REFUNDED", "amount": from_minor(price),
+            "customerId": int(customer)}
+
+
+SALES_COLUMNS = ["reservationId", "concertOptionId", "seatId", "section", "row", "number",
+                 "price", "customerId", "paidAt"]
+
+
+async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIterator[bytes]:
+    """The concert's paid reservations as CSV, a chunk at a time: an HSCAN of the
+    reservations, so memory stays bounded by a batch and the options' seat lists."""
+    k = concert_keys(concert_id)
+    yield _csv_row(SALES_COLUMNS)
+    cursor = b"0"
+    while True:
+        cursor, flat = await store.execute("HSCAN", k.res, cursor, "COUNT", batch)
+        rows = []
+        for i in range(0, len(flat), 2):
+            rec = orjson.loads(flat[i + 1])
+            if rec.get("status") != "PAID":
+                continue
+            seat = await _seat(store, concert_id, int(rec["option"]), int(rec["seat"]))
+            rows.append(_csv_row([
+                reservation_id(concert_id, flat[i].decode()), rec["option"], rec["seat"],
+                seat.get("section", ""), seat.get("row", ""), seat.get("number", ""),
+                from_minor(rec["price"]), rec["customer"],
+                iso_ms(rec["paid"]) if rec.get("paid") else ""]))
+        if rows:
+            yield b"".join(rows)
+        if cursor in (b"0", 0):
+            return
+
+
+async def _seat(store: Store, concert_id: int, option_id: int, seat_id: int) -> dict:
+    try:
+        listing = await seat_list(store, concert_id, option_id)
+    except OptionNotFound:
+        return {}
+    index = listing.index_of(seat_id)
+    return orjson.loads(listing.views[index]) if index is not None else {}
+
+
+def _csv_row(values: list) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(values)
+    return out.getvalue().encode()

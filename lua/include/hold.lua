@@ -1,0 +1,15 @@
+--[[ include: hold(id, option, seat, index, price, expires) creates a HELD reservation on a
+  seat whose bit the caller has just set: the record, its expiry, the free count, the token's
+  and the customer's counts, and the HELD event.
+  needs locals: res, holds, free, held, customer, secret and the includes tickets, events ]]
+local function hold(id, option, seat, index, price, expires)
+  redis.call('HSET', res, id, cjson.encode({
+    customer = customer, option = option, seat = seat, idx = index, price = price,
+    status = 'HELD', token = secret, expires = expires, attempt = 0,
+  }))
+  redis.call('ZADD', holds, expires, id)
+  redis.call('HINCRBY', free, option, -1)
+  redis.call('HINCRBY', held, customer, 1)
+  ticket_open(customer, id)
+  emit('HELD', id, seat, customer)
+end

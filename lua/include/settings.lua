@@ -1,0 +1,16 @@
+--[[ include: configured(key, defaults) -> the concert's settings: each name's value from the
+  concert's settings hash (set by an operator: PATCH /admin/concerts/{id}/settings, python -m
+  engine settings) or else its default, which the engine sends from the environment. Values
+  are numbers (times in ms, flags 0/1). One HMGET.
+  needs locals: (none) ]]
+local function configured(key, defaults)
+  local names, n = {}, 0
+  for name in pairs(defaults) do
+    n = n + 1
+    names[n] = name
+  end
+  local values = redis.call('HMGET', key, unpack(names))
+  local cfg = {}
+  for i = 1, n do cfg[names[i]] = tonumber(values[i]) or defaults[names[i]] end
+  return cfg
+end

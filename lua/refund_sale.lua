@@ -1,0 +1,33 @@
+#!lua
+--[[
+  An operator refunds a paid reservation, step 1 of 3 (concert side): PAID -> REFUNDING, with
+  the seat still sold, so that step 2 (refund.lua SALE, the customer's side) gives the points
+  back exactly once and step 3 (refund_done.lua) puts the seat on sale again. Idempotent: a
+  refund already under way or done answers the same, and the caller finishes what is left. A
+  refund left half-done is finished by the tick (admit.lua lists REFUNDING ones).
+
+  KEYS[1] res        hash  reservation id -> JSON record
+  KEYS[2] refunding  zset  reservation id -> refund start (ms)
+
+  ARGV[1] reservation id (32 hex chars)
+
+  Returns
+    {0, status, priceMinor, customerId, attempt}   status REFUNDING (to finish) or REFUNDED
+    {7}   no such reservation
+    {25}  not paid (held, being paid, expired or cancelled): nothing to refund
+]]
+local res, refunding, id = KEYS[1], KEYS[2], ARGV[1]
+
+-- @include clock
+
+local raw = redis.call('HGET', res, id)
+if not raw then return {7} end
+local rec = cjson.decode(raw)
+if rec.status == 'PAID' then
+  rec.status = 'REFUNDING'
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZADD', refunding, now, id)
+elseif rec.status ~= 'REFUNDING' and rec.status ~= 'REFUNDED' then
+  return {25}
+end
+return {0, rec.status, rec.price, rec.customer, rec.attempt}
