@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from engine.catalog import seat_list
+from engine.catalog import SeatList, seat_list
 from engine.errors import OptionNotFound
 from engine.ids import iso_ms, reservation_id
 from engine.keys import CustomerKeys, concert_keys
@@ -56,6 +56,7 @@ async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIt
     reservations, so memory stays bounded by a batch and the options' seat lists."""
     k = concert_keys(concert_id)
     yield _csv_row(SALES_COLUMNS)
+    lists: dict[int, SeatList | None] = {}
     cursor = b"0"
     while True:
         cursor, flat = await store.execute("HSCAN", k.res, cursor, "COUNT", batch)
@@ -64,7 +65,10 @@ async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIt
             rec = orjson.loads(flat[i + 1])
             if rec.get("status") != "PAID":
                 continue
-            seat = await _seat(store, concert_id, int(rec["option"]), int(rec["seat"]))
+            option = int(rec["option"])
+            if option not in lists:
+                lists[option] = await _current_list(store, concert_id, option)
+            seat = _seat(lists[option], int(rec["seat"]))
             rows.append(_csv_row([
                 reservation_id(concert_id, flat[i].decode()), rec["option"], rec["seat"],
                 seat.get("section", ""), seat.get("row", ""), seat.get("number", ""),
@@ -76,12 +80,19 @@ async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIt
             return
 
 
-async def _seat(store: Store, concert_id: int, option_id: int, seat_id: int) -> dict:
+async def _current_list(store: Store, concert_id: int, option_id: int) -> SeatList | None:
+    """The option's seat list as it is now (its version checked: one call per option)."""
+    layout = await store.execute("HGET", concert_keys(concert_id).layout, option_id)
+    if layout is None:
+        return None
     try:
-        listing = await seat_list(store, concert_id, option_id)
+        return await seat_list(store, concert_id, option_id, layout.rsplit(b":", 1)[1])
     except OptionNotFound:
-        return {}
-    index = listing.index_of(seat_id)
+        return None
+
+
+def _seat(listing: SeatList | None, seat_id: int) -> dict:
+    index = listing.index_of(seat_id) if listing is not None else None
     return orjson.loads(listing.views[index]) if index is not None else {}
 
 
