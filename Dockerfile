@@ -22,4 +22,4 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=1)"
 # /metrics sums the workers' files in PROMETHEUS_MULTIPROC_DIR: start it empty.
-CMD ["sh", "-c", "rm -rf $PROMETHEUS_MULTIPROC_DIR && mkdir -p $PROMETHEUS_MULTIPROC_DIR && exec uvicorn api.app:app --host 0.0.0.0 --port 8000 --workers ${WORKERS} --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log"]
+CMD ["sh", "-c", "rm -rf $PROMETHEUS_MULTIPROC_DIR && mkdir -p $PROMETHEUS_MULTIPROC_DIR && exec uvicorn api.app:app --host 0.0.0.0 --port 8000 --workers ${WORKERS} --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log --no-proxy-headers"]

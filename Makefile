@@ -65,7 +65,7 @@ run: install
 	  echo "API on http://$(HOST):$(PORT)  (Redis on port $(REDIS_PORT), log in var/redis.log)" && \
 	  REDIS_URL=$(REDIS_URL) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	    $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
-	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log
+	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log --no-proxy-headers
 
 # A local Redis Cluster left running in the background: 3 masters + 3 replicas from the repo's
 # redis.conf, data in var/cluster/<port>/, ports CLUSTER_BASE_PORT..+5 (default 7000-7005) and
@@ -85,7 +85,7 @@ run-cluster: cluster
 	  REDIS_URL=$(CLUSTER_URL) REDIS_WAIT_REPLICAS=$${REDIS_WAIT_REPLICAS:-1} \
 	    PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	    $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
-	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log
+	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log --no-proxy-headers
 
 # Stops the cluster's nodes and keeps their data for the next `make cluster` (`python -m
 # loadtests cluster stop --wipe` removes it).

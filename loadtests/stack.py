@@ -100,7 +100,8 @@ class Uvicorn:
     def start(self) -> Uvicorn:
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1",
                "--port", str(self.port), "--loop", "uvloop", "--http", "httptools",
-               "--no-access-log", "--timeout-keep-alive", "75", "--log-level", "warning"]
+               "--no-access-log", "--timeout-keep-alive", "75", "--log-level", "warning",
+               "--no-proxy-headers"]  # X-Forwarded-For: the app's TRUSTED_PROXIES decide
         if self.workers > 1:
             cmd += ["--workers", str(self.workers)]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **self.env},

@@ -3,8 +3,8 @@
   Best available: hold `quantity` free seats next to each other in one row, trying the rows in
   the order given (the engine sends the option's rows best first: by price, then by row
   order), all in one atomic step, each seat its own reservation. A row whose free count is too
-  small is skipped with one BITCOUNT; within a row BITPOS finds the next free seat and one
-  BITFIELD GET reads the seats after it. The work is bounded (MAX_PROBES calls) even on a
+  small is skipped with one BITCOUNT; within a row BITPOS finds the next free seat (past the
+  bitmap's end every place is free) and one BITFIELD GET reads the seats after it. The work is bounded (MAX_PROBES calls) even on a
   100,000-seat performance. Same token, ticket limit and rate limit as reserve.lua.
 
   KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
@@ -85,11 +85,21 @@ local slice = redis.call('HGET', layout, option)
 if not slice then return {4} end
 if string.match(slice, ':(%w+)$') ~= version then return {23} end
 
+-- The first free place in [from, last], or -1. BITPOS sees only the bitmap's bytes (and
+-- answers 0 for a missing key): the places past its end are free.
+local nbits = redis.call('STRLEN', taken) * 8
+local function first_free(from, last)
+  if from >= nbits then return from end
+  local p = redis.call('BITPOS', taken, 0, from, math.min(last, nbits - 1), 'BIT')
+  if p == -1 and last >= nbits then return nbits end
+  return p
+end
+
 -- The first place p in [from, last] where `quantity` free seats start, or nil.
 local probes = 0
 local function run_in(from, last)
   while from + quantity - 1 <= last and probes < MAX_PROBES do
-    local p = redis.call('BITPOS', taken, 0, from, last, 'BIT')
+    local p = first_free(from, last)
     probes = probes + 1
     if p == -1 or p + quantity - 1 > last then return nil end
     local v = redis.call('BITFIELD', taken, 'GET', 'u' .. quantity, p)[1]

@@ -1,0 +1,341 @@
+"""A fair and abuse-proof drop: the pre-queue shuffled at the opening (a permutation, fair in
+distribution, free of work at the opening even for 1,000,000 waiters), random queueing, the
+ticket limit under concurrency, rate limits, best-available seats, and one event per change."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import random
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from engine import concert_settings, queue
+from engine.config import Settings
+from engine.ids import parse_token
+from engine.keys import concert_keys
+from engine.seed import Option, Seat, create_concert
+from engine.store import Store, connect
+from engine.tick import tick as tick_once
+from tests.conftest import CONCERT, OPTION, seat_id
+from tests.http import fire
+
+HOST = "127.0.0.1"
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def spearman(order: list[int]) -> float:
+    """Rank correlation between arrival (1..n) and the place got (order[i] = place of the
+    i-th arrival)."""
+    n = len(order)
+    d2 = sum((i + 1 - p) ** 2 for i, p in enumerate(order))
+    return 1 - 6 * d2 / (n * (n * n - 1))
+
+
+def chi2(counts: list[int]) -> float:
+    expected = sum(counts) / len(counts)
+    return sum((c - expected) ** 2 / expected for c in counts)
+
+
+# --- the opening ------------------------------------------------------------------------------
+def test_the_opening_shuffles_the_pre_queue_fairly(r: redis.Redis, settings: Settings) -> None:
+    """200 drops of 20 customers who arrive in order before the opening: at the opening
+    their places are a permutation, each arrival's place is uniform, and places do not follow
+    arrival (a fixed number of runs; bounds at five standard deviations)."""
+    runs, n = 200, 20
+
+    async def go() -> list[list[int]]:
+        store = Store(connect(settings), settings)
+        out = []
+        later = iso(datetime.now(UTC) + timedelta(hours=1))
+        for run in range(runs):
+            c = 1000 + run
+            create_concert(r, c, "Drop", [Option(c * 10, "2027-05-01T19:00:00+09:00",
+                                                 (Seat(c * 1000 + 1, 1, 100),))])
+            await concert_settings.patch(store, c, {"opensAt": later, "paused": False})
+            tokens = [await queue.issue_token(store, customer, c) for customer in range(1, n + 1)]
+            if run == 0:
+                assert all(t["status"] == "WAITING" and t["position"] is None
+                           and t["opensAt"] and 3500 < t["estimatedWaitSeconds"] <= 3600
+                           for t in tokens)
+            opened = iso(datetime.now(UTC) - timedelta(seconds=1))
+            await concert_settings.patch(store, c, {"opensAt": opened, "activeLimit": 1,
+                                                    "admitPerSecond": 1})
+            await concert_settings.patch(store, c, {"paused": True})  # places, no admission
+            seen = [await queue.token_status(store, parse_token(t["tokenValue"]))
+                    for t in tokens]
+            out.append([s["position"] for s in seen])
+        await store.aclose()
+        return out
+
+    places = asyncio.run(go())
+    assert all(sorted(p) == list(range(1, n + 1)) for p in places)  # 1..N, no gaps
+    means = [sum(p[i] for p in places) / runs for i in range(n)]
+    sigma = math.sqrt((n * n - 1) / 12 / runs)
+    assert all(abs(m - (n + 1) / 2) < 5 * sigma for m in means), means
+    first = Counter(p[0] for p in places)
+    assert chi2([first[k] for k in range(1, n + 1)]) < 60  # df 19: p ~ 3e-6
+    rho = sum(spearman(p) for p in places) / runs
+    assert abs(rho) < 5 / math.sqrt(n - 1) / math.sqrt(runs), rho
+    print(f"\nopening shuffle: {runs} runs of {n}: mean places {min(means):.2f}..{max(means):.2f}"
+          f" (uniform: {(n + 1) / 2}), mean rank correlation with arrival {rho:+.3f}")
+
+
+def test_a_million_waiters_open_without_work_at_the_opening(redis_server,
+                                                           settings: Settings) -> None:
+    """1,000,000 tokens in the pre-queue, as issue.lua places them (built in bulk here). The
+    opening rewrites none of them: a poll after it reads its rank (O(log n)), and the places
+    are those given at issue."""
+    r = redis.Redis.from_url(redis_server.url)
+    r.flushall()
+    create_concert(r, CONCERT, "Big drop", [Option(OPTION, "2027-05-01T19:00:00+09:00",
+                                                   (Seat(seat_id(OPTION, 1), 1, 100),))])
+    k = concert_keys(CONCERT)
+    now_ms = int(time.time() * 1000)
+    bulk = """
+      math.randomseed(tonumber(ARGV[3]))
+      for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+        redis.call('HSET', KEYS[1], i, string.format('%032x', i) .. ':' .. ARGV[4])
+        redis.call('ZADD', KEYS[2], math.floor(math.random() * 4503599627370496), i)
+      end
+      return 0"""
+    for lo in range(1, 1_000_001, 100_000):
+        r.eval(bulk, 2, k.tokens, k.waiting, lo, lo + 99_999, lo, now_ms + 3_600_000)
+    assert r.zcard(k.waiting) == 1_000_000
+    sample = random.sample(range(1, 1_000_001), 50)
+    before = [r.zscore(k.waiting, c) for c in sample]
+    s = dataclasses.replace(settings, waiting_idle_seconds=7200)
+
+    async def go() -> list[dict]:
+        store = Store(connect(s), s)
+        opened = iso(datetime.now(UTC) - timedelta(seconds=1))
+        await concert_settings.patch(store, CONCERT, {"opensAt": opened, "activeLimit": 1})
+        r.config_resetstat()
+        seen = [await queue.token_status(store, parse_token(f"{CONCERT}.{c}.{c:032x}"))
+                for c in sample[:10]]
+        polls = r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+        await tick_once(store, CONCERT)
+        await store.aclose()
+        return seen, polls
+
+    seen, per_call = asyncio.run(go())
+    assert [v["position"] for v in seen] == [
+        r.zrank(k.waiting, c) + 1 if r.zscore(k.waiting, c) is not None else 0
+        for c in sample[:10]]
+    assert [r.zscore(k.waiting, c) for c in sample] == before or sum(
+        1 for c in sample if r.zscore(k.waiting, c) is None) <= 1  # at most one admitted
+    assert per_call < 10_000, "a poll after the opening walked the queue"
+    r.flushall()
+    print(f"\n1,000,000-token pre-queue: a poll after the opening cost {per_call:.0f} us")
+
+
+def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> None:
+    """queueing random: each admission draws from everyone waiting, so after 500 drops of ten
+    waiters each was drawn first about 50 times (chi-square, df 9)."""
+    trials, n = 500, 10
+
+    async def go() -> Counter:
+        store = Store(connect(settings), settings)
+        create_concert(r, 900, "Random", [Option(9000, "2027-05-01T19:00:00+09:00",
+                                                 (Seat(9_000_001, 1, 100),))])
+        won: Counter = Counter()
+        k = concert_keys(900)
+        for _ in range(trials):
+            await concert_settings.patch(store, 900, {"queueing": "random", "activeLimit": 1,
+                                                      "paused": True})
+            tokens = [await queue.issue_token(store, c, 900) for c in range(1, n + 1)]
+            assert {t["position"] for t in tokens[-1:]} == {math.ceil((n + 1) / 2)}
+            await concert_settings.patch(store, 900, {"paused": False})
+            await tick_once(store, 900)
+            active = [c for c in range(1, n + 1) if len(r.hget(k.tokens, c) or b"") == 32]
+            assert len(active) == 1
+            won[active[0]] += 1
+            r.delete(k.tokens, k.waiting, k.active, k.held, k.rate)
+        await store.aclose()
+        return won
+
+    won = asyncio.run(go())
+    assert chi2([won[c] for c in range(1, n + 1)]) < 40, won  # df 9: p ~ 7e-6
+
+
+# --- limits over real HTTP --------------------------------------------------------------------
+BIG = 41160  # beside the small catalog the live_server fixture loads
+
+
+def _big_catalog(r: redis.Redis, rows: int = 5, per_row: int = 10) -> None:
+    create_concert(r, CONCERT, "Drop", [Option(BIG, "2027-01-10T19:00:00+09:00", tuple(
+        Seat(BIG * 1000 + i + 1, i % per_row + 1, 100_000 - (i // per_row) * 1000,
+             "A", str(i // per_row + 1)) for i in range(rows * per_row)))])
+
+
+def _token(port: int, customer: int) -> str:
+    [[(status, body)]] = fire(HOST, port, [[("POST", "/api/token/issue",
+                                             {"customerId": customer, "concertId": CONCERT},
+                                             {})]])
+    assert status == 200 and body["status"] == "ACTIVE", body
+    return body["tokenValue"]
+
+
+@pytest.mark.both_modes
+def test_fifty_concurrent_reserves_by_one_customer_get_exactly_the_limit(
+        live_server, r: redis.Redis) -> None:
+    _big_catalog(r, rows=6)  # 50 contested seats, then 51.. for what follows
+    server = live_server(MAX_TICKETS_PER_CUSTOMER="4", ADMIN_TOKEN="op")
+    token = _token(server.port, 1)
+    results = [res[0] for res in fire(HOST, server.port, [[(
+        "POST", "/api/reserve", {"concertOptionId": BIG, "seatId": BIG * 1000 + i},
+        {"Authorization": token})] for i in range(1, 51)])]
+    statuses = Counter(s for s, _ in results)
+    assert statuses == {200: 4, 409: 46}, statuses
+    assert {b["code"] for s, b in results if s == 409} == {"TICKET_LIMIT"}
+    held = [b["reservationId"] for s, b in results if s == 200]
+    auth = {"Authorization": token}
+    [[(s, _)]] = fire(HOST, server.port, [[("DELETE", f"/api/reserve/{held[0]}", None, auth)]])
+    assert s == 200  # a cancelled hold gives its place back
+    [[(s, _)]] = fire(HOST, server.port, [[("POST", "/api/reserve", {
+        "concertOptionId": BIG, "seatId": BIG * 1000 + 51}, auth)]])
+    assert s == 200
+    [[(s, _)]] = fire(HOST, server.port, [[("POST", "/api/pay", {"reservationId": held[1]},
+                                            auth)]])
+    assert s == 200  # a paid seat still counts
+    [[(s, body)]] = fire(HOST, server.port, [[("POST", "/api/reserve", {
+        "concertOptionId": BIG, "seatId": BIG * 1000 + 52}, auth)]])
+    assert s == 409 and body["code"] == "TICKET_LIMIT"
+    [[(s, _)]] = fire(HOST, server.port, [[("POST", f"/admin/reservations/{held[1]}/refund",
+                                            None, {"Authorization": "Bearer op"})]])
+    assert s == 200  # a refunded seat gives its place back
+    [[(s, _)]] = fire(HOST, server.port, [[("POST", "/api/reserve", {
+        "concertOptionId": BIG, "seatId": BIG * 1000 + 52}, auth)]])
+    assert s == 200
+
+
+def test_a_burst_is_rate_limited_and_others_go_on(live_server, r: redis.Redis) -> None:
+    _big_catalog(r)
+    server = live_server(RESERVE_RATE_PER_CUSTOMER="2", ISSUE_RATE_PER_CUSTOMER="2",
+                         RATE_BURST="5", MAX_TICKETS_PER_CUSTOMER="0")
+    token, other = _token(server.port, 1), _token(server.port, 2)
+    burst = fire(HOST, server.port, [[(
+        "POST", "/api/reserve", {"concertOptionId": BIG, "seatId": BIG * 1000 + i},
+        {"Authorization": token}) for i in range(1, 13)]])[0]
+    statuses = [s for s, _ in burst]
+    assert statuses[:4] == [200] * 4 and statuses.count(429) >= 6, statuses
+    assert {b["code"] for s, b in burst if s == 429} == {"RATE_LIMITED"}
+    [[(s, _)]] = fire(HOST, server.port, [[("POST", "/api/reserve", {
+        "concertOptionId": BIG, "seatId": BIG * 1000 + 40}, {"Authorization": other})]])
+    assert s == 200  # another customer is not held back
+    polls = fire(HOST, server.port, [[("GET", "/api/token/status", None,
+                                       {"Authorization": token}) for _ in range(30)]])[0]
+    assert all(s == 200 for s, _ in polls)  # polling is never limited
+    time.sleep(0.55)  # one token back at 2 a second
+    [[(s, _)]] = fire(HOST, server.port, [[("POST", "/api/reserve", {
+        "concertOptionId": BIG, "seatId": BIG * 1000 + 41}, {"Authorization": token})]])
+    assert s == 200
+    import http.client
+
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=5)
+    for _ in range(8):
+        conn.request("POST", "/api/token/issue", body=b'{"customerId":1,"concertId":2}',
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+    assert resp.status == 429 and resp.getheader("Retry-After") == "1"
+
+
+def test_issues_per_address_behind_trusted_proxies(live_server, r: redis.Redis) -> None:
+    _big_catalog(r)
+    server = live_server(ISSUE_RATE_PER_ADDRESS="1", RATE_BURST="2",
+                         TRUSTED_PROXIES="127.0.0.1")
+    same = fire(HOST, server.port, [[("POST", "/api/token/issue",
+                                      {"customerId": c, "concertId": CONCERT},
+                                      {"X-Forwarded-For": "198.51.100.7"})
+                                     for c in range(1, 6)]])[0]
+    assert [s for s, _ in same][:2] == [200, 200] and [s for s, _ in same][2:] == [429] * 3
+    many = fire(HOST, server.port, [[("POST", "/api/token/issue",
+                                      {"customerId": c, "concertId": CONCERT},
+                                      {"X-Forwarded-For": f"203.0.113.{c}, 127.0.0.1"})
+                                     for c in range(10, 20)]])[0]
+    assert all(s == 200 for s, _ in many)  # each its own address
+    untrusted = live_server(ISSUE_RATE_PER_ADDRESS="1", RATE_BURST="2")
+    spoofed = fire(HOST, untrusted.port, [[("POST", "/api/token/issue",
+                                            {"customerId": c, "concertId": CONCERT},
+                                            {"X-Forwarded-For": f"203.0.113.{c}"})
+                                           for c in range(30, 35)]])[0]
+    assert [s for s, _ in spoofed][2:] == [429] * 3  # a header from anyone counts for nothing
+
+
+# --- best available -------------------------------------------------------------------------
+@pytest.mark.both_modes
+def test_best_available_never_splits_a_group_nor_gives_a_seat_twice(live_server,
+                                                                   r: redis.Redis) -> None:
+    _big_catalog(r, rows=6, per_row=10)
+    server = live_server()
+    tokens = {c: _token(server.port, c) for c in range(1, 31)}
+    results = [res[0] for res in fire(HOST, server.port, [[(
+        "POST", "/api/reserve", {"concertOptionId": BIG, "quantity": 2 + c % 3},
+        {"Authorization": t})] for c, t in tokens.items()])]
+    seen: set[int] = set()
+    for status, body in results:
+        if status != 200:
+            assert status == 409 and body["code"] == "NO_ADJACENT_SEATS", body
+            continue
+        seats = body["seats"]
+        assert len(seats) == body["quantity"] and len({s["row"] for s in seats}) == 1
+        numbers = [s["number"] for s in seats]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # together
+        assert not seen & {s["id"] for s in seats}
+        seen |= {s["id"] for s in seats}
+    assert sum(1 for s, _ in results if s == 200) >= 15
+    k = concert_keys(CONCERT)
+    start = int(r.hget(k.layout, BIG).split(b":")[0])
+    assert sum(r.getbit(k.taken, i) for i in range(start, start + 60)) == len(seen)
+    first = min((b for s, b in results if s == 200), key=lambda b: b["seats"][0]["id"])
+    assert first["seats"][0]["row"] == "1"  # the dearest row first
+
+
+# --- events ---------------------------------------------------------------------------------
+@pytest.mark.both_modes
+def test_one_event_per_change_under_a_booking_mix(live_server, r: redis.Redis) -> None:
+    _big_catalog(r)
+    server = live_server(HOLD_TTL_SECONDS="0.5", TICK_SECONDS="0.2")
+    tokens = {c: _token(server.port, c) for c in range(1, 21)}
+
+    def mix(c: int, t: str) -> list:
+        a = {"Authorization": t}
+        seats = [BIG * 1000 + (c - 1) * 2 + i for i in (1, 2)]
+        batch = [("POST", "/api/reserve", {"concertOptionId": BIG, "seatId": s}, a)
+                 for s in seats]
+        batch += [("POST", "/api/reserve", {"concertOptionId": BIG,
+                                            "seatId": BIG * 1000 + 1}, a)]  # contested
+        return batch
+
+    results = fire(HOST, server.port, [mix(c, t) for c, t in tokens.items()])
+    owner = {b["reservationId"]: c for c, batch in zip(tokens, results, strict=True)
+             for s, b in batch if s == 200}
+    held = list(owner)
+    follow = []
+    for i, rid in enumerate(held):
+        auth = {"Authorization": tokens[owner[rid]]}
+        if i % 3 == 0:
+            follow.append([("POST", "/api/pay", {"reservationId": rid}, auth)])
+        elif i % 3 == 1:
+            follow.append([("DELETE", f"/api/reserve/{rid}", None, auth)])
+    answers = [res[0] for res in fire(HOST, server.port, follow)]
+    time.sleep(1.2)  # the rest expire, and the tick releases them
+    kinds = Counter(f[b"type"].decode() for _, f in r.xrange(concert_keys(CONCERT).events))
+    done = [(f[0][0], status) for f, (status, _) in zip(follow, answers, strict=True)]
+    paid = sum(1 for method, status in done if method == "POST" and status == 200)
+    cancelled = sum(1 for method, status in done if method == "DELETE" and status == 200)
+    assert kinds["HELD"] == len(held)
+    assert kinds["PAID"] == paid and kinds["CANCELLED"] == cancelled
+    assert kinds["EXPIRED"] == len(held) - paid - cancelled
+    admitted = sum(int(f[b"count"]) for _, f in r.xrange(concert_keys(CONCERT).events)
+                   if f[b"type"] == b"ADMITTED")
+    assert admitted == len(tokens)
