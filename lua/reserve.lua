@@ -84,5 +84,6 @@ local price, index = string.match(entry, '^%d+:(%d+):(%d+)$')
 if redis.call('SETBIT', taken, index, 1) == 1 then return {6} end
 price, index = tonumber(price), tonumber(index)
 local expires = now + cfg.holdMs
-hold(id, option, seat, index, price, expires)
+hold(id, option, seat, index, price, expires, open)
+tickets_put(customer, paid, open)
 return {0, price, expires}

@@ -130,9 +130,10 @@ for r = 1, rows do
       for id in string.gmatch(ARGV[12], '%x+') do
         redis.call('SETBIT', taken, p + i, 1)
         hold(id, option, string.format('%d', first_seat + p - start + i), p + i, price,
-             expires)
+             expires, open)
         i = i + 1
       end
+      tickets_put(customer, paid, open)
       return {0, expires, r, p - start}
     end
   end

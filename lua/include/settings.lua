@@ -10,7 +10,9 @@ local function configured(key, defaults)
     names[n] = name
   end
   local values = redis.call('HMGET', key, unpack(names))
-  local cfg = {}
-  for i = 1, n do cfg[names[i]] = tonumber(values[i]) or defaults[names[i]] end
-  return cfg
+  for i = 1, n do
+    local v = values[i]
+    if v then defaults[names[i]] = tonumber(v) end
+  end
+  return defaults
 end

@@ -1,6 +1,6 @@
 --[[ include: a customer's tickets in this concert, in the tickets hash as
   "<paid seats>|<open reservation id>,<open reservation id>,..." (open: held or paying; ids
-  are 32 hex). tickets_of(c) -> paid, {ids}; ticket_open(c, id); ticket_close(c, id, paid):
+  are 32 hex). tickets_of(c) -> paid, {ids}; tickets_put(c, paid, ids); ticket_close(c, id, paid):
   the hold is gone, and when paid it counts as a sold ticket; ticket_unpaid(c): a sold
   ticket refunded. Open holds plus paid seats never exceed maxTicketsPerCustomer.
   needs locals: tickets ]]
@@ -19,12 +19,6 @@ local function tickets_put(customer, paid, ids)
   else
     redis.call('HSET', tickets, customer, paid .. '|' .. table.concat(ids, ','))
   end
-end
-
-local function ticket_open(customer, id)
-  local paid, ids = tickets_of(customer)
-  ids[#ids + 1] = id
-  tickets_put(customer, paid, ids)
 end
 
 local function ticket_close(customer, id, sold)
