@@ -93,11 +93,11 @@ cluster-stop: install
 	$(PY) -m loadtests cluster stop
 
 test: install
-	$(VENV)/bin/ruff check engine api loadtests tests
+	$(VENV)/bin/ruff check engine api loadtests tests examples
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check engine api loadtests tests
+	$(VENV)/bin/ruff check engine api loadtests tests examples
 
 clean:
 	rm -rf $(VENV) var .pytest_cache *.egg-info

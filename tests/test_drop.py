@@ -339,3 +339,26 @@ def test_one_event_per_change_under_a_booking_mix(live_server, r: redis.Redis) -
     admitted = sum(int(f[b"count"]) for _, f in r.xrange(concert_keys(CONCERT).events)
                    if f[b"type"] == b"ADMITTED")
     assert admitted == len(tokens)
+
+
+def test_the_example_consumer_reads_and_acknowledges(client, redis_url: str,
+                                                    r: redis.Redis) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from loadtests.stack import REPO
+    from tests.conftest import active_token, auth
+
+    token = active_token(client, 1)
+    held = client.post("/api/reserve", headers=auth(token),
+                       json={"concertOptionId": OPTION, "seatId": seat_id(OPTION, 1)}).json()
+    client.post("/api/pay", headers=auth(token), json={"reservationId": held["reservationId"]})
+    out = subprocess.run([sys.executable, "examples/events_consumer.py", "--concert", "2",
+                          "--group", "t", "--from-start", "--seconds", "1.5"], cwd=REPO,
+                         capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "REDIS_URL": redis_url})
+    assert out.returncode == 0, out.stderr
+    kinds = [line.split()[1] for line in out.stdout.splitlines()]
+    assert kinds == ["ADMITTED", "HELD", "PAID"], out.stdout
+    assert r.xpending(concert_keys(CONCERT).events, "t")["pending"] == 0
