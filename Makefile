@@ -102,11 +102,13 @@ lint: install
 clean:
 	rm -rf $(VENV) var .pytest_cache *.egg-info
 
-# Each endpoint under wrk as a ratio to a bare Starlette hello (needs wrk: apt-get install wrk).
+# Each endpoint under wrk as a ratio to a bare Starlette hello, on each backend, then big venues
+# (a catalogue load, the seat list of 50 to 100,000 seats). Needs wrk (apt-get install wrk).
 bench-endpoints: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) -m loadtests.bench_endpoints $(BENCH_ARGS)
+	$(PY) -m loadtests.bench_venue
 
 # What more masters buy here: a multi-concert mix on 1 vs 3 masters (Redis CPU per master),
 # and the tick of 1,000 concerts on 3 masters with 4 workers (with and without the lease).

@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import orjson
 import pytest
 import redis
 from starlette.testclient import TestClient
 
+from engine.ids import parse_token
 from engine.keys import CustomerKeys
 from tests.conftest import CONCERT, OPTION, OTHER_OPTION, active_token, auth, seat_id
 
@@ -169,3 +171,32 @@ def test_seats_with_the_same_number_are_listed_by_their_own_bits(
     assert free_seat_ids(client, token, option=900) == [100, 101]
     hold(client, token, seat=101, option=900)
     assert free_seat_ids(client, token, option=900) == [100]
+
+
+def test_a_burst_of_first_seat_lists_reads_the_catalog_once(settings, catalog) -> None:
+    """Sixteen requests arrive for an option no worker has read yet: one reads its seat list
+    (7 MB for 100,000 seats), the others wait for that read instead of making their own."""
+    import asyncio
+
+    from engine import catalog as seats
+    from engine import queue
+    from tests.hooks import HookedStore
+
+    reads = []
+
+    async def count(name, keys, args) -> None:
+        if name == "catalog":
+            reads.append(name)
+
+    async def go() -> list[dict]:
+        store = HookedStore(settings, count)
+        tok = parse_token((await queue.issue_token(store, 1, CONCERT))["tokenValue"])
+        seats._VIEWS.clear()
+        answers = await asyncio.gather(*(seats.available_seats(store, tok, OPTION)
+                                         for _ in range(16)))
+        await store.aclose()
+        return answers
+
+    answers = asyncio.run(go())
+    bodies = {orjson.dumps(a) for a in answers}
+    assert len(reads) == 1 and len(bodies) == 1

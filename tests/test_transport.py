@@ -121,3 +121,22 @@ def test_packing_round_trip(redis_server, r) -> None:
         await client.aclose()
 
     asyncio.run(go())
+
+
+def test_a_busy_event_loop_is_not_taken_for_a_hung_redis(redis_server, r) -> None:
+    """The loop busy for longer than the command timeout (big answers being built) while a
+    reply waits unread in the socket: the watchdog runs late and must not blame Redis."""
+    async def go() -> object:
+        client = PipelinedRedis(redis_server.url, command_timeout=0.2)
+        assert await client.execute("PING") == b"PONG"
+        pending = asyncio.ensure_future(client.execute("PING"))
+        await asyncio.sleep(0)  # sent
+        time.sleep(0.5)  # the loop does nothing else for 0.5 s: the PONG is in the socket
+        try:
+            return await asyncio.wait_for(pending, 2)
+        except TransportError as e:
+            return e
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go()) == b"PONG"

@@ -5,6 +5,7 @@ local mode = os.getenv("BENCH_MODE")
 local token = os.getenv("BENCH_TOKEN") or ""
 local concert = os.getenv("BENCH_CONCERT") or "2"
 local option = os.getenv("BENCH_OPTION") or "41150"
+local query = os.getenv("BENCH_QUERY") or ""  -- e.g. "?section=A" for the seat list
 local seats_per_option = tonumber(os.getenv("BENCH_SEATS_PER_OPTION") or "1000")
 local first_option = tonumber(os.getenv("BENCH_FIRST_OPTION") or "1")
 local ids_file = os.getenv("BENCH_IDS")
@@ -37,7 +38,7 @@ request = function()
   elseif mode == "dates" then
     return wrk.format("GET", "/api/" .. concert .. "/available-dates", authed)
   elseif mode == "seats" then
-    return wrk.format("GET", "/api/" .. option .. "/available-seats", authed)
+    return wrk.format("GET", "/api/" .. option .. "/available-seats" .. query, authed)
   elseif mode == "point" then
     return wrk.format("GET", "/api/point?customerId=" .. (n % 10000 + 1), json)
   elseif mode == "charge" then
