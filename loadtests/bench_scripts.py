@@ -58,17 +58,20 @@ SEAT_PRICE = 100_000 * MINOR_PER_UNIT
 READ_POOL = range(500_001, 500_101)  # ACTIVE tokens of the demo concert for dates and seats
 ISSUE_FIRST = 1_000_001  # never-seen customers: every issue makes a new token
 RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST = 2_000_001, 3_000_001, 4_000_001
+BARE_FIRST = 5_000_001  # issue and reserve again with the ticket and rate limits off
 CHARGE_CUSTOMERS = 1000  # at most; demo customers from 1, keyed charges to the next ones
 
 # (script, what drives it) in table order; "pay" is the sum of its three steps.
 ROWS = [
     ("issue", "`queue.issue_token`, a new customer: `POST /api/token/issue`"),
+    ("issue-nolimits", "the same with the rate limits off (0)"),
     ("status", "`queue.token_status`, a WAITING token: `GET /api/token/status`"),
     ("admit", "`tick.tick`: the API's background tick (about once a second)"),
     ("dates", "`catalog.available_dates`: `GET /api/2/available-dates`"),
     ("seats", "`catalog.available_seats`, 50 seats: `GET /api/41150/available-seats`"),
     ("catalog", "the seat list on a cache miss (once per option and worker)"),
     ("reserve", "`booking.reserve`, a free seat: `POST /api/reserve`"),
+    ("reserve-nolimits", "the same with the ticket and rate limits off (0)"),
     ("cancel", "`booking.cancel`, an open hold: `DELETE /api/reserve/{id}`"),
     ("pay_begin", "`pay.pay` step 1 (HELD → PAYING): `POST /api/pay`"),
     ("debit", "`pay.pay` step 2 (debit the balance)"),
@@ -118,7 +121,7 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
     ``active_limit`` below the 100 ACTIVE readers makes every issued token wait (tiny runs)."""
     r = redis.Redis.from_url(url)
     seed_demo(r)
-    create_concert(r, BENCH_CONCERT, "Script bench", bench_options(3 * ops))
+    create_concert(r, BENCH_CONCERT, "Script bench", bench_options(4 * ops))
     fund_customers(r, PAY_FIRST, PAY_FIRST + ops - 1, 1_000_000 * MINOR_PER_UNIT)
     r.close()
 
@@ -126,6 +129,8 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
     if active_limit is not None:
         settings = replace(settings, active_limit=active_limit)
     store = stepped_store(settings)
+    bare = stepped_store(replace(settings, issue_rate_per_customer=0,
+                                 reserve_rate_per_customer=0, max_tickets_per_customer=0))
     # Preparation only: admit every token it issues at once, whatever the queue's limits.
     prep = stepped_store(replace(settings, active_limit=10**9, admit_per_second=10**9))
     pipe = Pipe(url)
@@ -149,11 +154,13 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
         readers = tokens_of(issue(prep, READ_POOL, DEMO_CONCERT, measure=untimed), "ACTIVE")
         group = {first: tokens_of(issue(prep, range(first, first + ops), BENCH_CONCERT,
                                         measure=untimed), "ACTIVE")
-                 for first in (RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST)}
+                 for first in (RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST, BARE_FIRST)}
 
         # Queue: issue to new customers (most wait: 1000 ACTIVE at most, 200 admitted a
         # second), then one status poll of each, then the background tick.
         issued = issue(store, range(ISSUE_FIRST, ISSUE_FIRST + ops), DEMO_CONCERT, chunk=chunk)
+        issue(bare, range(ISSUE_FIRST + ops, ISSUE_FIRST + 2 * ops), DEMO_CONCERT, chunk=chunk,
+              suffix="-nolimits")
         waiting = [v for v in issued if v["status"] == "WAITING"]
         notes.append(f"issue: {len(waiting):,} of {ops:,} new tokens WAITING, queue length at "
                      f"the end {max((v['position'] for v in waiting), default=0):,}")
@@ -179,6 +186,9 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
         # Seats: reserve free seats; cancel and pay holds made for them.
         drive(meter, (booking.reserve(store, t, *seat_of(i))
                       for i, t in enumerate(group[RESERVE_FIRST])), chunk=chunk, label="reserves")
+        drive(meter, (booking.reserve(bare, t, *seat_of(3 * ops + i))
+                      for i, t in enumerate(group[BARE_FIRST])), chunk=chunk, label="reserves",
+              suffix="-nolimits")
         cancels = hold(group[CANCEL_FIRST], ops)
         drive(meter, (booking.cancel(store, t, s) for t, s in zip(group[CANCEL_FIRST], cancels,
                                                                    strict=True)),
