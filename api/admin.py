@@ -10,11 +10,10 @@ import hmac
 import logging
 
 import orjson
-from starlette.routing import Route
 from starlette.types import Scope
 
 from api import parsing
-from api.asgi import Endpoint, Handler, Streamed
+from api.asgi import Streamed, route
 from api.problems import ApiError
 from engine import concert_settings, operator, queue, venue
 from engine.keys import CONCERTS
@@ -110,17 +109,13 @@ async def stats(scope: Scope, _: bytes) -> dict:
     return answer
 
 
-def _route(method: str, path: str, handler: Handler, **kw: object) -> Route:
-    return Route(path, Endpoint(handler, path, method, **kw), methods=[method])
-
-
 ROUTES = [
-    _route("PUT", "/admin/concerts/{concertId}", load_catalog, body=True,
+    route("PUT", "/admin/concerts/{concertId}", load_catalog, body=True,
            body_limit=DOCUMENT_LIMIT),
-    _route("GET", "/admin/concerts/{concertId}/settings", get_settings),
-    _route("PATCH", "/admin/concerts/{concertId}/settings", patch_settings, body=True),
-    _route("DELETE", "/admin/concerts/{concertId}/tokens/{customerId}", revoke_token),
-    _route("POST", "/admin/reservations/{reservationId}/refund", refund),
-    _route("GET", "/admin/concerts/{concertId}/sales.csv", sales),
-    _route("GET", "/admin/concerts/{concertId}/stats", stats),
+    route("GET", "/admin/concerts/{concertId}/settings", get_settings),
+    route("PATCH", "/admin/concerts/{concertId}/settings", patch_settings, body=True),
+    route("DELETE", "/admin/concerts/{concertId}/tokens/{customerId}", revoke_token),
+    route("POST", "/admin/reservations/{reservationId}/refund", refund),
+    route("GET", "/admin/concerts/{concertId}/sales.csv", sales),
+    route("GET", "/admin/concerts/{concertId}/stats", stats),
 ]

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
 from api import admin, metrics, pages, parsing
-from api.asgi import Endpoint, FastRouter, Guard, Handler
+from api.asgi import FastRouter, Guard, route
 from api.metrics import MetricsEndpoint
 from engine import booking, catalog, pay, queue, tick, wallet
 from engine.config import Settings
@@ -144,10 +144,6 @@ async def healthz(_scope: Scope, _: bytes) -> dict:
 async def readyz(scope: Scope, _: bytes) -> dict:
     await store_of(scope).execute("PING")  # StoreUnavailable: 503
     return {"status": "ready"}
-
-
-def route(method: str, path: str, handler: Handler, *, body: bool = False) -> Route:
-    return Route(path, Endpoint(handler, path, method, body=body), methods=[method])
 
 
 ROUTES = [

@@ -102,6 +102,12 @@ class Endpoint:
         self.metrics.observe(status, started)
 
 
+def route(method: str, path: str, handler: Handler, **options: object) -> Route:
+    """One operation's route: ``handler`` as an Endpoint (``body=True`` reads the body,
+    ``body_limit`` bounds it)."""
+    return Route(path, Endpoint(handler, path, method, **options), methods=[method])
+
+
 def failure(e: Exception, scope: Scope) -> tuple[int, bytes, problems.Headers]:
     """The problem+json answer to a failed request: 4xx for the client's mistakes and the
     engine's refusals, 503 for Redis, a logged 500 for anything else."""

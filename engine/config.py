@@ -6,38 +6,31 @@ import os
 from dataclasses import dataclass, field, fields
 
 
-def _seconds(name: str, default: float) -> float:
+def _env(name: str, default: float, cast: type, zero_ok: bool) -> float:
+    """A number from the environment: > 0, or >= 0 for a knob that 0 turns off."""
     raw = os.environ.get(name)
-    value = default if raw is None or raw == "" else float(raw)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {raw!r}")
+    value = default if raw is None or raw == "" else cast(raw)
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ValueError(f"{name} must be {'>=' if zero_ok else '>'} 0, got {raw!r}")
     return value
+
+
+def _seconds(name: str, default: float) -> float:
+    return _env(name, default, float, zero_ok=False)
+
+
+def _count(name: str, default: int) -> int:
+    return int(_env(name, default, int, zero_ok=False))
 
 
 def _whole(name: str, default: int) -> int:
     """A count that may be 0 (a knob that 0 turns off)."""
-    raw = os.environ.get(name)
-    value = default if raw is None or raw == "" else int(raw)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {raw!r}")
-    return value
+    return int(_env(name, default, int, zero_ok=True))
 
 
 def _rate(name: str, default: float) -> float:
     """A rate a second that may be 0 (off)."""
-    raw = os.environ.get(name)
-    value = default if raw is None or raw == "" else float(raw)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {raw!r}")
-    return value
-
-
-def _count(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    value = default if raw is None or raw == "" else int(raw)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {raw!r}")
-    return value
+    return _env(name, default, float, zero_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
