@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import problems
-from api.metrics import RouteMetrics
+from api import parsing, problems
+from api.auth import Auth
+from api.contract import Operation
+from api.metrics import RouteMetrics, route_metrics
 from api.problems import ApiError
 from engine.errors import EngineError, StoreUnavailable
 
@@ -76,7 +78,7 @@ class Endpoint:
     def __init__(self, handler: Handler, route: str, method: str, *, body: bool = False) -> None:
         self.handler = handler
         self.wants_body = body
-        self.metrics = RouteMetrics(route, method)
+        self.metrics = route_metrics(route, method)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -98,6 +100,36 @@ class Endpoint:
             return
         await respond(send, status, payload, problems.PROBLEM_JSON, headers)
         self.metrics.observe(status, started)
+
+
+def bound(op: Operation, auth: Auth) -> Handler:
+    """``op.handler`` as an Endpoint's ``handler(scope, body)``: security, then the inputs by
+    their rules, then the call. It returns the handler's coroutine without awaiting it (one
+    coroutine a request, as before); whatever is refused raises before, inside Endpoint's try."""
+    bind = parsing.binder(op.inputs)
+    gate = op.security.gate(auth, op.inputs)
+    handler = op.handler
+    assert handler is not None
+    if gate is None:
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            return handler(scope, *bind(scope, body))
+    else:
+        authenticate, authorize, passes = gate.authenticate, gate.authorize, gate.passes
+
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            credential = authenticate(scope)
+            values = bind(scope, body)
+            authorize(credential, values)
+            return handler(scope, credential, *values) if passes else handler(scope, *values)
+    return run
+
+
+def routes(operations: list[Operation], auth: Auth) -> list[Route]:
+    """One Starlette Route per operation, bound to the running auth mode."""
+    return [Route(op.path, op.app if op.app is not None else
+                  Endpoint(bound(op, auth), op.path, op.method, body=op.takes_body),
+                  methods=[op.method])
+            for op in operations]
 
 
 def _problem(p: tuple[int, bytes, problems.Headers]) -> tuple[int, bytes, bytes,
@@ -157,10 +189,15 @@ class FastRouter:
             if not isinstance(route, Route) or not route.methods:
                 continue
             by_method = {m: route.app for m in route.methods if m != "HEAD"}
-            if route.param_convertors:
-                self.templated.append((route.path_regex, by_method))
+            if route.param_convertors:  # one path, several methods: one entry
+                for regex, methods in self.templated:
+                    if regex.pattern == route.path_regex.pattern:
+                        methods.update(by_method)
+                        break
+                else:
+                    self.templated.append((route.path_regex, by_method))
             else:
-                self.exact[route.path] = by_method
+                self.exact.setdefault(route.path, {}).update(by_method)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
