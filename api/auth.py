@@ -52,16 +52,24 @@ def _queue_token(raw: bytes, where: str) -> Token:
 
 
 def open_queue_token(scope: Scope) -> Token:
-    """Open mode: ``X-Queue-Token``, else ``Authorization`` (bare or ``Bearer <token>``)."""
-    auth = b""
+    """Open mode: ``X-Queue-Token`` or ``Authorization`` (bare or ``Bearer <token>``, the
+    report's header). Both given must name the same token: a request that carries a bad
+    credential is refused, whatever else it carries."""
+    header = auth = None
     for k, v in scope["headers"]:
         if k == b"x-queue-token":
-            return _queue_token(v, "X-Queue-Token or Authorization")
-        if k == b"authorization" and not auth:
+            header = v
+        elif k == b"authorization" and auth is None:
             auth = v
-    if auth[:7].lower() == b"bearer ":
+    if auth is not None and auth[:7].lower() == b"bearer ":
         auth = auth[7:]
-    return _queue_token(auth, "Authorization or X-Queue-Token")
+    if header is None:
+        return _queue_token(auth or b"", "Authorization or X-Queue-Token")
+    tok = _queue_token(header, "X-Queue-Token or Authorization")
+    if auth is not None and _queue_token(auth, "Authorization") != tok:
+        raise ApiError(401, "TOKEN_UNKNOWN", "X-Queue-Token and Authorization name different "
+                       "queue tokens.", "Unauthorized")
+    return tok
 
 
 def jwt_queue_token(scope: Scope) -> Token:

@@ -71,8 +71,8 @@ class Rule:
 
 
 class Integer(Rule):
-    """A JSON integer (not a string, float or boolean) from ``minimum`` to ``maximum``; as text,
-    plain digits without sign or leading zero."""
+    """A JSON integer from ``minimum`` to ``maximum`` (not a string, a fraction or a boolean);
+    as text, plain digits without sign or leading zero."""
 
     text_code = "INVALID_ID"
 
@@ -87,6 +87,10 @@ class Integer(Rule):
     def json(self, value: object, name: str) -> int:
         if type(value) is int and self.minimum <= value <= self.maximum:  # bool is not an int here
             return value
+        # JSON has one number type: 7.0 is the integer 7, as JSON Schema (and every JavaScript
+        # client) reads it; 7.5 is not. Below 2^53 a whole float is exact.
+        if type(value) is float and value.is_integer() and self.minimum <= value <= self.maximum:
+            return int(value)
         raise bad(self.code, f"'{name}' {self.must}.")
 
     def text(self, raw: str, name: str) -> int:
