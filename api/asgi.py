@@ -113,6 +113,11 @@ def bound(op: Operation, auth: Auth) -> Handler:
     if gate is None:
         def run(scope: Scope, body: bytes) -> Awaitable[Any]:
             return handler(scope, *bind(scope, body))
+    elif gate.authorize is None:  # the queue token: checked first, then passed on
+        authenticate = gate.authenticate
+
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            return handler(scope, authenticate(scope), *bind(scope, body))  # in this order
     else:
         authenticate, authorize, passes = gate.authenticate, gate.authorize, gate.passes
 

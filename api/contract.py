@@ -94,8 +94,10 @@ class Integer(Rule):
         raise bad(self.code, f"'{name}' {self.must}.")
 
     def text(self, raw: str, name: str) -> int:
-        if _DIGITS.fullmatch(raw) is not None and self.minimum <= int(raw) <= self.maximum:
-            return int(raw)
+        if _DIGITS.fullmatch(raw) is not None:
+            value = int(raw)
+            if self.minimum <= value <= self.maximum:
+                return value
         raise bad(self.text_code, f"'{name}' {self.must}.")
 
 
@@ -194,15 +196,14 @@ class Field:
 
 # --- security: who may call an operation ----------------------------------------------------
 class Gate(Protocol):
-    """A security's per-request work: ``authenticate`` (401) runs before the inputs are read,
-    ``authorize`` (403) after, with their values; the credential is the handler's first
-    argument when ``passes``."""
+    """A security's per-request work: ``authenticate(scope)`` (401) runs before the inputs are
+    read, ``authorize(credential, values)`` (403, or None: nothing to check) after, with their
+    values; the credential is the handler's first argument when ``passes`` (which a gate
+    without ``authorize`` must)."""
 
     passes: bool
-
-    def authenticate(self, scope: Scope) -> Any: ...
-
-    def authorize(self, credential: Any, values: list) -> None: ...
+    authenticate: Callable[[Scope], Any]
+    authorize: Callable[[Any, list], None] | None
 
 
 class Security:
