@@ -246,7 +246,8 @@ JWT_NOTE = (
     "whose `sub` is that customer id; a charge needs a JWT with the scope `points:charge`. The "
     "queue token travels in `X-Queue-Token`.")
 COMMON_NOTE = (
-    "Ids are JSON integers from 1 to 2^53-1 (not strings, floats, 1.0 included, or booleans). "
+    "Ids are JSON integers from 1 to 2^53-1: not strings, fractions or booleans (7.0 is 7, as "
+    "JSON Schema reads it); in a path or query, plain digits. "
     "Every error is `application/problem+json` (RFC 9457) with a machine-readable `code`, "
     "listed per status under each operation. A path not listed here is 404 `NOT_FOUND`; a "
     "method a path does not take is 405 `METHOD_NOT_ALLOWED` with `Allow`.")

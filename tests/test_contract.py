@@ -29,6 +29,7 @@ from engine.config import Settings
 from engine.keys import CustomerKeys
 from engine.seed import fund_customers
 from loadtests.stack import REPO, Uvicorn
+from tests.test_page import browser, page_errors  # noqa: F401 (browser: the fixture)
 
 SECRET = "contract-test-secret-of-32-bytes-or-more"
 EXAMPLES = 40  # per operation and phase: ~1,500 requests, ~10 s a mode here
@@ -91,6 +92,21 @@ def test_openapi_json_and_docs_are_served(client: TestClient) -> None:
         assert asset.status_code == 200 and len(asset.content) > 100, src
     assert "SwaggerUIBundle" in client.get("/docs/init.js").text
     assert client.get("/docs/assets/swagger-editor-bundle.js").status_code == 404
+
+
+def test_docs_render_in_chromium_from_our_own_assets(
+    browser: object, live_server: Callable[..., Uvicorn]  # noqa: F811
+) -> None:
+    """Swagger UI draws every operation under the page's CSP, with nothing from elsewhere."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = live_server()
+    browser.get(f"{server.base}/docs")  # type: ignore[attr-defined]
+    WebDriverWait(browser, 15).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= len(OPERATIONS))
+    assert "Auth mode: open" in browser.page_source  # type: ignore[attr-defined]
+    assert not page_errors(browser)  # type: ignore[arg-type]
 
 
 # --- schemathesis against a real uvicorn ----------------------------------------------------
