@@ -113,11 +113,17 @@ def bound(op: Operation, auth: Auth) -> Handler:
     if gate is None:
         def run(scope: Scope, body: bytes) -> Awaitable[Any]:
             return handler(scope, *bind(scope, body))
-    elif gate.authorize is None:  # the queue token: checked first, then passed on
+    elif gate.authorize is None and gate.passes:  # the queue token: checked, then passed on
         authenticate = gate.authenticate
 
         def run(scope: Scope, body: bytes) -> Awaitable[Any]:
             return handler(scope, authenticate(scope), *bind(scope, body))  # in this order
+    elif gate.authorize is None:  # who asks, and nothing more (an admin token, say)
+        authenticate = gate.authenticate
+
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            authenticate(scope)
+            return handler(scope, *bind(scope, body))
     else:
         authenticate, authorize, passes = gate.authenticate, gate.authorize, gate.passes
 

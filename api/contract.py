@@ -5,7 +5,14 @@ from the ASGI scope, api/asgi.py serves it) and describe them (api/openapi.py bu
 
 How to declare a route, e.g. in a module ``api/admin.py``::
 
-    from api.contract import ID, Field, Operation, Reply, obj
+    from api.contract import ID, Field, Operation, Reply, Security, obj
+    from api.schemas import COUNT
+
+    class AdminToken(Security):  # a scheme of its own (api/auth.py has three to copy)
+        def schemes(self, auth): return {"adminToken": {"type": "http", "scheme": "bearer"}}
+        def requirement(self, auth): return [{"adminToken": []}]
+        def codes(self, auth): return ("AUTH_REQUIRED", "AUTH_INVALID")
+        def gate(self, auth, inputs): return AdminGate(...)  # .authenticate(scope): 401s
 
     CONCERT = Field("concertId", ID, "The concert.", example=2)
 
@@ -15,17 +22,18 @@ How to declare a route, e.g. in a module ``api/admin.py``::
     OPERATIONS = [
         Operation("GET", "/admin/concerts/{concertId}/stats", concert_stats, "concertStats",
                   tag="admin", summary="A concert's queue and seats",
-                  inputs=(CONCERT.at("path"),), security=ADMIN,
+                  inputs=(CONCERT.at("path"),), security=AdminToken(),
                   ok=Reply(obj({"concertId": ID.schema(), "waiting": COUNT})),
                   codes=("CONCERT_NOT_FOUND",)),
     ]
 
-then add ``*admin.OPERATIONS`` to ``OPERATIONS`` in api/app.py: it is served and documented.
-The handler is called with the scope, then the credential when the security passes one (the
-queue token), then each input's value in the order of ``inputs``, each already checked by its
-rule. The document lists by itself every refusal the inputs, the security and Redis imply;
-``codes`` adds the engine's refusals (engine/errors.py names). A security scheme of its own
-(say ``adminToken``, an HTTP bearer) is a ``Security`` subclass like those in api/auth.py.
+then add ``*admin.OPERATIONS`` to ``OPERATIONS`` in api/app.py: it is served and documented
+(tests/test_contract.py fails on a served route that is not). The handler is called with the
+scope, then the credential when the security passes one (the queue token), then each input's
+value in the order of ``inputs``, each already checked by its rule. The document lists by
+itself every refusal the inputs, the security and Redis imply; ``codes`` adds the engine's
+refusals (engine/errors.py names); a new code of the API's own goes in
+``problems.API_STATUS`` with its status.
 """
 
 from __future__ import annotations
@@ -198,8 +206,7 @@ class Field:
 class Gate(Protocol):
     """A security's per-request work: ``authenticate(scope)`` (401) runs before the inputs are
     read, ``authorize(credential, values)`` (403, or None: nothing to check) after, with their
-    values; the credential is the handler's first argument when ``passes`` (which a gate
-    without ``authorize`` must)."""
+    values; the credential is the handler's first argument when ``passes``."""
 
     passes: bool
     authenticate: Callable[[Scope], Any]

@@ -23,8 +23,11 @@ from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from api.app import OPERATIONS, openapi
+from api.app import OPERATIONS, App, openapi
+from api.asgi import routes
 from api.auth import Auth
+from api.contract import ID, Field, Gate, Operation, Reply, Security, obj
+from api.problems import ApiError
 from engine.config import Settings
 from engine.keys import CustomerKeys
 from engine.seed import fund_customers
@@ -55,6 +58,56 @@ def test_every_route_is_an_operation_of_the_document(client: TestClient) -> None
     served |= {(r.path, "GET") for r in client.app.routes if isinstance(r, Mount)}
     documented = {(path, m.upper()) for path, ops in doc()["paths"].items() for m in ops}
     assert {s for s in served if s[0] not in NOT_OPERATIONS} == documented
+
+
+class AdminToken(Security):
+    """What an admin module would declare: its own bearer scheme."""
+
+    class _Gate:
+        passes, authorize = False, None
+
+        @staticmethod
+        def authenticate(scope: dict) -> None:
+            if (b"authorization", b"Bearer s3cret") not in scope["headers"]:
+                raise ApiError(401, "AUTH_REQUIRED", "An admin token is required.", "Unauthorized")
+
+    def schemes(self, auth: Auth) -> dict[str, dict]:
+        return {"adminToken": {"type": "http", "scheme": "bearer"}}
+
+    def requirement(self, auth: Auth) -> list[dict[str, list[str]]]:
+        return [{"adminToken": []}]
+
+    def codes(self, auth: Auth) -> tuple[str, ...]:
+        return ("AUTH_REQUIRED",)
+
+    def gate(self, auth: Auth, inputs: tuple[Field, ...]) -> Gate:
+        return self._Gate()  # type: ignore[return-value]
+
+
+def test_an_operation_declared_elsewhere_is_served_and_documented() -> None:
+    async def stats(_: dict, concert_id: int) -> dict:
+        return {"concertId": concert_id, "waiting": 0}
+
+    concert = Field("concertId", ID, "The concert.", example=2).at("path")
+    common = {"tag": "admin", "inputs": (concert,), "security": AdminToken(), "store": False,
+              "ok": Reply(obj({"concertId": ID.schema()}))}
+    extra = [Operation("GET", "/admin/concerts/{concertId}", stats, "adminStats",
+                       summary="A concert's numbers", **common),  # type: ignore[arg-type]
+             Operation("DELETE", "/admin/concerts/{concertId}", stats, "adminForget",
+                       summary="Forget a concert", **common)]  # type: ignore[arg-type]
+    auth = Auth(Settings())
+    d = openapi([*OPERATIONS, *extra], auth)
+    validate(d)
+    assert d["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
+    assert set(d["paths"]["/admin/concerts/{concertId}"]) == {"get", "delete"}
+    assert d["tags"][-1]["name"] == "admin"
+    client = TestClient(App(routes=routes([*OPERATIONS, *extra], auth)))
+    admin = {"Authorization": "Bearer s3cret"}
+    assert client.get("/admin/concerts/2", headers=admin).json() == {"concertId": 2, "waiting": 0}
+    assert client.delete("/admin/concerts/3", headers=admin).status_code == 200
+    assert client.get("/admin/concerts/2").json()["code"] == "AUTH_REQUIRED"
+    assert client.get("/admin/concerts/x", headers=admin).json()["code"] == "INVALID_ID"
+    assert client.put("/admin/concerts/2", headers=admin).status_code == 405
 
 
 def test_jwt_mode_documents_its_schemes_and_codes() -> None:
