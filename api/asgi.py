@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -17,11 +17,13 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import parsing, problems
-from api.auth import Auth
-from api.contract import Operation
 from api.metrics import RouteMetrics, route_metrics
 from api.problems import ApiError
 from engine.errors import EngineError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from api.auth import Auth
+    from api.contract import Operation
 
 log = logging.getLogger("api")
 
