@@ -184,9 +184,11 @@ def schemathesis(server: Uvicorn, tmp: Path, env: dict[str, str], seed: int) -> 
            f"{server.base}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
            "--seed", str(seed), "--workers", "1", "--request-timeout", "5",
            "--report", "har", "--report-har-path", str(har)]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+    # Run from tmp: schemathesis keeps a cache in its working directory.
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
-                              "CONTRACT_API": server.base, **env})
+                              "PYTHONPATH": path, "CONTRACT_API": server.base, **env})
     (tmp / "schemathesis.txt").write_text(out.stdout + out.stderr)
     findings = out.stdout[out.stdout.find("=== FAILURES"):] if "=== FAILURES" in out.stdout \
         else out.stdout[-5000:] + out.stderr[-5000:]
