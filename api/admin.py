@@ -1,21 +1,23 @@
 """The operators' API, a thin door onto the engine functions the CLI calls too: load a
 catalogue, the settings of a concert on sale, revoke a token, refund a sale, export the sales,
-live stats. The routes exist only when ADMIN_TOKEN is set (else 404, like any unknown path)
-and take ``Authorization: Bearer <ADMIN_TOKEN>``, compared in constant time (else 401). Every
-change is logged with what changed (logger "admin")."""
+live stats. Declared like every operation (api/contract.py), under the tag ``admin`` and the
+security scheme ``adminToken``: they exist only when ADMIN_TOKEN is set (else 404, like any
+unknown path; api/app.py) and want ``Authorization: Bearer <ADMIN_TOKEN>``, compared in
+constant time (else 401). Every change is logged with what changed (logger "admin")."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 
-import orjson
 from starlette.types import Scope
 
-from api import parsing
-from api.asgi import Streamed, route
+from api import schemas
+from api.asgi import Streamed
+from api.contract import ID, RESERVATION_ID, WHOLE, Document, Field, Operation, Reply, obj
 from api.problems import ApiError
 from engine import concert_settings, operator, queue, venue
+from engine.ids import parse_reservation
 from engine.keys import CONCERTS
 from engine.store import Store
 
@@ -24,35 +26,51 @@ log = logging.getLogger("admin")
 DOCUMENT_LIMIT = 8 * 1024 * 1024  # a 100,000-seat venue in rows of 20 is ~250 KB
 
 
+class AdminToken:
+    """The security of the admin routes: ``Authorization: Bearer <ADMIN_TOKEN>``."""
+
+    def schemes(self, auth: object) -> dict[str, dict]:
+        return {"adminToken": {"type": "http", "scheme": "bearer",
+                               "description": "The ADMIN_TOKEN the API was started with."}}
+
+    def requirement(self, auth: object) -> list[dict[str, list[str]]]:
+        return [{"adminToken": []}]
+
+    def codes(self, auth: object) -> tuple[str, ...]:
+        return ("ADMIN_UNAUTHORIZED",)
+
+    def gate(self, auth: object, inputs: tuple[Field, ...]) -> _AdminGate:
+        return _AdminGate()
+
+
+class _AdminGate:
+    passes = False
+    authorize = None
+
+    @staticmethod
+    def authenticate(scope: Scope) -> None:
+        expected = _store(scope).settings.admin_token.encode()
+        given = b""
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                given = v[7:] if v[:7].lower() == b"bearer " else b""
+                break
+        if not expected or not hmac.compare_digest(given, expected):
+            raise ApiError(401, "ADMIN_UNAUTHORIZED",
+                           "This needs Authorization: Bearer <ADMIN_TOKEN>.", "Unauthorized",
+                           headers=[(b"www-authenticate", b"Bearer")])
+
+
+ADMIN = AdminToken()
+
+
 def _store(scope: Scope) -> Store:
     return scope["state"]["store"]
 
 
-def _authorized(scope: Scope) -> None:
-    expected = _store(scope).settings.admin_token.encode()
-    given = b""
-    for k, v in scope["headers"]:
-        if k == b"authorization":
-            given = v[7:] if v[:7].lower() == b"bearer " else b""
-            break
-    if not hmac.compare_digest(given, expected):
-        raise ApiError(401, "ADMIN_UNAUTHORIZED",
-                       "This needs Authorization: Bearer <ADMIN_TOKEN>.", "Unauthorized")
-
-
-def _document(body: bytes) -> object:
+async def load_catalog(scope: Scope, concert_id: int, document: object) -> dict:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise parsing.bad("INVALID_JSON", "The body is not valid JSON.") from None
-
-
-async def load_catalog(scope: Scope, body: bytes) -> dict:
-    _authorized(scope)
-    concert_id = parsing.path_id(scope, "concertId")
-    doc = _document(body)
-    try:
-        parsed = venue.parse(doc)
+        parsed = venue.parse(document)
         if parsed.concert_id != concert_id:
             raise venue.DocumentError("concertId", f"is {parsed.concert_id}, the path says "
                                       f"{concert_id}")
@@ -61,61 +79,143 @@ async def load_catalog(scope: Scope, body: bytes) -> dict:
         raise ApiError(400, "INVALID_DOCUMENT", f"{e.path}: {e.message}") from None
 
 
-async def get_settings(scope: Scope, _: bytes) -> dict:
-    _authorized(scope)
-    return await concert_settings.get(_store(scope), parsing.path_id(scope, "concertId"))
+async def get_settings(scope: Scope, concert_id: int) -> dict:
+    return await concert_settings.get(_store(scope), concert_id)
 
 
-async def patch_settings(scope: Scope, body: bytes) -> dict:
-    _authorized(scope)
-    concert_id = parsing.path_id(scope, "concertId")
+async def patch_settings(scope: Scope, concert_id: int, changes: object) -> dict:
     try:
-        return await concert_settings.patch(_store(scope), concert_id, _document(body))
+        return await concert_settings.patch(_store(scope), concert_id, changes)
     except concert_settings.SettingError as e:
         raise ApiError(400, "INVALID_SETTING", f"{e.field}: {e.message}") from None
 
 
-async def revoke_token(scope: Scope, _: bytes) -> dict:
-    _authorized(scope)
-    concert_id = parsing.path_id(scope, "concertId")
-    customer_id = parsing.path_id(scope, "customerId")
+async def revoke_token(scope: Scope, concert_id: int, customer_id: int) -> dict:
     answer = await operator.revoke(_store(scope), concert_id, customer_id)
     log.info("token revoked: %s", answer)
     return answer
 
 
-async def refund(scope: Scope, _: bytes) -> dict:
-    _authorized(scope)
-    parsed = parsing.parse_reservation(scope["path_params"]["reservationId"])
-    if parsed is None:
-        raise parsing.bad("INVALID_ID", "'reservationId' is not a reservation id.")
+async def refund(scope: Scope, rid: str) -> dict:
+    parsed = parse_reservation(rid)
+    assert parsed is not None  # the rule checked its shape
     answer = await operator.refund_sale(_store(scope), *parsed)
     log.info("reservation refunded: %s", answer)
     return answer
 
 
-async def sales(scope: Scope, _: bytes) -> Streamed:
-    _authorized(scope)
-    concert_id = parsing.path_id(scope, "concertId")
+async def sales(scope: Scope, concert_id: int) -> Streamed:
     return Streamed(b"text/csv; charset=utf-8", operator.sales_csv(_store(scope), concert_id))
 
 
-async def stats(scope: Scope, _: bytes) -> dict:
-    _authorized(scope)
-    concert_id = parsing.path_id(scope, "concertId")
+async def stats(scope: Scope, concert_id: int) -> dict:
     answer = await queue.concert_stats(_store(scope), concert_id)
     if not await _store(scope).execute("SISMEMBER", CONCERTS, concert_id):
         raise ApiError(404, "CONCERT_NOT_FOUND", "No such concert.", "Not found")
     return answer
 
 
-ROUTES = [
-    route("PUT", "/admin/concerts/{concertId}", load_catalog, body=True,
-           body_limit=DOCUMENT_LIMIT),
-    route("GET", "/admin/concerts/{concertId}/settings", get_settings),
-    route("PATCH", "/admin/concerts/{concertId}/settings", patch_settings, body=True),
-    route("DELETE", "/admin/concerts/{concertId}/tokens/{customerId}", revoke_token),
-    route("POST", "/admin/reservations/{reservationId}/refund", refund),
-    route("GET", "/admin/concerts/{concertId}/sales.csv", sales),
-    route("GET", "/admin/concerts/{concertId}/stats", stats),
+CONCERT = Field("concertId", ID, "The concert.", where="path", example=7)
+CUSTOMER = Field("customerId", ID, "The customer.", where="path", example=7)
+RESERVATION = Field("reservationId", RESERVATION_ID, "A paid reservation.", where="path",
+                    example="7.0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+VENUE = Field(WHOLE, Document({
+    "type": "object", "required": ["concertId", "name", "options"],
+    "additionalProperties": False,
+    "description": "A catalogue document (README, Operators): the concert, its performances "
+                   "and their sections, rows and price tiers; a row may override its "
+                   "section's price.",
+    "properties": {
+        "concertId": ID.schema(), "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "options": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["concertOptionId", "date", "sections"],
+            "additionalProperties": False, "properties": {
+                "concertOptionId": ID.schema(), "date": {"type": "string",
+                                                         "format": "date-time"},
+                "sections": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["name", "price", "rows"],
+                    "additionalProperties": False, "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "price": {"type": "number", "exclusiveMinimum": 0,
+                                  "multipleOf": 0.01},
+                        "rows": {"type": "array", "minItems": 1, "items": {
+                            "type": "object", "required": ["name", "seats"],
+                            "additionalProperties": False, "properties": {
+                                "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                                "seats": {"type": "integer", "minimum": 1, "maximum": 10000},
+                                "price": {"type": "number", "exclusiveMinimum": 0,
+                                          "multipleOf": 0.01}}}}}}}}}}}},
+    code="INVALID_DOCUMENT"),
+    example={"concertId": 7, "name": "Stadium night", "options": [
+        {"concertOptionId": 70001, "date": "2027-03-01T19:00:00+09:00", "sections": [
+            {"name": "A", "price": 150000, "rows": [{"name": "1", "seats": 40}]}]}]})
+def _knob_schema(knob: concert_settings.Knob) -> dict:
+    """A setting's schema from its knob (engine/concert_settings.py): the bounds it checks."""
+    if knob.kind in ("count", "seconds"):
+        return {"type": ["integer" if knob.kind == "count" else "number", "null"],
+                "minimum": knob.low, "maximum": knob.high}
+    if knob.kind == "flag":
+        return {"type": ["boolean", "null"]}
+    if knob.kind == "choice":
+        return {"enum": [*knob.choices, None]}
+    return {"type": ["string", "null"], "format": "date-time"}
+
+
+SETTINGS = Field(WHOLE, Document({
+    "type": "object", "minProperties": 1, "additionalProperties": False,
+    "description": "The settings to change; null puts one back to its default.",
+    "properties": {k.name: _knob_schema(k) for k in concert_settings.KNOBS}},
+    code="INVALID_SETTING"), example={"paused": True})
+
+SETTINGS_BODY = obj({"concertId": ID.schema(), "settings": {"type": "object"},
+                     "overridden": {"type": "array", "items": {"type": "string"}}})
+OPERATIONS = [
+    Operation("PUT", "/admin/concerts/{concertId}", load_catalog, "loadCatalog", tag="admin",
+              summary="Load a catalogue document (create what is missing)",
+              description="Loading again never resets a hold, a sale or a balance; a document "
+                          "that would change a seat map, a date or the price of a held or "
+                          "sold seat is refused whole (400 INVALID_DOCUMENT naming it).",
+              inputs=(CONCERT, VENUE), security=ADMIN, writes=True, body_limit=DOCUMENT_LIMIT,
+              ok=Reply(obj({"concertId": ID.schema(), "created": {"type": "array"},
+                            "repriced": schemas.COUNT, "unchanged": {"type": "array"},
+                            "seats": schemas.COUNT}), "What the load did.")),
+    Operation("GET", "/admin/concerts/{concertId}/settings", get_settings, "getSettings",
+              tag="admin", summary="A concert's settings in force",
+              inputs=(CONCERT,), security=ADMIN, codes=("CONCERT_NOT_FOUND",),
+              ok=Reply(SETTINGS_BODY, "The settings, and which an operator set.")),
+    Operation("PATCH", "/admin/concerts/{concertId}/settings", patch_settings,
+              "changeSettings", tag="admin", summary="Change a concert's settings, live",
+              description="Every worker takes a change with its next call.",
+              inputs=(CONCERT, SETTINGS), security=ADMIN, writes=True,
+              codes=("CONCERT_NOT_FOUND",),
+              ok=Reply(SETTINGS_BODY, "The settings now in force.")),
+    Operation("DELETE", "/admin/concerts/{concertId}/tokens/{customerId}", revoke_token,
+              "revokeToken", tag="admin", summary="Revoke a customer's token",
+              description="Its next use is 401; its open holds are released.",
+              inputs=(CONCERT, CUSTOMER), security=ADMIN,
+              ok=Reply(obj({"concertId": ID.schema(), "customerId": ID.schema(),
+                            "revoked": {"type": "boolean"}, "holdsReleased": schemas.COUNT,
+                            "holdsBeingPaid": schemas.COUNT}), "Revoked.")),
+    Operation("POST", "/admin/reservations/{reservationId}/refund", refund, "refundSale",
+              tag="admin", summary="Refund a paid reservation",
+              description="Points back (a REFUND in the history), the seat on sale again. "
+                          "Idempotent: a second refund changes nothing and answers the same.",
+              inputs=(RESERVATION,), security=ADMIN, writes=True,
+              codes=("RESERVATION_NOT_FOUND", "NOT_PAID"),
+              ok=Reply(obj({"reservationId": RESERVATION_ID.schema(),
+                            "status": {"const": "REFUNDED"}, "amount": schemas.POINTS,
+                            "customerId": ID.schema()}), "Refunded.")),
+    Operation("GET", "/admin/concerts/{concertId}/sales.csv", sales, "exportSales",
+              tag="admin", summary="The paid reservations as CSV (streamed)",
+              inputs=(CONCERT,), security=ADMIN,
+              ok=Reply({"type": "string"}, "reservationId, concertOptionId, seatId, section, "
+                       "row, number, price, customerId, paidAt.", media_type="text/csv")),
+    Operation("GET", "/admin/concerts/{concertId}/stats", stats, "concertStats", tag="admin",
+              summary="Live numbers: waiting, active, holds, sold, free, admissions a second",
+              inputs=(CONCERT,), security=ADMIN, codes=("CONCERT_NOT_FOUND",),
+              ok=Reply(obj({"concertId": ID.schema(), "waiting": schemas.COUNT,
+                            "active": schemas.COUNT, "holds": schemas.COUNT,
+                            "sold": schemas.COUNT, "freeSeats": schemas.COUNT,
+                            "admissionsPerSecond": {"type": "number"},
+                            "paused": {"type": "boolean"}}), "The numbers.")),
 ]

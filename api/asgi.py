@@ -9,17 +9,21 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import problems
-from api.metrics import RouteMetrics
+from api import parsing, problems
+from api.metrics import RouteMetrics, route_metrics
 from api.problems import ApiError
 from engine.errors import EngineError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from api.auth import Auth
+    from api.contract import Operation
 
 log = logging.getLogger("api")
 
@@ -78,7 +82,7 @@ class Endpoint:
         self.handler = handler
         self.wants_body = body
         self.body_limit = body_limit
-        self.metrics = RouteMetrics(route, method)
+        self.metrics = route_metrics(route, method)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -100,12 +104,6 @@ class Endpoint:
             return
         await respond(send, status, payload, problems.PROBLEM_JSON, headers)
         self.metrics.observe(status, started)
-
-
-def route(method: str, path: str, handler: Handler, **options: object) -> Route:
-    """One operation's route: ``handler`` as an Endpoint (``body=True`` reads the body,
-    ``body_limit`` bounds it)."""
-    return Route(path, Endpoint(handler, path, method, **options), methods=[method])
 
 
 def failure(e: Exception, scope: Scope) -> tuple[int, bytes, problems.Headers]:
@@ -146,6 +144,65 @@ class Streamed:
 
 class StreamBroken(Exception):
     """A streamed answer failed after its first chunk: no clean answer can follow."""
+
+
+def bound(op: Operation, auth: Auth) -> Handler:
+    """``op.handler`` as an Endpoint's ``handler(scope, body)``: security, then the inputs by
+    their rules, then the call. It returns the handler's coroutine without awaiting it (one
+    coroutine a request, as before); whatever is refused raises before, inside Endpoint's try."""
+    bind = parsing.binder(op.inputs)
+    gate = op.security.gate(auth, op.inputs)
+    handler = op.handler
+    assert handler is not None
+    if gate is None:
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            return handler(scope, *bind(scope, body))
+    elif gate.authorize is None and gate.passes:  # the queue token: checked, then passed on
+        authenticate = gate.authenticate
+
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            return handler(scope, authenticate(scope), *bind(scope, body))  # in this order
+    elif gate.authorize is None:  # who asks, and nothing more (an admin token, say)
+        authenticate = gate.authenticate
+
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            authenticate(scope)
+            return handler(scope, *bind(scope, body))
+    else:
+        authenticate, authorize, passes = gate.authenticate, gate.authorize, gate.passes
+
+        def run(scope: Scope, body: bytes) -> Awaitable[Any]:
+            credential = authenticate(scope)
+            values = bind(scope, body)
+            authorize(credential, values)
+            return handler(scope, credential, *values) if passes else handler(scope, *values)
+    return run
+
+
+class ByMethod:
+    """The operations of one path, by method: one Route, so that a method none of them takes
+    is a 405 whose Allow lists them all (a Route each would list only the first's)."""
+
+    __slots__ = ("apps",)
+
+    def __init__(self, apps: dict[str, ASGIApp]) -> None:
+        self.apps = apps
+        if "GET" in apps:
+            apps.setdefault("HEAD", apps["GET"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.apps[scope["method"]](scope, receive, send)
+
+
+def routes(operations: list[Operation], auth: Auth) -> list[Route]:
+    """One Starlette Route per path, its operations bound to the running auth mode."""
+    by_path: dict[str, dict[str, ASGIApp]] = {}
+    for op in operations:
+        by_path.setdefault(op.path, {})[op.method] = op.app if op.app is not None else \
+            Endpoint(bound(op, auth), op.path, op.method, body=op.takes_body,
+                     body_limit=op.body_limit)
+    return [Route(path, apps[next(iter(apps))] if len(apps) == 1 else ByMethod(apps),
+                  methods=list(apps)) for path, apps in by_path.items()]
 
 
 def _problem(p: tuple[int, bytes, problems.Headers]) -> tuple[int, bytes, bytes,
@@ -205,10 +262,15 @@ class FastRouter:
             if not isinstance(route, Route) or not route.methods:
                 continue
             by_method = {m: route.app for m in route.methods if m != "HEAD"}
-            if route.param_convertors:
-                self.templated.append((route.path_regex, by_method))
+            if route.param_convertors:  # one path, several methods: one entry
+                for regex, methods in self.templated:
+                    if regex.pattern == route.path_regex.pattern:
+                        methods.update(by_method)
+                        break
+                else:
+                    self.templated.append((route.path_regex, by_method))
             else:
-                self.exact[route.path] = by_method
+                self.exact.setdefault(route.path, {}).update(by_method)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):

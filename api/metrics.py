@@ -118,6 +118,16 @@ class RouteMetrics:
 
 
 _ROUTES: list[RouteMetrics] = []
+_BY_ROUTE: dict[tuple[str, str], RouteMetrics] = {}
+
+
+def route_metrics(route: str, method: str) -> RouteMetrics:
+    """The one tally of a route in this process, however many apps serve it (the tests build
+    many)."""
+    found = _BY_ROUTE.get((route, method))
+    if found is None:
+        found = _BY_ROUTE[(route, method)] = RouteMetrics(route, method)
+    return found
 _REDIS: dict[str, _Tally] = {}
 
 

@@ -42,6 +42,33 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency key reused"),
 }
 
+# Engine codes that never reach a client (the pay protocol handles them inside engine/pay.py).
+INTERNAL_ENGINE_CODES = frozenset({Code.PAY_ORPHANED, Code.PAID_EARLIER,
+                                   Code.CATALOG_CHANGED})
+
+# The API's own codes (input, authentication, routing, limits, Redis) and their statuses.
+API_STATUS: dict[str, int] = {
+    "INVALID_JSON": 400, "MISSING_FIELD": 400, "INVALID_FIELD": 400, "INVALID_AMOUNT": 400,
+    "INVALID_ID": 400, "MISSING_PARAMETER": 400, "DUPLICATE_PARAMETER": 400,
+    "INVALID_IDEMPOTENCY_KEY": 400, "INVALID_PARAMETER": 400, "INVALID_DOCUMENT": 400,
+    "INVALID_SETTING": 400,
+    "AUTH_REQUIRED": 401, "AUTH_INVALID": 401, "ADMIN_UNAUTHORIZED": 401,
+    "FORBIDDEN_CUSTOMER": 403, "FORBIDDEN_SCOPE": 403,
+    "NOT_FOUND": 404, "METHOD_NOT_ALLOWED": 405, "BODY_TOO_LARGE": 413,
+    "HEADERS_TOO_LARGE": 431, "INTERNAL": 500, "STORE_UNAVAILABLE": 503, "STORE_FULL": 503,
+}
+
+
+def status_of(code: str) -> int:
+    """The HTTP status a code is answered with (KeyError for a code nobody gives)."""
+    if code in API_STATUS:
+        return API_STATUS[code]
+    engine = Code[code]
+    if engine in INTERNAL_ENGINE_CODES:
+        raise KeyError(code)
+    return ENGINE_STATUS[engine][0]
+
+
 HTTP_CODES = {
     404: ("NOT_FOUND", "Not found", "No such resource."),
     405: ("METHOD_NOT_ALLOWED", "Method not allowed", "This resource does not take that method."),
@@ -56,9 +83,11 @@ _RETRY_QUEUE: Headers = [(b"retry-after", b"%d" % QUEUE_FULL_RETRY_SECONDS)]
 class ApiError(Exception):
     """A request the API refuses before it reaches the engine (bad input)."""
 
-    def __init__(self, status: int, code: str, detail: str, title: str = "Bad request") -> None:
+    def __init__(self, status: int, code: str, detail: str, title: str = "Bad request",
+                 headers: Headers | None = None) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.title = status, code, detail, title
+        self.headers = headers  # None: the default for the status (WWW-Authenticate on 401)
 
 
 def problem(status: int, code: str, title: str, detail: str,
@@ -74,8 +103,8 @@ def problem(status: int, code: str, title: str, detail: str,
 
 
 def for_api_error(exc: ApiError) -> tuple[int, bytes, Headers]:
-    return problem(exc.status, exc.code, exc.title, exc.detail,
-                   _BEARER if exc.status == 401 else None)
+    headers = exc.headers if exc.headers is not None else _BEARER if exc.status == 401 else None
+    return problem(exc.status, exc.code, exc.title, exc.detail, headers)
 
 
 def for_engine_error(exc: EngineError) -> tuple[int, bytes, Headers]:

@@ -60,6 +60,8 @@ def to_stored(knob: Knob, value: object) -> str:
     """A validated value as the settings hash keeps it (numbers: ms, 0/1, choice index)."""
     name = knob.name
     if knob.kind in ("count", "seconds"):
+        if type(value) is float and knob.kind == "count" and value.is_integer():
+            value = int(value)  # JSON's 7.0 is the integer 7 (as JSON Schema reads it)
         if isinstance(value, bool) or not isinstance(value, int | float) or (
                 knob.kind == "count" and not isinstance(value, int)):
             kind = "an integer" if knob.kind == "count" else "a number of seconds"

@@ -75,6 +75,15 @@ class Settings:
     redis_wait_timeout_ms: int = 200
     idempotency_ttl_seconds: float = 86400.0
     history_limit: int = 100
+    # Customer authentication (api/auth.py): "open" (the report's contract: nobody is asked
+    # who they are) or "jwt" (a bearer JWT names the customer; charges need a scope).
+    auth_mode: str = "open"
+    auth_jwt_secret: str = field(default="", repr=False)  # HS256
+    auth_jwt_public_key: str = field(default="", repr=False)  # PEM: RS256 (RSA) or ES256 (P-256)
+    auth_jwt_issuer: str = ""  # "": iss not checked
+    auth_jwt_audience: str = ""  # "": a token with an aud claim is refused
+    auth_jwt_leeway_seconds: float = 30.0  # clock skew allowed on exp and nbf
+    auth_jwt_cache_size: int = 10_000  # verified tokens kept by their exact bytes (0: off)
 
     # The *_seconds above in whole milliseconds, as the scripts take them (computed once).
     idle_ms: int = field(init=False, repr=False, compare=False)
@@ -86,6 +95,7 @@ class Settings:
     bucket_idle_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_auth()
         object.__setattr__(self, "idle_ms", self.ms("waiting_idle_seconds"))
         object.__setattr__(self, "hold_ms", self.ms("hold_ttl_seconds"))
         object.__setattr__(self, "active_ttl_ms", self.ms("active_ttl_seconds"))
@@ -127,7 +137,29 @@ class Settings:
             idempotency_ttl_seconds=_seconds("IDEMPOTENCY_TTL_SECONDS",
                                              d.idempotency_ttl_seconds),
             history_limit=_count("HISTORY_LIMIT", d.history_limit),
+            auth_mode=os.environ.get("AUTH_MODE", d.auth_mode) or d.auth_mode,
+            auth_jwt_secret=os.environ.get("AUTH_JWT_SECRET", ""),
+            # A PEM in one line (as .env files and CI secrets often hold it) has "\n" escapes.
+            auth_jwt_public_key=os.environ.get("AUTH_JWT_PUBLIC_KEY", "").replace("\\n", "\n"),
+            auth_jwt_issuer=os.environ.get("AUTH_JWT_ISSUER", ""),
+            auth_jwt_audience=os.environ.get("AUTH_JWT_AUDIENCE", ""),
+            auth_jwt_leeway_seconds=_rate("AUTH_JWT_LEEWAY_SECONDS",
+                                            d.auth_jwt_leeway_seconds),
+            auth_jwt_cache_size=_whole("AUTH_JWT_CACHE_SIZE", d.auth_jwt_cache_size),
         )
+
+    def _check_auth(self) -> None:
+        """A mode that cannot work is a start-up error, not a 401 on every request."""
+        if self.auth_mode not in ("open", "jwt"):
+            raise ValueError(f"AUTH_MODE must be 'open' or 'jwt', got {self.auth_mode!r}")
+        if self.auth_mode == "jwt":
+            if bool(self.auth_jwt_secret) == bool(self.auth_jwt_public_key):
+                raise ValueError("AUTH_MODE=jwt needs exactly one key: AUTH_JWT_SECRET (HS256) "
+                                 "or AUTH_JWT_PUBLIC_KEY (PEM, RS256/ES256)")
+            if self.auth_jwt_secret and len(self.auth_jwt_secret.encode()) < 32:
+                raise ValueError("AUTH_JWT_SECRET must be at least 32 bytes (HS256, RFC 7518)")
+        if self.auth_jwt_leeway_seconds < 0 or self.auth_jwt_cache_size < 0:
+            raise ValueError("AUTH_JWT_LEEWAY_SECONDS and AUTH_JWT_CACHE_SIZE must be >= 0")
 
     def ms(self, name: str) -> int:
         """A *_seconds setting in whole milliseconds, as the Lua scripts take it."""
