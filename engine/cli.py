@@ -69,7 +69,7 @@ class _Recorder:
 
     REPLIES: ClassVar[dict[str, list]] = {
         "issue": [0, b"<secret>", 0, 1, 1, 0, 0, 1], "status": [0, 0, 1, 1, 0, 0, 1],
-        "reserve": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0, 0],
+        "reserve": [0, 0, 0], "pay": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0, 0],
         "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, [], [], []],
         "sweep": [0, 0, 0, 0], "stats": [0, 0, 0, 0, 0, 0, 0, b"0.00", 0, 0],
         "dates": [0, b"[]"], "seats": [0, b"v", 0, 0, b""],
@@ -81,6 +81,8 @@ class _Recorder:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Pay is one script on one Redis, its three steps on a cluster (engine/pay.py).
+        self.cluster = settings.redis_url.startswith(SCHEME)
         self.calls: list[tuple[str, Sequence[str], Sequence[object]]] = []
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[object] = ()) -> list:
@@ -152,7 +154,7 @@ def cmd_debug(settings: Settings, args: argparse.Namespace) -> int:
         if len(rec.calls) > 1:
             print(f"# step {i} of {len(rec.calls)}: lua/{name}.lua")
         print(eval_line(settings, name, keys, argv, args.ldb))
-    if args.op == "pay":
+    if args.op == "pay" and len(rec.calls) > 1:
         print("# steps 2 and 3 take the price and attempt from step 1's reply (shown here as 0 "
               "and 1); PAYING blocks a second step 1 until step 3 ran.")
     return 0

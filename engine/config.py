@@ -33,6 +33,13 @@ def _rate(name: str, default: float) -> float:
     return _env(name, default, float, zero_ok=True)
 
 
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "1", "true", "0", "false"):
+        return default if raw == "" else raw in ("1", "true")
+    raise ValueError(f"{name} must be 1, 0, true or false, got {raw!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -62,6 +69,8 @@ class Settings:
     admin_token: str = field(default="", repr=False)  # a secret: never in a log line
     # A pay stuck in PAYING this long (a crashed payer) is finished from the balance's record.
     pay_stale_seconds: float = 10.0
+    # On one Redis (not a cluster) a pay is one script (lua/pay.lua), not its three steps.
+    pay_one_call: bool = True
     # The API's background tick: admission, sweeps and stale-pay recovery.
     tick_seconds: float = 1.0
     # Redis client: fail fast so a hung Redis becomes a quick 503, never a hang.
@@ -128,6 +137,7 @@ class Settings:
             events_maxlen=_count("EVENTS_MAXLEN", d.events_maxlen),
             admin_token=os.environ.get("ADMIN_TOKEN", d.admin_token),
             pay_stale_seconds=_seconds("PAY_STALE_SECONDS", d.pay_stale_seconds),
+            pay_one_call=_flag("PAY_ONE_CALL", d.pay_one_call),
             tick_seconds=_seconds("TICK_SECONDS", d.tick_seconds),
             redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),
             redis_command_timeout=_seconds("REDIS_COMMAND_TIMEOUT", d.redis_command_timeout),

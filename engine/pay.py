@@ -93,11 +93,29 @@ async def finish(store: Store, concert_id: int, secret: str, attempt: int, outco
     )
 
 
+async def pay_at_once(store: Store, token: Token, secret: str) -> tuple[int, int]:
+    """The three steps in one script (lua/pay.lua), where the concert's keys and the
+    customer's are on one Redis; returns (price, balance after the debit)."""
+    k, c = concert_keys(token.concert_id), CustomerKeys(token.customer_id)
+    _, price, after = await store.run(
+        "pay",
+        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone,
+         k.settings, k.tickets, k.events, k.concert, c.balance, c.debits, c.history),
+        (token.customer_id, token.secret, store.settings.idle_ms, secret,
+         store.settings.stale_ms, store.settings.events_maxlen,
+         reservation_id(token.concert_id, secret), store.settings.history_limit),
+    )
+    return price, after
+
+
 async def pay(store: Store, token: Token, secret: str) -> dict:
     """Pay a HELD reservation: debit its price once, then mark it PAID and its seat sold.
     A refused debit returns the reservation to HELD and changes nothing else. A reservation
-    this customer paid before answers that payment again."""
+    this customer paid before answers that payment again. On one Redis this is one call;
+    on a cluster (or with PAY_ONE_CALL off), its three steps."""
     rid = reservation_id(token.concert_id, secret)
+    if store.settings.pay_one_call and not store.cluster:
+        return await _pay_at_once(store, token, secret, rid)
     try:
         try:
             price, attempt = await begin(store, token, secret)
@@ -127,6 +145,28 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
         await _finish_paid(store, token.concert_id, token.customer_id, secret, attempt, after)
     except StoreUnavailable as e:
         raise _maybe_paid(e) from e
+    return _paid(rid, price, after)
+
+
+async def _pay_at_once(store: Store, token: Token, secret: str, rid: str) -> dict:
+    try:
+        try:
+            price, after = await pay_at_once(store, token, secret)
+        except PayStale as stale:  # left by a stepped pay (PAY_ONE_CALL was off): finish it
+            paid = await recover(store, token.concert_id, secret, token.customer_id,
+                                 stale.attempt)
+            if paid is not None:
+                return paid
+            price, after = await pay_at_once(store, token, secret)
+    except PaidEarlier as earlier:
+        return await _answer(store, token.customer_id, rid, earlier.amount, earlier.balance)
+    except StoreUnavailable as e:
+        if not e.maybe_applied:
+            raise
+        # One script: applied whole or not at all. Paying again tells which.
+        raise StoreUnavailable(e.detail + "; pay again to learn whether it was (a pay that "
+                               "went through answers PAID again)", maybe_applied=True,
+                               full=e.full) from e
     return _paid(rid, price, after)
 
 

@@ -28,7 +28,8 @@ READ_ONLY = frozenset({"balance", "catalog", "history", "stats"})
 # writes (a poll's time, an expired hold swept) and the tick's are not waited for: a lost one
 # is redone by the next call. pay_begin is not either: nobody is told of it, and the WAIT of
 # pay_finish, on the same master, covers it (a WAIT waits for every earlier write there).
-WRITES = frozenset({"issue", "reserve", "cancel", "debit", "pay_finish", "charge", "refund"})
+WRITES = frozenset({"issue", "reserve", "cancel", "pay", "debit", "pay_finish", "charge",
+                    "refund"})
 
 _INCLUDE = re.compile(r"^-- @include (\w+)[ \t]*$", re.M)
 

@@ -59,9 +59,10 @@ READ_POOL = range(500_001, 500_101)  # ACTIVE tokens of the demo concert for dat
 ISSUE_FIRST = 1_000_001  # never-seen customers: every issue makes a new token
 RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST = 2_000_001, 3_000_001, 4_000_001
 BARE_FIRST = 5_000_001  # issue and reserve again with the ticket and rate limits off
+STEPS_FIRST = 6_000_001  # pay in three steps (as on a cluster, or PAY_ONE_CALL=0)
 CHARGE_CUSTOMERS = 1000  # at most; demo customers from 1, keyed charges to the next ones
 
-# (script, what drives it) in table order; "pay" is the sum of its three steps.
+# (script, what drives it) in table order; "pay-steps" is the sum of pay's three steps.
 ROWS = [
     ("issue", "`queue.issue_token`, a new customer: `POST /api/token/issue`"),
     ("issue-nolimits", "the same with the rate limits off (0)"),
@@ -73,16 +74,18 @@ ROWS = [
     ("reserve", "`booking.reserve`, a free seat: `POST /api/reserve`"),
     ("reserve-nolimits", "the same with the ticket and rate limits off (0)"),
     ("cancel", "`booking.cancel`, an open hold: `DELETE /api/reserve/{id}`"),
-    ("pay_begin", "`pay.pay` step 1 (HELD → PAYING): `POST /api/pay`"),
-    ("debit", "`pay.pay` step 2 (debit the balance)"),
-    ("pay_finish", "`pay.pay` step 3 (PAID, seat sold, token finished)"),
-    ("pay", "`pay.pay`: the three steps together"),
+    ("pay", "`pay.pay` on one Redis, one call: `POST /api/pay`"),
+    ("pay_begin", "`pay.pay` in steps (a cluster): step 1, HELD → PAYING"),
+    ("debit", "step 2: debit the balance"),
+    ("pay_finish", "step 3: PAID, seat sold, token finished"),
+    ("pay-steps", "`pay.pay` in steps: the three together"),
     ("charge", "`wallet.charge`: `PATCH /api/point/charge`"),
     ("charge+key", "`wallet.charge` with a new `Idempotency-Key`"),
     ("balance", "`wallet.balance`: `GET /api/point`"),
     ("history", "`wallet.history`, 20 entries: `GET /api/point/history`"),
 ]
 PAY_STEPS = ("pay_begin", "debit", "pay_finish")
+BOLD = ("pay", "pay-steps")  # the two ways of a pay, as a whole
 
 
 def bench_settings(url: str) -> Settings:
@@ -121,14 +124,16 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
     ``active_limit`` below the 100 ACTIVE readers makes every issued token wait (tiny runs)."""
     r = redis.Redis.from_url(url)
     seed_demo(r)
-    create_concert(r, BENCH_CONCERT, "Script bench", bench_options(4 * ops))
-    fund_customers(r, PAY_FIRST, PAY_FIRST + ops - 1, 1_000_000 * MINOR_PER_UNIT)
+    create_concert(r, BENCH_CONCERT, "Script bench", bench_options(5 * ops))
+    for first in (PAY_FIRST, STEPS_FIRST):
+        fund_customers(r, first, first + ops - 1, 1_000_000 * MINOR_PER_UNIT)
     r.close()
 
     settings = bench_settings(url)
     if active_limit is not None:
         settings = replace(settings, active_limit=active_limit)
     store = stepped_store(settings)
+    steps = stepped_store(replace(settings, pay_one_call=False))
     bare = stepped_store(replace(settings, issue_rate_per_customer=0,
                                  reserve_rate_per_customer=0, max_tickets_per_customer=0))
     # Preparation only: admit every token it issues at once, whatever the queue's limits.
@@ -154,7 +159,8 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
         readers = tokens_of(issue(prep, READ_POOL, DEMO_CONCERT, measure=untimed), "ACTIVE")
         group = {first: tokens_of(issue(prep, range(first, first + ops), BENCH_CONCERT,
                                         measure=untimed), "ACTIVE")
-                 for first in (RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST, BARE_FIRST)}
+                 for first in (RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST, BARE_FIRST,
+                               STEPS_FIRST)}
 
         # Queue: issue to new customers (most wait: 1000 ACTIVE at most, 200 admitted a
         # second), then one status poll of each, then the background tick.
@@ -193,12 +199,13 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
         drive(meter, (booking.cancel(store, t, s) for t, s in zip(group[CANCEL_FIRST], cancels,
                                                                    strict=True)),
               chunk=chunk, label="cancels")
-        pays = hold(group[PAY_FIRST], 2 * ops)
-        paid = drive(meter, (pay.pay(store, t, s) for t, s in zip(group[PAY_FIRST], pays,
-                                                                      strict=True)),
-                     chunk=chunk, keep=True, label="pays")
-        if not all(p["status"] == "PAID" for p in paid):
-            raise RuntimeError("a pay did not end PAID")
+        for payer, first, seats in ((store, PAY_FIRST, 2 * ops), (steps, STEPS_FIRST, 4 * ops)):
+            pays = hold(group[first], seats)
+            paid = drive(meter, (pay.pay(payer, t, s) for t, s in zip(group[first], pays,
+                                                                          strict=True)),
+                         chunk=chunk, keep=True, label="pays")
+            if not all(p["status"] == "PAID" for p in paid):
+                raise RuntimeError("a pay did not end PAID")
 
         # Points: charges spread so that every charged customer has 20+ history entries.
         amount = 5000 * MINOR_PER_UNIT
@@ -221,12 +228,12 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
         pipe.close()
 
     rows = {name: summarise(name, samples) for name, samples in meter.samples.items()}
-    steps = [rows[s] for s in PAY_STEPS]
-    rows["pay"] = Summary(
-        name="pay", ops=steps[0].ops, ops_per_s=1 / sum(1 / s.ops_per_s for s in steps),
-        cpu_us=sum(s.cpu_us for s in steps), cpu_us_min=sum(s.cpu_us_min for s in steps),
-        cpu_us_max=sum(s.cpu_us_max for s in steps), script_us=sum(s.script_us for s in steps),
-        batches=steps[0].batches,
+    parts = [rows[s] for s in PAY_STEPS]
+    rows["pay-steps"] = Summary(
+        name="pay-steps", ops=parts[0].ops, ops_per_s=1 / sum(1 / s.ops_per_s for s in parts),
+        cpu_us=sum(s.cpu_us for s in parts), cpu_us_min=sum(s.cpu_us_min for s in parts),
+        cpu_us_max=sum(s.cpu_us_max for s in parts), script_us=sum(s.script_us for s in parts),
+        batches=parts[0].batches,
     )
     missing = [name for name, _ in ROWS if name not in rows]
     if missing:
@@ -239,7 +246,7 @@ def table(rows: list[Summary]) -> str:
     head = ("| script | driven by | calls | calls/s | Redis CPU µs/call | min / max | "
             "EVALSHA µs/call |\n|---|---|---:|---:|---:|---:|---:|\n")
     return head + "\n".join(
-        f"| {'**pay**' if s.name == 'pay' else s.name} | {what[s.name]} | {s.ops:,} | "
+        f"| {f'**{s.name}**' if s.name in BOLD else s.name} | {what[s.name]} | {s.ops:,} | "
         f"{s.ops_per_s:,.0f} | {s.cpu_us:.1f} | {s.cpu_us_min:.1f} / {s.cpu_us_max:.1f} | "
         f"{s.script_us:.1f} |"
         for s in rows
@@ -259,7 +266,8 @@ def report(rows: list[Summary], notes: list[str], ops: int, batches: int, second
         "calls (all of Redis: parsing, the script, replies, AOF writes), median over "
         f"{batches} batches, min / max beside it. *EVALSHA µs/call*: the script's own run time "
         "(INFO commandstats: wall clock, so it also counts any time Redis was preempted). "
-        "**pay** is its three steps summed.\n\n"
+        "**pay** is one call on one Redis; **pay-steps** its three steps summed (a cluster, "
+        "or PAY_ONE_CALL=0).\n\n"
         + table(rows) + "\n" + "".join(f"- {n}\n" for n in notes)
     )
 

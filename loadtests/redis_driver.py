@@ -6,8 +6,9 @@ counters say what each cost.
   ``reserve``, ``pay``, ...) runs on a real ``engine.store.Store`` until it awaits Redis; its
   packed command (byte for byte what the API would send) is collected instead of sent. The
   commands of many coroutines are then sent together, the replies handed back, and the
-  coroutines go on (``pay`` thus runs as three rounds: pay_begin, debit, pay_finish). Replies
-  go through the engine's own checks (``raise_for``): a refused call is a failure, not a number.
+  coroutines go on (a stepped ``pay`` thus runs as three rounds: pay_begin, debit,
+  pay_finish). Replies go through the engine's own checks (``raise_for``): a refused call is a
+  failure, not a number.
 - ``Pipe``: one blocking socket with a ``hiredis.Reader``. Commands are packed before the clock
   starts and written in batches, two batches in flight, so the client costs ~1 µs a command and
   the throughput is mostly Redis's.

@@ -56,31 +56,6 @@ local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARG
 
 -- @include release
 
-local raw = redis.call('HGET', res, id)
-local rec = raw and cjson.decode(raw)
-if rec and rec.customer == customer and rec.status == 'PAID' then
-  return {18, rec.price, rec.balance or -1}
-end
-local state = token_state()
-if state ~= 0 then return {state} end
-if not rec or rec.customer ~= customer then return {7} end
-if rec.status == 'EXPIRED' then return {9} end
-if rec.status == 'CANCELLED' then return {15} end
-if rec.status == 'REFUNDING' or rec.status == 'REFUNDED' then return {24} end
-if rec.status == 'PAYING' then
-  -- A PAYING record without its pay start is treated as stale: it must never stay stuck.
-  if tonumber(redis.call('ZSCORE', paying, id) or 0) <= now - stale_ms then
-    return {14, rec.attempt}
-  end
-  return {10}
-end
-if rec.expires <= now then
-  release(id, rec, 'EXPIRED')
-  return {9}
-end
-rec.status = 'PAYING'
-rec.attempt = rec.attempt + 1
-redis.call('HSET', res, id, cjson.encode(rec))
-redis.call('ZREM', holds, id)
-redis.call('ZADD', paying, now, id)
-return {0, rec.price, rec.attempt}
+-- @include pay_begin_step
+
+return pay_begin_step(id)

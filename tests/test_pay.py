@@ -1,7 +1,7 @@
-"""Pay, the protocol across a concert's slot and a customer's (engine/pay.py): pays interrupted
-between their steps and finished on the next touch or by the tick; the interleavings found in
-review, forced with a hooked store; a retry whose first reply was lost; the purge of closed
-reservations and their pay records. Every order of the protocol's calls is
+"""Pay, the stepped protocol across a concert's slot and a customer's (engine/pay.py): pays
+interrupted between their steps and finished on the next touch or by the tick; the
+interleavings found in review, forced with a hooked store; a retry whose first reply was lost;
+the purge of closed reservations and their pay records. Every order of the protocol's calls is
 tests/test_pay_interleavings.py."""
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ from tests.hooks import HookedStore
 from tests.test_booking import SEAT, balance, free_seat_ids, hold, pay
 
 pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The stepped protocol, on one Redis too (there a pay is otherwise one script,
+    tests/test_pay_one_call.py): its crash windows exist on a cluster, and the one-call pay
+    must take over whatever a stepped pay left."""
+    return dataclasses.replace(settings, pay_one_call=False)
 
 PRICE = 100_000  # minor units: the test catalog's seats on OPTION
 FUNDED = 10_000 * 100

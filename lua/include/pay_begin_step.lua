@@ -1,0 +1,35 @@
+--[[ include: pay_begin_step(id) -> pay step 1 on reservation id (32 hex): PAYING under a
+  new attempt, or why not; its replies are lua/pay_begin.lua's.
+  needs locals: tokens, active, res, holds, paying, taken, free, held, gone, tickets, events,
+  customer, secret, idle_ms, stale_ms, events_max, now
+  and the includes token_state, tickets, events, release ]]
+local function pay_begin_step(id)
+  local raw = redis.call('HGET', res, id)
+  local rec = raw and cjson.decode(raw)
+  if rec and rec.customer == customer and rec.status == 'PAID' then
+    return {18, rec.price, rec.balance or -1}
+  end
+  local state = token_state()
+  if state ~= 0 then return {state} end
+  if not rec or rec.customer ~= customer then return {7} end
+  if rec.status == 'EXPIRED' then return {9} end
+  if rec.status == 'CANCELLED' then return {15} end
+  if rec.status == 'REFUNDING' or rec.status == 'REFUNDED' then return {24} end
+  if rec.status == 'PAYING' then
+    -- A PAYING record without its pay start is treated as stale: it must never stay stuck.
+    if tonumber(redis.call('ZSCORE', paying, id) or 0) <= now - stale_ms then
+      return {14, rec.attempt}
+    end
+    return {10}
+  end
+  if rec.expires <= now then
+    release(id, rec, 'EXPIRED')
+    return {9}
+  end
+  rec.status = 'PAYING'
+  rec.attempt = rec.attempt + 1
+  redis.call('HSET', res, id, cjson.encode(rec))
+  redis.call('ZREM', holds, id)
+  redis.call('ZADD', paying, now, id)
+  return {0, rec.price, rec.attempt}
+end

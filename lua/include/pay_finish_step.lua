@@ -1,0 +1,45 @@
+--[[ include: pay_finish_step(id, attempt, outcome, balance) -> pay step 3 for one attempt
+  of reservation id (32 hex): PAID or REFUSED; its replies are lua/pay_finish.lua's.
+  needs locals: res, paying, holds, taken, free, tokens, active, held, concert, gone, tickets,
+  events, events_max, now and the includes tickets, events, release ]]
+local function pay_finish_step(id, attempt, outcome, balance)
+  local raw = redis.call('HGET', res, id)
+  if not raw then return {7} end
+  local rec = cjson.decode(raw)
+
+  if outcome == 'PAID' then
+    if rec.status == 'PAID' and rec.attempt == attempt then return {0, 0} end
+    -- A debit belongs to the attempt that made it, and that attempt holds the seat (PAYING)
+    -- until this step. Anything else is a debit without a sale: the caller refunds it.
+    if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {17} end
+    rec.status = 'PAID'
+    rec.balance = balance
+    rec.paid = now
+    redis.call('HSET', res, id, cjson.encode(rec))
+    redis.call('ZREM', paying, id)
+    redis.call('ZADD', gone, now, id)
+    redis.call('HINCRBY', concert, 'sold', 1)
+    ticket_close(rec.customer, id, true)
+    emit('PAID', id, rec.seat, rec.customer)
+    if redis.call('HGET', tokens, rec.customer) == rec.token then
+      if redis.call('HINCRBY', held, rec.customer, -1) <= 0 then
+        redis.call('ZREM', active, rec.customer)
+        redis.call('HDEL', tokens, rec.customer)
+        redis.call('HDEL', held, rec.customer)
+        return {0, 1}
+      end
+    end
+    return {0, 0}
+  end
+
+  if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {0, 0} end
+  redis.call('ZREM', paying, id)
+  if rec.expires > now then
+    rec.status = 'HELD'
+    redis.call('HSET', res, id, cjson.encode(rec))
+    redis.call('ZADD', holds, rec.expires, id)
+  else
+    release(id, rec, 'EXPIRED')
+  end
+  return {0, 0}
+end
