@@ -40,6 +40,7 @@ the tick, a cancel and the hold's expiry.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from engine.errors import (
     InsufficientBalance,
@@ -117,18 +118,13 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
     if store.settings.pay_one_call and not store.cluster:
         return await _pay_at_once(store, token, secret, rid)
     try:
-        try:
-            price, attempt = await begin(store, token, secret)
-        except PayStale as stale:
-            # An earlier attempt was interrupted: finish it; if its debit had gone through,
-            # that payment is this one's answer, else start afresh.
-            paid = await recover(store, token.concert_id, secret, token.customer_id,
-                                 stale.attempt)
-            if paid is not None:
-                return paid
-            price, attempt = await begin(store, token, secret)
+        started, paid = await _past_stale(store, token, secret, lambda: begin(store, token,
+                                                                             secret))
     except PaidEarlier as earlier:
         return await _answer(store, token.customer_id, rid, earlier.amount, earlier.balance)
+    if paid is not None:
+        return paid
+    price, attempt = started
     try:
         after, _ = await debit(store, token.customer_id, rid, attempt, price, "DEBIT")
     except (InsufficientBalance, PaySuperseded):
@@ -148,16 +144,28 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
     return _paid(rid, price, after)
 
 
+async def _past_stale(store: Store, token: Token, secret: str,
+                     start: Callable[[], Awaitable[tuple[int, int]]]
+                     ) -> tuple[tuple[int, int], dict | None]:
+    """``start()``; when an earlier attempt was interrupted (stale), finish it first: if its
+    debit had gone through, that payment is this pay's answer (returned second), else
+    ``start()`` afresh."""
+    try:
+        return await start(), None
+    except PayStale as stale:
+        paid = await recover(store, token.concert_id, secret, token.customer_id, stale.attempt)
+        if paid is not None:
+            return (0, 0), paid
+        return await start(), None
+
+
 async def _pay_at_once(store: Store, token: Token, secret: str, rid: str) -> dict:
     try:
-        try:
-            price, after = await pay_at_once(store, token, secret)
-        except PayStale as stale:  # left by a stepped pay (PAY_ONE_CALL was off): finish it
-            paid = await recover(store, token.concert_id, secret, token.customer_id,
-                                 stale.attempt)
-            if paid is not None:
-                return paid
-            price, after = await pay_at_once(store, token, secret)
+        # A stale attempt here was left by a stepped pay (a worker with PAY_ONE_CALL off).
+        (price, after), paid = await _past_stale(store, token, secret,
+                                                 lambda: pay_at_once(store, token, secret))
+        if paid is not None:
+            return paid
     except PaidEarlier as earlier:
         return await _answer(store, token.customer_id, rid, earlier.amount, earlier.balance)
     except StoreUnavailable as e:
