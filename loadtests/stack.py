@@ -113,9 +113,10 @@ class Server:
     kind = ""
 
     def __init__(self, app: str, env: dict[str, str] | None = None, workers: int = 1,
-                 port: int | None = None) -> None:
+                 port: int | None = None, *, own_group: bool = False) -> None:
         self.app, self.env, self.workers = app, env or {}, workers
         self.port = port or free_port()
+        self.own_group = own_group  # a process group of its own: interrupt() is a Ctrl-C
         self.proc: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
 
@@ -133,7 +134,8 @@ class Server:
         self._log = tempfile.TemporaryFile()
         serve.raise_nofile()  # inherited: a connection test may hold thousands of sockets
         self.proc = subprocess.Popen(self.command(), cwd=REPO, env={**os.environ, **self.env},
-                                     stdout=subprocess.DEVNULL, stderr=self._log)
+                                     stdout=subprocess.DEVNULL, stderr=self._log,
+                                     process_group=0 if self.own_group else None)
         what = f"{self.kind} {self.app}"
         wait_for_port(self.port, self.proc, what)
         # granian's main process listens before its workers have loaded the app (and uvicorn's
@@ -172,6 +174,14 @@ class Server:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
+    def interrupt(self) -> None:
+        """SIGINT as a terminal's Ctrl-C sends it: to the whole group when it has its own."""
+        assert self.proc is not None
+        if self.own_group:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        else:
+            self.proc.send_signal(signal.SIGINT)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -207,11 +217,11 @@ SERVER_CLASSES: dict[str, type[Server]] = {"uvicorn": Uvicorn, "granian": Grania
 
 
 def server(kind: str, app: str, env: dict[str, str] | None = None, workers: int = 1,
-           port: int | None = None) -> Server:
+           port: int | None = None, *, own_group: bool = False) -> Server:
     """A server of ``kind`` (``uvicorn`` or ``granian``), not yet started."""
     if kind not in SERVER_CLASSES:
         raise ValueError(f"server kind must be one of {', '.join(SERVER_CLASSES)}: {kind!r}")
-    return SERVER_CLASSES[kind](app, env, workers, port)
+    return SERVER_CLASSES[kind](app, env, workers, port, own_group=own_group)
 
 
 def default_server() -> str:
