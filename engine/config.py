@@ -53,6 +53,9 @@ class Settings:
     redis_command_timeout: float = 0.5
     # Commands waiting on the worker's Redis connection before new ones fail fast (503).
     redis_max_pending: int = 20_000
+    # Requests in progress per worker before new ones get 503 OVERLOADED at once (0: no
+    # bound); sized from loadtests/bench_overload.py: a full limit waits ~20 ms for a worker.
+    max_in_flight: int = 512
     # Replicated acknowledgements: an answer to a change waits until this many replicas took
     # it (a WAIT per batch of writes; 0: off), for at most the timeout (then 503).
     redis_wait_replicas: int = 0
@@ -90,6 +93,7 @@ class Settings:
             redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),
             redis_command_timeout=_seconds("REDIS_COMMAND_TIMEOUT", d.redis_command_timeout),
             redis_max_pending=_count("REDIS_MAX_PENDING", d.redis_max_pending),
+            max_in_flight=_whole("MAX_IN_FLIGHT", d.max_in_flight),
             redis_wait_replicas=_whole("REDIS_WAIT_REPLICAS", d.redis_wait_replicas),
             redis_wait_timeout_ms=_count("REDIS_WAIT_TIMEOUT_MS", d.redis_wait_timeout_ms),
             idempotency_ttl_seconds=_seconds("IDEMPOTENCY_TTL_SECONDS",

@@ -1,12 +1,13 @@
 """The HTTP server under the API, uvicorn and granian alike (api/serve.py builds both command
 lines): header and body limits on the wire, idle keep-alive clients, Ctrl-C with the lifespan's
-shutdown, and a killed worker. Where the two servers differ, the
+shutdown, a killed worker, and shedding past MAX_IN_FLIGHT. Where the two servers differ, the
 test says how."""
 
 from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import threading
@@ -20,7 +21,7 @@ import redis
 from prometheus_client import CollectorRegistry, multiprocess
 
 from loadtests.stack import SERVER_CLASSES, RedisServer, Server, server
-from tests.conftest import small_catalog
+from tests.conftest import OPTION, small_catalog
 
 HOST = "127.0.0.1"
 SERVERS = list(SERVER_CLASSES)
@@ -225,3 +226,92 @@ def test_a_killed_worker_is_replaced(kind: str, settings, catalog: redis.Redis) 
             conn.request("GET", "/api/point?customerId=1")
             assert conn.getresponse().status == 200
             conn.close()
+
+
+@both_servers
+def test_past_max_in_flight_requests_get_a_fast_503(kind: str, own_redis: RedisServer) -> None:
+    """MAX_IN_FLIGHT=4 and Redis hung: the 4 requests in progress wait for it, and every other
+    request, of every kind, is answered 503 OVERLOADED at once, with Retry-After and without a
+    word to Redis (which is stopped: a request that reached it would wait the 2 s command
+    timeout). /healthz still answers. Once Redis is back, the worker serves again."""
+    api = server(kind, "api.app:app", {
+        "REDIS_URL": own_redis.url, "TICK_SECONDS": "3600", "REDIS_COMMAND_TIMEOUT": "2",
+        "MAX_IN_FLIGHT": "4"}).start()
+    tok = None
+    try:
+        conn = http.client.HTTPConnection(HOST, api.port, timeout=5)
+        conn.request("POST", "/api/token/issue", orjson.dumps({"customerId": 9, "concertId": 2}))
+        tok = orjson.loads(conn.getresponse().read())["tokenValue"]
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
+        held: list[int] = []
+
+        def hold() -> None:
+            c = http.client.HTTPConnection(HOST, api.port, timeout=10)
+            c.request("GET", "/api/point?customerId=1")
+            held.append(c.getresponse().status)
+
+        holders = [threading.Thread(target=hold) for _ in range(4)]
+        for t in holders:
+            t.start()
+        time.sleep(0.3)
+        a = {"Authorization": tok}
+        every_kind = [
+            ("POST", "/api/token/issue", {"customerId": 77, "concertId": 2}, {}),
+            ("GET", "/api/token/status", None, a),
+            ("GET", "/api/2/available-dates", None, a),
+            ("GET", f"/api/{OPTION}/available-seats", None, a),
+            ("GET", "/api/point?customerId=1", None, {}),
+            ("PATCH", "/api/point/charge", {"customerId": 1, "amount": 10}, {}),
+            ("POST", "/api/reserve", {"concertOptionId": OPTION, "seatId": OPTION * 100 + 1}, a),
+            ("GET", "/api/point/history?customerId=1", None, {}),
+            ("GET", "/readyz", None, {}),
+            ("GET", "/", None, {}),
+        ]
+        shed: list[tuple[str, int, dict, dict, float]] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            c = http.client.HTTPConnection(HOST, api.port, timeout=5)  # keep-alive throughout
+            for method, path, body, headers in every_kind:
+                t0 = time.monotonic()
+                c.request(method, path, orjson.dumps(body) if body is not None else None,
+                          headers)
+                resp = c.getresponse()
+                data = orjson.loads(resp.read())
+                with lock:
+                    shed.append((path, resp.status, data,
+                                 {k.lower(): v for k, v in resp.getheaders()},
+                                 time.monotonic() - t0))
+
+        clients = [threading.Thread(target=client) for _ in range(5)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        c = http.client.HTTPConnection(HOST, api.port, timeout=5)
+        c.request("GET", "/healthz")
+        assert c.getresponse().status == 200
+        for t in holders:
+            t.join()
+    finally:
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+    try:
+        assert held == [503] * 4  # STORE_UNAVAILABLE after the command timeout
+        assert len(shed) == 5 * len(every_kind)
+        for path, status, data, headers, took in shed:
+            assert status == 503 and data["code"] == "OVERLOADED", (path, data)
+            assert headers["content-type"] == "application/problem+json"
+            assert headers["retry-after"] == "1"
+            assert took < 0.5, (path, took)
+        time.sleep(0.2)  # the transport's fail-fast pause after the hung connection
+        c = http.client.HTTPConnection(HOST, api.port, timeout=5)
+        c.request("GET", "/api/token/status", headers={"Authorization": tok})
+        resp = c.getresponse()
+        assert resp.status == 200 and orjson.loads(resp.read())["status"] == "ACTIVE"
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        m = re.search(r'ticketing_http_requests_total\{[^}]*route="\(overloaded\)"[^}]*'
+                      r'status="503"[^}]*\} (\S+)', text)
+        assert m and float(m[1]) == len(shed), text[:2000]
+    finally:
+        api.stop()
