@@ -41,11 +41,18 @@ async def respond(send: Send, status: int, body: bytes, content_type: bytes = JS
 
 
 async def read_body(scope: Scope, receive: Receive) -> bytes:
-    """The request body, at most MAX_BODY bytes (413 past it, without reading the rest)."""
+    """The request body, at most MAX_BODY bytes (413 past it, without reading the rest).
+
+    Once Content-Length bytes have come, the body is whole: granian hands a small body over
+    with ``more_body`` set and the end in a second ``receive()``, each a hop between its Rust
+    thread and the event loop (~50 µs here, and ~25 % of a charge's CPU); uvicorn's first
+    message already ends the body."""
+    length = -1
     for name, value in scope["headers"]:
         if name == b"content-length":
             if not value.isdigit() or int(value) > MAX_BODY:
                 raise _too_large()
+            length = int(value)
             break
     chunks: list[bytes] = []
     size = 0
@@ -58,7 +65,7 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
         if size > MAX_BODY:
             raise _too_large()
         chunks.append(chunk)
-        if not message.get("more_body", False):
+        if size == length or not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
