@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,15 @@ from engine.seed import Option, Seat, create_concert, fund_customers, seed_demo
 from engine.store import Store, connect
 from engine.sync import sync_client
 from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import REPO, SERVER_CLASSES, RedisServer, Server, cpu_seconds, server
+from loadtests.stack import (
+    REPO,
+    SERVER_CLASSES,
+    RedisServer,
+    Server,
+    cpu_seconds,
+    machine_cpu_seconds,
+    server,
+)
 
 WRK_SCRIPT = REPO / "loadtests" / "wrk" / "endpoint.lua"
 RESULTS = REPO / "loadtests" / "results"
@@ -72,6 +81,7 @@ class Run:
     socket_errors: int
     server_cpu: float  # cores used by the server's processes (supervisor and workers)
     redis_cpu: float  # fraction of one core used by the Redis processes (all nodes)
+    others_cpu: float = 0.0  # cores busy with anything but the server, Redis and wrk
 
     @property
     def per_cpu_second(self) -> float:
@@ -82,6 +92,7 @@ class Run:
 def wrk(url: str, mode: str, seconds: float, connections: int, env: dict[str, str],
         server_pids: list[int], redis_pids: list[int]) -> Run:
     cpu0, rcpu0, t0 = cpu_seconds(server_pids), cpu_seconds(redis_pids), time.monotonic()
+    all0, ru0 = machine_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(WRK_SCRIPT),
          url],
@@ -89,16 +100,26 @@ def wrk(url: str, mode: str, seconds: float, connections: int, env: dict[str, st
         timeout=seconds + 60, check=True,
     )
     wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
     d = json.loads(line)
+    server_cpu = cpu_seconds(server_pids) - cpu0
+    redis_cpu = cpu_seconds(redis_pids) - rcpu0
+    wrk_cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
     return Run(
         name=mode, rps=d["requests"] / (d["duration_us"] / 1e6),
         p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000, max_ms=d["max_us"] / 1000,
         requests=d["requests"], non2xx=d["non2xx"],
         socket_errors=d["connect"] + d["read"] + d["write"] + d["timeout"],
-        server_cpu=(cpu_seconds(server_pids) - cpu0) / wall,
-        redis_cpu=(cpu_seconds(redis_pids) - rcpu0) / wall,
+        server_cpu=server_cpu / wall, redis_cpu=redis_cpu / wall,
+        others_cpu=max(0.0, machine_cpu_seconds() - all0 - server_cpu - redis_cpu - wrk_cpu)
+        / wall,
     )
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median req/s (of an even number, the lower middle one)."""
+    return sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2]
 
 
 @dataclass
@@ -112,6 +133,7 @@ class Backend:
     redis_pids: list[int] = field(default_factory=list)
     prep: dict[str, str] = field(default_factory=dict)
     api: Server | None = None
+    per_run: int = 0  # fresh seats, holds and customers one run may use
 
     @property
     def concert(self) -> int:
@@ -125,16 +147,21 @@ class Backend:
     def issue_start(self) -> int:
         return 1_000_000 * (self.index + 1)  # fresh customers: every issue a new token
 
-    def env(self, mode: str) -> dict[str, str]:
+    def env(self, mode: str, round_: int = 0) -> dict[str, str]:
+        """wrk's settings for ``mode``; each round's writes start past the last round's, so
+        that every issue, reserve and pay is a fresh one (``per_run`` each, at most)."""
         env = {"BENCH_SEATS_PER_OPTION": str(SEATS_PER_OPTION)}
+        skip = round_ * self.per_run
         if mode in ("status", "dates", "seats"):
             env["BENCH_TOKEN"] = self.prep["status"]
         elif mode == "reserve":
-            env |= {"BENCH_TOKEN": self.prep["reserve"], "BENCH_CONCERT": str(self.concert)}
+            env |= {"BENCH_TOKEN": self.prep["reserve"], "BENCH_CONCERT": str(self.concert),
+                    "BENCH_START": str(skip)}
         elif mode == "pay":
-            env |= {"BENCH_TOKEN": self.prep["pay"], "BENCH_IDS": self.prep["ids"]}
+            env |= {"BENCH_TOKEN": self.prep["pay"], "BENCH_IDS": self.prep["ids"],
+                    "BENCH_START": str(skip)}
         elif mode == "issue":
-            env["BENCH_START"] = str(self.issue_start)
+            env["BENCH_START"] = str(self.issue_start + skip)
         return env
 
 
@@ -240,17 +267,19 @@ def cpu_table(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
               servers: list[str]) -> str:
     """Per endpoint and server: the server's CPU in cores, requests per CPU-second, Redis."""
     lines = ["| endpoint |" + "".join(
-        f" {k}: server cores · req per CPU-s · Redis cores |" for k in servers),
+        f" {k}: server cores · req per CPU-s · Redis cores · others |" for k in servers),
         "|---|" + "---:|" * len(servers)]
     cells = [LABELS["hello"]]
     for k in servers:
         hs = [h for m in endpoints for h in hellos[(m, k)]]
         cells.append(f"{sum(h.server_cpu for h in hs) / len(hs):.2f} · "
-                     f"{sum(h.per_cpu_second for h in hs) / len(hs):,.0f} · -")
+                     f"{sum(h.per_cpu_second for h in hs) / len(hs):,.0f} · - · "
+                     f"{max(h.others_cpu for h in hs):.2f}")
     lines.append("| " + " | ".join(cells) + " |")
     for mode in endpoints:
         lines.append(f"| {LABELS[mode]} | " + " | ".join(
-            f"{r.server_cpu:.2f} · {r.per_cpu_second:,.0f} · {r.redis_cpu:.2f}"
+            f"{r.server_cpu:.2f} · {r.per_cpu_second:,.0f} · {r.redis_cpu:.2f} · "
+            f"{r.others_cpu:.2f}"
             for r in (runs[(mode, backend, k)] for k in servers)) + " |")
     return "\n".join(lines) + "\n"
 
@@ -283,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated, first is the reference ({', '.join(BACKENDS)})")
     p.add_argument("--servers", default=",".join(SERVERS),
                    help=f"comma-separated ({', '.join(SERVERS)}), one worker each")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole interleaved sequence; each cell is the median round")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                    help="also measure this many workers of each server on the first backend "
                         "(0: skip)")
@@ -306,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         backends = start_backends(names, servers, Path(tmp), stack)
         for b in backends:
             print(f"preparing {b.name} under {b.server} on {b.url} ...", flush=True)
-            expected = int(args.seconds * EXPECTED_RPS[b.server])
-            prep_pay = expected if "pay" in endpoints else 0
-            prepare(b, pay_holds=prep_pay, reserve_seats=expected)
+            b.per_run = int(args.seconds * EXPECTED_RPS[b.server])
+            prepare(b, pay_holds=b.per_run * args.rounds if "pay" in endpoints else 0,
+                    reserve_seats=b.per_run * args.rounds)
             b.api = stack.enter_context(server(b.server, "api.app:app", {
                 **env, "REDIS_URL": b.url,
                 "REDIS_WAIT_REPLICAS": "1" if b.name.endswith("wait1") else "0"}))
@@ -316,37 +347,50 @@ def main(argv: list[str] | None = None) -> int:
         hello_pids = {k: h.all_pids() for k, h in hello.items()}
         redis_pids = sorted({pid for b in backends for pid in b.redis_pids})
 
-        def run(b: Backend | None, mode: str, seconds: float, kind: str = "") -> Run:
+        def run(b: Backend | None, mode: str, seconds: float, kind: str = "",
+                round_: int = 0) -> Run:
             if b is None:
                 return wrk(hello[kind].base, "hello", seconds, args.connections, {},
                            hello_pids[kind], redis_pids)
             assert b.api is not None
-            return wrk(b.api.base, mode, seconds, args.connections, b.env(mode),
+            return wrk(b.api.base, mode, seconds, args.connections, b.env(mode, round_),
                        b.api.all_pids(), b.redis_pids)
 
         for k in servers:  # warm every server: imports, caches, connections
             run(None, "hello", 1, k)
         for b in backends:
             run(b, "point", 1)
-        runs: dict[tuple[str, str, str], Run] = {}
-        hellos: dict[tuple[str, str], list[Run]] = {}
-        before = {k: run(None, "hello", args.seconds, k) for k in servers}
-        for mode in endpoints:
-            print(f"  {mode} ...", flush=True)
-            for b in backends:
-                runs[(mode, b.name, b.server)] = run(b, mode, args.seconds)
-            after = {k: run(None, "hello", args.seconds, k) for k in servers}
-            for k in servers:
-                hellos[(mode, k)] = [before[k], after[k]]
-            before = after
+        every: dict[tuple[str, str, str], list[Run]] = {}
+        around: dict[tuple[str, str], list[tuple[Run, Run]]] = {}
+        for round_ in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {round_ + 1} of {args.rounds}", flush=True)
+            before = {k: run(None, "hello", args.seconds, k) for k in servers}
+            for mode in endpoints:
+                print(f"  {mode} ...", flush=True)
+                for b in backends:
+                    every.setdefault((mode, b.name, b.server), []).append(
+                        run(b, mode, args.seconds, round_=round_))
+                after = {k: run(None, "hello", args.seconds, k) for k in servers}
+                for k in servers:
+                    around.setdefault((mode, k), []).append((before[k], after[k]))
+                before = after
+        runs = {key: median_run(v) for key, v in every.items()}
+        hellos = {key: [median_run([a for a, _ in v]), median_run([b for _, b in v])]
+                  for key, v in around.items()}
         spans = "; ".join(
             f"{k} hello {min(h.rps for h in hs):,.0f}-{max(h.rps for h in hs):,.0f} req/s, "
             f"p99 {min(h.p99_ms for h in hs):.2f}-{max(h.p99_ms for h in hs):.2f} ms"
             for k in servers for hs in [[h for (_, kk), v in hellos.items() if kk == k
                                          for h in v]])
+        rounds = (f"; the median of {args.rounds} rounds of the whole sequence"
+                  if args.rounds > 1 else "")
+        others = max(r.others_cpu for rs in every.values() for r in rs)
         out.append(f"One worker per server (wrk -t1 -c{args.connections}, {args.seconds:g} s "
-                   f"per run, each endpoint between two runs of each server's hello; {spans}). "
-                   "A ratio to a hello is to the mean of the two runs around the endpoint.\n")
+                   f"per run, each endpoint between two runs of each server's hello{rounds}; "
+                   f"{spans}). A ratio to a hello is to the mean of the two runs around the "
+                   f"endpoint. Other processes on the machine took up to {others:.2f} cores "
+                   "during a run (the 'others' column): a run they disturbed is slower.\n")
         for n in names:
             out.append(f"### {TITLES[n]}: each server\n\n"
                        + server_table(endpoints, runs, hellos, n, servers)

@@ -229,6 +229,11 @@ def default_server() -> str:
     return os.environ.get("SERVER") or serve.DEFAULT_SERVER
 
 
+def api_server(env: dict[str, str] | None = None, workers: int = 1) -> Server:
+    """The API under the default server, not yet started."""
+    return server(default_server(), "api.app:app", env, workers)
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -247,3 +252,11 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / tick
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat): set against the
+    processes measured, it shows how much other work ran beside a benchmark."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
