@@ -25,9 +25,12 @@ import argparse
 import os
 import resource
 import sys
+from pathlib import Path
 
 SERVERS = ("granian", "uvicorn")
-DEFAULT_SERVER = "uvicorn"
+# granian: ~1.2-1.5x uvicorn's requests per worker and per CPU-second here, and it passed every
+# fault test (tests/test_faults.py, tests/test_server.py); see loadtests/README.md.
+DEFAULT_SERVER = "granian"
 # Kernel accept queue for a burst of new connections (Linux caps it at net.core.somaxconn).
 BACKLOG = 4096
 # granian's connections per worker (its --backpressure); each idle one costs ~ KiB of RSS.
@@ -81,8 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     nofile = raise_nofile()
     if nofile < 2 * CONNECTIONS_PER_WORKER // 3:
-        print(f"api.serve: open files limited to {nofile} (ulimit -n): about that many "
-              "concurrent connections at most", file=sys.stderr)
+        print(f"api.serve: open files limited to {nofile} (ulimit -n, its hard limit): about "
+              "that many concurrent connections at most", file=sys.stderr)
+    try:
+        somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        somaxconn = BACKLOG
+    if somaxconn < BACKLOG:
+        print(f"api.serve: net.core.somaxconn is {somaxconn}: the kernel caps the listen "
+              f"backlog ({BACKLOG}) there; a burst of connects past it waits for SYN retries",
+              file=sys.stderr)
     cmd = command(args.server, args.app, host=args.host, port=args.port,
                   workers=args.workers, log_level=args.log_level)
     sys.stdout.flush()
