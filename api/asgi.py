@@ -5,6 +5,7 @@ against ~27 µs for a whole bare-ASGI request."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -67,6 +68,17 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
         chunks.append(chunk)
         if size == length or not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def drain(scope: Scope, receive: Receive) -> None:
+    """Read and drop a body the answer does not need (a shed request's): granian closes a
+    keep-alive connection whose request body was left unread, and a client reconnecting
+    costs more than the read. A body past MAX_BODY is left, and the connection with it."""
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            with contextlib.suppress(ApiError):
+                await read_body(scope, receive)
+            return
 
 
 def _too_large() -> ApiError:
@@ -154,6 +166,7 @@ class Guard:
             return
         started = time.perf_counter()
         if self.in_flight >= self.max_in_flight > 0 and scope["path"] not in UNSHED_PATHS:
+            await drain(scope, receive)
             await respond(send, *self.shed)
             SHED.observe(503, started)
             return
