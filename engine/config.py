@@ -54,8 +54,9 @@ class Settings:
     # Commands waiting on the worker's Redis connection before new ones fail fast (503).
     redis_max_pending: int = 20_000
     # Requests in progress per worker before new ones get 503 OVERLOADED at once (0: no
-    # bound); sized from loadtests/bench_overload.py: a full limit waits ~20 ms for a worker.
-    max_in_flight: int = 512
+    # bound). A served request waits behind at most this many: 256 at the ~30-45k point
+    # reads/s of a worker is ~6-9 ms, about 2-3x the p99 at -c64 (loadtests/bench_overload.py).
+    max_in_flight: int = 256
     # Replicated acknowledgements: an answer to a change waits until this many replicas took
     # it (a WAIT per batch of writes; 0: off), for at most the timeout (then 503).
     redis_wait_replicas: int = 0

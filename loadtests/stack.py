@@ -260,3 +260,16 @@ def machine_cpu_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_cores: float = 0.3, timeout: float = 120, window: float = 0.5) -> float:
+    """Until the machine's busy CPU over ``window`` s falls under ``max_cores`` (other work on
+    a shared box: a benchmark's own processes idle between runs), at most ``timeout`` s.
+    Returns the last level seen, so that a report can say it went on regardless."""
+    deadline = time.monotonic() + timeout
+    while True:
+        t0, c0 = time.monotonic(), machine_cpu_seconds()
+        time.sleep(window)
+        busy = (machine_cpu_seconds() - c0) / (time.monotonic() - t0)
+        if busy < max_cores or time.monotonic() > deadline:
+            return busy
