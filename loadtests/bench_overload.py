@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="MAX_IN_FLIGHT of the bounded process (default: the setting's)")
     p.add_argument("--factor", type=float, default=2.0, help="offered load / capacity")
     p.add_argument("--connections", type=int, default=2048, help="wrk's users")
+    p.add_argument("--think-ms", type=int,
+                   help="each user's think time (default: what makes the offered load "
+                        "--factor x capacity; 0: none, every user always waiting)")
     p.add_argument("--seconds", type=float, default=5.0, help="each run")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction,
                    default=(os.cpu_count() or 1) >= 2,
@@ -225,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             for k in servers:
                 # The less disturbed of the two -c64 runs (other work only slows a run down).
                 x = max(cap[(k, "off")].rps, cap[(k, "on")].rps)
-                think = max(1, round(args.connections / (args.factor * x) * 1000))
+                think = (args.think_ms if args.think_ms is not None else
+                         max(1, round(args.connections / (args.factor * x) * 1000)))
                 conns = args.connections
                 unloaded = min(cap[(k, "off")].p99_ms, cap[(k, "on")].p99_ms)
                 for bound in ("off", "on"):

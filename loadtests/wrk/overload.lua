@@ -34,11 +34,15 @@ response = function(status, headers, body)
   end
 end
 
-delay = function()
-  if #owed > 0 then
-    return table.remove(owed)
+-- Defined only when needed: with a delay() wrk keeps a timer per waiting connection and
+-- scans them all on every turn of its loop.
+if think > 0 or honor then
+  delay = function()
+    if #owed > 0 then
+      return table.remove(owed)
+    end
+    return think
   end
-  return think
 end
 
 done = function(summary, latency, requests)
