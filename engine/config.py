@@ -54,9 +54,11 @@ class Settings:
     # Commands waiting on the worker's Redis connection before new ones fail fast (503).
     redis_max_pending: int = 20_000
     # Requests in progress per worker before new ones get 503 OVERLOADED at once (0: no
-    # bound). A served request waits behind at most this many: 256 at the ~30-45k point
-    # reads/s of a worker is ~6-9 ms, about 2-3x the p99 at -c64 (loadtests/bench_overload.py).
-    max_in_flight: int = 256
+    # bound). A served request waits behind at most this many: 512 at the ~30-45k point
+    # reads/s of a worker is ~11-17 ms. 256 halves that but refused 0.05-0.3 % of 10,000
+    # users' polls at 5k req/s under granian, which hands requests over in bursts
+    # (loadtests/bench_overload.py, bench_connections.py).
+    max_in_flight: int = 512
     # Replicated acknowledgements: an answer to a change waits until this many replicas took
     # it (a WAIT per batch of writes; 0: off), for at most the timeout (then 503).
     redis_wait_replicas: int = 0
