@@ -6,13 +6,16 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 REDIS_PORT ?= 6379
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+# The HTTP server: granian (the default) or uvicorn (`make run SERVER=uvicorn`); api/serve.py
+# holds each one's flags.
+SERVER ?= granian
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 CLUSTER_BASE_PORT ?= 7000
 # Every node of `make cluster` as a seed: any one that answers gives the slot map.
 CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.1:%s,' $$(($(CLUSTER_BASE_PORT)+i)); done | sed 's/,$$//')
 
 .PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
-	cluster cluster-stop run-cluster bench-cluster
+	cluster cluster-stop run-cluster bench-cluster bench-overload bench-connections
 
 install: $(VENV)/.installed redis-server chromium
 
@@ -52,8 +55,10 @@ chromium:
 	fi
 
 # Redis with the repo's redis.conf (data in var/), the demo data, then the API with one worker
-# per core (metrics summed over them in var/prometheus). Ctrl-C stops both; the AOF in var/
-# keeps the data for the next `make run`.
+# per core (metrics summed over them in var/prometheus) under $(SERVER). Ctrl-C stops both; the
+# AOF in var/ keeps the data for the next `make run`. For 10,000 connections: the open-file
+# limit goes up to the hard one here (`ulimit -n`) and again in api/serve.py (which also sets
+# each server's backlog, connections per worker and keep-alive).
 run: install
 	@mkdir -p var && rm -rf var/prometheus && mkdir -p var/prometheus
 	@if redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
@@ -63,9 +68,9 @@ run: install
 	  for i in $$(seq 100); do redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
 	  REDIS_URL=$(REDIS_URL) $(PY) -m engine seed && \
 	  echo "API on http://$(HOST):$(PORT)  (Redis on port $(REDIS_PORT), log in var/redis.log)" && \
+	  ulimit -n "$$(ulimit -Hn)" 2>/dev/null; \
 	  REDIS_URL=$(REDIS_URL) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
-	    $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
-	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log --no-proxy-headers
+	    $(PY) -m api.serve --server $(SERVER) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # A local Redis Cluster left running in the background: 3 masters + 3 replicas from the repo's
 # redis.conf, data in var/cluster/<port>/, ports CLUSTER_BASE_PORT..+5 (default 7000-7005) and
@@ -84,8 +89,7 @@ run-cluster: cluster
 	  echo "API on http://$(HOST):$(PORT)  (REDIS_URL=$(CLUSTER_URL))" && \
 	  REDIS_URL=$(CLUSTER_URL) REDIS_WAIT_REPLICAS=$${REDIS_WAIT_REPLICAS:-1} \
 	    PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
-	    $(VENV)/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
-	    --workers $(WORKERS) --loop uvloop --http httptools --timeout-keep-alive 75 --no-access-log --no-proxy-headers
+	    $(PY) -m api.serve --server $(SERVER) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # Stops the cluster's nodes and keeps their data for the next `make cluster` (`python -m
 # loadtests cluster stop --wipe` removes it).
@@ -102,13 +106,25 @@ lint: install
 clean:
 	rm -rf $(VENV) var .pytest_cache *.egg-info
 
-# Each endpoint under wrk as a ratio to a bare Starlette hello, on each backend, then big venues
-# (a catalogue load, the seat list of 50 to 100,000 seats). Needs wrk (apt-get install wrk).
+# Each endpoint under wrk, under uvicorn and granian, as a ratio to a bare Starlette hello on the
+# same server, on each backend (needs wrk: apt-get install wrk); then big venues (a catalogue
+# load, the seat list of 50 to 100,000 seats). BENCH_ARGS="--servers granian --backends single".
 bench-endpoints: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) -m loadtests.bench_endpoints $(BENCH_ARGS)
 	$(PY) -m loadtests.bench_venue
+
+# One worker offered twice what it serves, MAX_IN_FLIGHT on and off, under each server.
+bench-overload: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) -m loadtests.bench_overload $(BENCH_ARGS)
+
+# 10,000 keep-alive connections against one worker of each server: latency, RSS per 1,000, and
+# what binds first without api/serve.py's limits.
+bench-connections: install
+	@ulimit -n "$$(ulimit -Hn)" 2>/dev/null; $(PY) -m loadtests.bench_connections $(BENCH_ARGS)
 
 # What more masters buy here: a multi-concert mix on 1 vs 3 masters (Redis CPU per master),
 # and the tick of 1,000 concerts on 3 masters with 4 workers (with and without the lease).

@@ -353,8 +353,10 @@ class App(Starlette):
     """Starlette with its router indexed (``FastRouter``) behind ``Guard`` instead of the two
     default middlewares."""
 
+    max_in_flight = 0  # Guard's bound on requests in progress (create_app sets it)
+
     def build_middleware_stack(self) -> ASGIApp:
-        return Guard(FastRouter(self.router))
+        return Guard(FastRouter(self.router), self.max_in_flight)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -384,7 +386,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics.flush()
             await store.aclose()
 
-    return App(routes=served, lifespan=lifespan)
+    app = App(routes=served, lifespan=lifespan)
+    app.max_in_flight = settings.max_in_flight
+    return app
 
 
 app = create_app()

@@ -5,6 +5,7 @@ against ~27 µs for a whole bare-ASGI request."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -17,6 +18,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import parsing, problems
+from api.contract import UNSHED_PATHS
 from api.metrics import RouteMetrics, route_metrics
 from api.problems import ApiError
 from engine.errors import EngineError, StoreUnavailable
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("api")
 
 MAX_BODY = 64 * 1024
-# uvicorn's httptools parser takes headers of any size (seen here: 200 KB); refuse them here.
+# uvicorn's httptools parser takes headers of any size (seen here: 500 KB) and number; granian
+# (hyper) refuses more than 100 headers or ~408 KiB itself, with a bare 431. Refuse past this.
 MAX_HEADER_BYTES = 16 * 1024
 JSON = b"application/json"
 Handler = Callable[[Scope, bytes], Awaitable[Any]]
@@ -44,11 +47,18 @@ async def respond(send: Send, status: int, body: bytes, content_type: bytes = JS
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> bytes:
-    """The request body, at most ``limit`` bytes (413 past it, without reading the rest)."""
+    """The request body, at most ``limit`` bytes (413 past it, without reading the rest).
+
+    Once Content-Length bytes have come, the body is whole: granian hands a small body over
+    with ``more_body`` set and the end in a second ``receive()``, each a hop between its Rust
+    thread and the event loop (~50 µs here, and ~25 % of a charge's CPU); uvicorn's first
+    message already ends the body."""
+    length = -1
     for name, value in scope["headers"]:
         if name == b"content-length":
             if not value.isdigit() or int(value) > limit:
                 raise _too_large(limit)
+            length = int(value)
             break
     chunks: list[bytes] = []
     size = 0
@@ -61,8 +71,19 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> by
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-        if not message.get("more_body", False):
+        if size == length or not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def drain(scope: Scope, receive: Receive) -> None:
+    """Read and drop a body the answer does not need (a shed request's): granian closes a
+    keep-alive connection whose request body was left unread, and a client reconnecting
+    costs more than the read. A body past MAX_BODY is left, and the connection with it."""
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            with contextlib.suppress(ApiError):
+                await read_body(scope, receive)
+            return
 
 
 def _too_large(limit: int) -> ApiError:
@@ -214,36 +235,63 @@ def _problem(p: tuple[int, bytes, problems.Headers]) -> tuple[int, bytes, bytes,
 # Answers given before any route: unknown paths, wrong methods, oversized headers. One fixed
 # label set, whatever the client sent (a client-chosen label would be unbounded).
 UNMATCHED = RouteMetrics("(unmatched)", "ANY")
+# Requests shed for overload, whatever their route.
+SHED = RouteMetrics("(overloaded)", "ANY")
+# Never shed: liveness must not fail because the worker is busy, and a scrape should see it.
+OVERLOADED_RETRY_SECONDS = 1
+
+
+def overloaded(limit: int) -> tuple[int, bytes, bytes, problems.Headers]:
+    return _problem(problems.problem(
+        503, "OVERLOADED", "Service overloaded",
+        f"This worker has {limit} requests in progress, its limit; nothing was done.",
+        [(b"retry-after", b"%d" % OVERLOADED_RETRY_SECONDS)]))
 
 
 class Guard:
     """Stands where Starlette's two middlewares would: the router's own 404/405 become
-    problem+json, and anything unexpected a logged 500; nothing else runs per request."""
+    problem+json, and anything unexpected a logged 500; nothing else runs per request.
 
-    __slots__ = ("app",)
+    It also bounds the requests in progress in this worker to ``max_in_flight`` (0: no
+    bound): past it a request is answered 503 ``OVERLOADED`` at once, before any route and
+    without a word to Redis, so that offered more than it can serve the worker sheds instead
+    of letting every answer wait behind an unbounded queue (loadtests/bench_overload.py)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    __slots__ = ("app", "in_flight", "max_in_flight", "shed")
+
+    def __init__(self, app: ASGIApp, max_in_flight: int = 0) -> None:
         self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0  # one event loop per worker: a plain counter is exact
+        self.shed = overloaded(max_in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # the lifespan
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        if scope["type"] == "http" and sum(
-                len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+        if self.in_flight >= self.max_in_flight > 0 and scope["path"] not in UNSHED_PATHS:
+            await drain(scope, receive)
+            await respond(send, *self.shed)
+            SHED.observe(503, started)
+            return
+        if sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
             await respond(send, *_problem(problems.problem(
                 431, "HEADERS_TOO_LARGE", "Request header fields too large",
                 f"The request's headers exceed {MAX_HEADER_BYTES} bytes.")))
             UNMATCHED.observe(431, started)
             return
+        self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         except HTTPException as e:
             await respond(send, *_problem(problems.for_http_status(e.status_code, e.headers)))
             UNMATCHED.observe(e.status_code, started)
         except Exception:
-            if scope["type"] != "http":
-                raise
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             await respond(send, *_problem(problems.internal()))
+        finally:
+            self.in_flight -= 1
 
 
 class FastRouter:

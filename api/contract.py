@@ -190,6 +190,8 @@ IDEMPOTENCY_KEY = Text(r"[!-~]{1,255}", "must be one value of 1-255 visible ASCI
                        code="INVALID_IDEMPOTENCY_KEY", max_length=255)
 
 LOCATIONS = ("body", "path", "query", "header")
+# Never refused past MAX_IN_FLIGHT (api/asgi.py Guard): a probe must see a busy worker alive.
+UNSHED_PATHS = frozenset(("/healthz", "/metrics"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +303,8 @@ class Operation:
     def error_codes(self, auth: Auth) -> set[str]:
         """Every problem code this operation can answer in this mode."""
         codes = {"HEADERS_TOO_LARGE", "INTERNAL", *self.security.codes(auth), *self.codes}
+        if self.path not in UNSHED_PATHS:
+            codes.add("OVERLOADED")
         for f in self.inputs:
             if f.where == "body":
                 codes |= {"INVALID_JSON", "BODY_TOO_LARGE", f.rule.code}

@@ -42,6 +42,8 @@ MEANINGS = {
     "STORE_UNAVAILABLE": "Redis did not answer in time; the detail says whether a write may "
                          "have been applied.",
     "STORE_FULL": "Redis is out of memory or cannot write: writes are refused.",
+    "OVERLOADED": "This worker has MAX_IN_FLIGHT requests in progress: nothing was done; "
+                  "retry after Retry-After.",
 }
 HEADERS = {
     401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"},

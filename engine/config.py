@@ -78,6 +78,12 @@ class Settings:
     redis_command_timeout: float = 0.5
     # Commands waiting on the worker's Redis connection before new ones fail fast (503).
     redis_max_pending: int = 20_000
+    # Requests in progress per worker before new ones get 503 OVERLOADED at once (0: no
+    # bound). A served request waits behind at most this many: 512 at the ~30-45k point
+    # reads/s of a worker is ~11-17 ms. 256 halves that but refused 0.05-0.3 % of 10,000
+    # users' polls at 5k req/s under granian, which hands requests over in bursts
+    # (loadtests/bench_overload.py, bench_connections.py).
+    max_in_flight: int = 512
     # Replicated acknowledgements: an answer to a change waits until this many replicas took
     # it (a WAIT per batch of writes; 0: off), for at most the timeout (then 503).
     redis_wait_replicas: int = 0
@@ -142,6 +148,7 @@ class Settings:
             redis_connect_timeout=_seconds("REDIS_CONNECT_TIMEOUT", d.redis_connect_timeout),
             redis_command_timeout=_seconds("REDIS_COMMAND_TIMEOUT", d.redis_command_timeout),
             redis_max_pending=_count("REDIS_MAX_PENDING", d.redis_max_pending),
+            max_in_flight=_whole("MAX_IN_FLIGHT", d.max_in_flight),
             redis_wait_replicas=_whole("REDIS_WAIT_REPLICAS", d.redis_wait_replicas),
             redis_wait_timeout_ms=_count("REDIS_WAIT_TIMEOUT_MS", d.redis_wait_timeout_ms),
             idempotency_ttl_seconds=_seconds("IDEMPOTENCY_TTL_SECONDS",

@@ -1,12 +1,19 @@
-"""``make bench-endpoints``: each API endpoint under wrk on each backend, in one run, every
-figure beside a bare Starlette hello measured right next to it (hello, the endpoint on every
-backend, hello, the next endpoint, ...).
+"""``make bench-endpoints``: each API endpoint under wrk on each server and backend, in one
+run, every figure beside a bare Starlette hello on the same server measured right next to it
+(each server's hello, the endpoint on every backend and server, each server's hello, the next
+endpoint, ...).
+
+Servers (``--servers``): ``uvicorn`` (uvloop, httptools) and ``granian`` (``--interface asgi
+--loop uvloop``), one worker each, flags from api/serve.py. For each endpoint the table gives
+each server's req/s and p99, its ratio to that server's hello, and its ratio to the faster
+server's hello; a second table the server's CPU (all its processes, in cores) and requests per
+CPU-second, since one granian worker uses more than one core (its Rust threads).
 
 Backends (``--backends``): ``single`` (one redis-server), ``cluster1`` (a one-master cluster:
 the cost of cluster routing alone), ``cluster3`` and ``cluster3-wait1`` (three masters with a
-replica each; the second acknowledges a change once a replica has it). Each backend has its
-own uvicorn worker (uvloop, httptools) and fresh data for the write endpoints. Prints a table
-and writes it to loadtests/results/endpoints.md. Everything targets 127.0.0.1 and stops by
+replica each; the second acknowledges a change once a replica has it). Each (backend, server)
+pair has its own API worker and fresh data for the write endpoints. Prints the tables and
+writes them to loadtests/results/endpoints.md. Everything targets 127.0.0.1 and stops by
 itself.
 """
 
@@ -18,6 +25,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -33,7 +41,16 @@ from engine.seed import Option, Seat, create_concert, fund_customers, seed_demo
 from engine.store import Store, connect
 from engine.sync import sync_client
 from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import REPO, RedisServer, Uvicorn, cpu_seconds
+from loadtests.stack import (
+    REPO,
+    SERVER_CLASSES,
+    RedisServer,
+    Server,
+    cpu_seconds,
+    machine_cpu_seconds,
+    server,
+    wait_for_quiet,
+)
 
 WRK_SCRIPT = REPO / "loadtests" / "wrk" / "endpoint.lua"
 RESULTS = REPO / "loadtests" / "results"
@@ -48,6 +65,12 @@ LABELS = {
 BACKENDS = ["single", "cluster1", "cluster3", "cluster3-wait1"]
 TITLES = {"single": "single node", "cluster1": "cluster, 1 master",
           "cluster3": "cluster, 3 masters", "cluster3-wait1": "3 masters, WAIT 1"}
+SERVERS = list(SERVER_CLASSES)
+# The fresh seats and holds of every server and round outgrow redis.conf's 1 GB (writes then
+# got 503 STORE_FULL): the benchmark measures speed, not the memory cap.
+ROOMY = ("--maxmemory", "8gb")
+# Fresh seats and holds for this many req/s over a run (reserve and pay never reuse one).
+EXPECTED_RPS = {"uvicorn": 32_000, "granian": 48_000}
 
 
 @dataclass
@@ -60,13 +83,21 @@ class Run:
     requests: int
     non2xx: int
     socket_errors: int
-    server_cpu: float  # fraction of one core used by the server process(es)
+    server_cpu: float  # cores used by the server's processes (supervisor and workers)
     redis_cpu: float  # fraction of one core used by the Redis processes (all nodes)
+    others_cpu: float = 0.0  # cores busy with anything but the server, Redis and wrk
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Requests answered per second of the server's CPU."""
+        return self.rps / self.server_cpu if self.server_cpu else 0.0
 
 
 def wrk(url: str, mode: str, seconds: float, connections: int, env: dict[str, str],
         server_pids: list[int], redis_pids: list[int]) -> Run:
+    wait_for_quiet()  # a shared machine: let other work pass first (the 'others' column)
     cpu0, rcpu0, t0 = cpu_seconds(server_pids), cpu_seconds(redis_pids), time.monotonic()
+    all0, ru0 = machine_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(WRK_SCRIPT),
          url],
@@ -74,28 +105,40 @@ def wrk(url: str, mode: str, seconds: float, connections: int, env: dict[str, st
         timeout=seconds + 60, check=True,
     )
     wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
     d = json.loads(line)
+    server_cpu = cpu_seconds(server_pids) - cpu0
+    redis_cpu = cpu_seconds(redis_pids) - rcpu0
+    wrk_cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
     return Run(
         name=mode, rps=d["requests"] / (d["duration_us"] / 1e6),
         p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000, max_ms=d["max_us"] / 1000,
         requests=d["requests"], non2xx=d["non2xx"],
         socket_errors=d["connect"] + d["read"] + d["write"] + d["timeout"],
-        server_cpu=(cpu_seconds(server_pids) - cpu0) / wall,
-        redis_cpu=(cpu_seconds(redis_pids) - rcpu0) / wall,
+        server_cpu=server_cpu / wall, redis_cpu=redis_cpu / wall,
+        others_cpu=max(0.0, machine_cpu_seconds() - all0 - server_cpu - redis_cpu - wrk_cpu)
+        / wall,
     )
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median req/s (of an even number, the lower middle one)."""
+    return sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2]
 
 
 @dataclass
 class Backend:
-    """One backend under test: its Redis, its data and its API worker."""
+    """One backend under one server: its Redis, its data and its API worker."""
 
     name: str
-    index: int  # keeps the data of backends that share a Redis apart
+    server: str
+    index: int  # keeps the data of the pairs that share a Redis apart
     url: str = ""
     redis_pids: list[int] = field(default_factory=list)
     prep: dict[str, str] = field(default_factory=dict)
-    api: Uvicorn | None = None
+    api: Server | None = None
+    per_run: int = 0  # fresh seats, holds and customers one run may use
 
     @property
     def concert(self) -> int:
@@ -109,16 +152,21 @@ class Backend:
     def issue_start(self) -> int:
         return 1_000_000 * (self.index + 1)  # fresh customers: every issue a new token
 
-    def env(self, mode: str) -> dict[str, str]:
+    def env(self, mode: str, round_: int = 0) -> dict[str, str]:
+        """wrk's settings for ``mode``; each round's writes start past the last round's, so
+        that every issue, reserve and pay is a fresh one (``per_run`` each, at most)."""
         env = {"BENCH_SEATS_PER_OPTION": str(SEATS_PER_OPTION)}
+        skip = round_ * self.per_run
         if mode in ("status", "dates", "seats"):
             env["BENCH_TOKEN"] = self.prep["status"]
         elif mode == "reserve":
-            env |= {"BENCH_TOKEN": self.prep["reserve"], "BENCH_CONCERT": str(self.concert)}
+            env |= {"BENCH_TOKEN": self.prep["reserve"], "BENCH_CONCERT": str(self.concert),
+                    "BENCH_START": str(skip)}
         elif mode == "pay":
-            env |= {"BENCH_TOKEN": self.prep["pay"], "BENCH_IDS": self.prep["ids"]}
+            env |= {"BENCH_TOKEN": self.prep["pay"], "BENCH_IDS": self.prep["ids"],
+                    "BENCH_START": str(skip)}
         elif mode == "issue":
-            env["BENCH_START"] = str(self.issue_start)
+            env["BENCH_START"] = str(self.issue_start + skip)
         return env
 
 
@@ -164,56 +212,99 @@ def prepare(b: Backend, pay_holds: int, reserve_seats: int) -> None:
     b.prep = asyncio.run(go())
 
 
-def start_backends(names: list[str], tmp: Path, stack: contextlib.ExitStack) -> list[Backend]:
-    """The Redis deployments the backends need (the two 3-master ones share one cluster)."""
-    backends = [Backend(name, i) for i, name in enumerate(names)]
+def start_backends(names: list[str], servers: list[str], tmp: Path,
+                   stack: contextlib.ExitStack) -> list[Backend]:
+    """The Redis deployments the backends need (the two 3-master ones share one cluster, and
+    every server of a backend its Redis)."""
+    backends = [Backend(name, kind, i) for i, (name, kind) in
+                enumerate((n, k) for n in names for k in servers)]
     single = cluster1 = cluster3 = None
     for sub in ("single", "cluster1", "cluster3"):
         (tmp / sub).mkdir()
     for b in backends:
         if b.name == "single":
-            single = single or stack.enter_context(RedisServer(tmp / "single"))
+            single = single or stack.enter_context(RedisServer(tmp / "single", *ROOMY))
             b.url, b.redis_pids = single.url, [single.proc.pid]
         elif b.name == "cluster1":
             cluster1 = cluster1 or stack.enter_context(RedisCluster(
-                tmp / "cluster1", masters=1, replicas=0, extra=QUICK_SYNC))
+                tmp / "cluster1", masters=1, replicas=0, extra=(*QUICK_SYNC, *ROOMY)))
             b.url, b.redis_pids = cluster1.url, [cluster1.pid(p) for p in cluster1.ports]
         else:
             cluster3 = cluster3 or stack.enter_context(RedisCluster(
-                tmp / "cluster3", masters=3, replicas=1, extra=QUICK_SYNC))
+                tmp / "cluster3", masters=3, replicas=1, extra=(*QUICK_SYNC, *ROOMY)))
             b.url, b.redis_pids = cluster3.url, [cluster3.pid(p) for p in cluster3.ports]
     return backends
 
 
-def matrix(endpoints: list[str], runs: dict[tuple[str, str], Run],
-           hellos: dict[str, float], backends: list[Backend]) -> str:
-    """Per endpoint: hello's req/s, then each backend's req/s, p99 and ratio to the first
-    backend (and to hello)."""
-    first = backends[0].name
-    head = "| endpoint | hello req/s |" + "".join(
-        f" {TITLES[b.name]}: req/s · p99 ms · x {TITLES[first] if i else 'hello'} |"
-        for i, b in enumerate(backends))
-    lines = [head, "|---|---:|" + "---:|" * len(backends)]
+def server_table(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
+                 hellos: dict[tuple[str, str], list[Run]], backend: str,
+                 servers: list[str]) -> str:
+    """Per endpoint and server: req/s, p99, x that server's hello, x the faster hello."""
+    head = "| endpoint |" + "".join(
+        f" {k}: req/s · p99 ms · x own hello · x faster hello |" for k in servers)
+    lines = [head, "|---|" + "---:|" * len(servers)]
+
+    def mean(k: str, mode: str) -> float:
+        return sum(h.rps for h in hellos[(mode, k)]) / len(hellos[(mode, k)])
+
+    cells = [LABELS["hello"]]
+    for k in servers:
+        rps = sum(mean(k, m) for m in endpoints) / len(endpoints)
+        best = max(sum(mean(o, m) for m in endpoints) / len(endpoints) for o in servers)
+        p99 = max(h.p99_ms for m in endpoints for h in hellos[(m, k)])
+        cells.append(f"{rps:,.0f} · ≤{p99:.2f} · 1 · {rps / best:.2f}")
+    lines.append("| " + " | ".join(cells) + " |")
     for mode in endpoints:
-        cells = [LABELS[mode], f"{hellos[mode]:,.0f}"]
-        for i, b in enumerate(backends):
-            run = runs[(mode, b.name)]
-            base = runs[(mode, first)].rps if i else hellos[mode]
+        best = max(mean(k, mode) for k in servers)
+        cells = [LABELS[mode]]
+        for k in servers:
+            run = runs[(mode, backend, k)]
             flag = "" if not (run.non2xx or run.socket_errors) else \
                 f" ({run.non2xx} non-2xx, {run.socket_errors} errors)"
-            cells.append(f"{run.rps:,.0f} · {run.p99_ms:.2f} · {run.rps / base:.2f}{flag}")
+            cells.append(f"{run.rps:,.0f} · {run.p99_ms:.2f} · {run.rps / mean(k, mode):.2f} · "
+                         f"{run.rps / best:.2f}{flag}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def cpu_table(endpoints: list[str], runs: dict[tuple[str, str], Run],
-              backends: list[Backend]) -> str:
-    lines = ["| endpoint |" + "".join(f" {TITLES[b.name]}: API · Redis CPU |" for b in backends),
-             "|---|" + "---:|" * len(backends)]
+def cpu_table(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
+              hellos: dict[tuple[str, str], list[Run]], backend: str,
+              servers: list[str]) -> str:
+    """Per endpoint and server: the server's CPU in cores, requests per CPU-second, Redis."""
+    lines = ["| endpoint |" + "".join(
+        f" {k}: server cores · req per CPU-s · Redis cores · others |" for k in servers),
+        "|---|" + "---:|" * len(servers)]
+    cells = [LABELS["hello"]]
+    for k in servers:
+        hs = [h for m in endpoints for h in hellos[(m, k)]]
+        cells.append(f"{sum(h.server_cpu for h in hs) / len(hs):.2f} · "
+                     f"{sum(h.per_cpu_second for h in hs) / len(hs):,.0f} · - · "
+                     f"{max(h.others_cpu for h in hs):.2f}")
+    lines.append("| " + " | ".join(cells) + " |")
     for mode in endpoints:
         lines.append(f"| {LABELS[mode]} | " + " | ".join(
-            f"{runs[(mode, b.name)].server_cpu:.0%} · {runs[(mode, b.name)].redis_cpu:.0%}"
-            for b in backends) + " |")
+            f"{r.server_cpu:.2f} · {r.per_cpu_second:,.0f} · {r.redis_cpu:.2f} · "
+            f"{r.others_cpu:.2f}"
+            for r in (runs[(mode, backend, k)] for k in servers)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def backend_matrix(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
+                   names: list[str], kind: str) -> str:
+    """Per endpoint under one server: each backend's req/s, p99 and ratio to the first."""
+    first = names[0]
+    lines = ["| endpoint |" + "".join(
+        f" {TITLES[n]}: req/s · p99 ms{f' · x {TITLES[first]}' if i else ''} |"
+        for i, n in enumerate(names)), "|---|" + "---:|" * len(names)]
+    for mode in endpoints:
+        cells = [LABELS[mode]]
+        for i, n in enumerate(names):
+            run = runs[(mode, n, kind)]
+            ratio = f" · {run.rps / runs[(mode, first, kind)].rps:.2f}" if i else ""
+            flag = "" if not (run.non2xx or run.socket_errors) else \
+                f" ({run.non2xx} non-2xx, {run.socket_errors} errors)"
+            cells.append(f"{run.rps:,.0f} · {run.p99_ms:.2f}{ratio}{flag}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -224,8 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", choices=ENDPOINTS, help="a subset of endpoints")
     p.add_argument("--backends", default=",".join(BACKENDS),
                    help=f"comma-separated, first is the reference ({', '.join(BACKENDS)})")
+    p.add_argument("--servers", default=",".join(SERVERS),
+                   help=f"comma-separated ({', '.join(SERVERS)}), one worker each")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole interleaved sequence; each cell is the median round")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                   help="also measure this many uvicorn workers on the first backend (0: skip)")
+                   help="also measure this many workers of each server on the first backend "
+                        "(0: skip)")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not on PATH: apt-get install wrk", file=sys.stderr)
@@ -233,73 +329,106 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     if not names or any(n not in BACKENDS for n in names):
         p.error(f"--backends takes some of {', '.join(BACKENDS)}")
+    servers = [k.strip() for k in args.servers.split(",") if k.strip()]
+    if not servers or any(k not in SERVERS for k in servers):
+        p.error(f"--servers takes some of {', '.join(SERVERS)}")
     endpoints = args.only or ENDPOINTS
-    expected_rps = 30_000
     env = {"ACTIVE_TTL_SECONDS": "3600", "HOLD_TTL_SECONDS": "3600",
-           "WAITING_IDLE_SECONDS": "3600"}
+           "WAITING_IDLE_SECONDS": "3600", "MAX_IN_FLIGHT": "0"}  # measure, never shed
     os.environ.update(env)
     out: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as tmp, \
             contextlib.ExitStack() as stack:
-        backends = start_backends(names, Path(tmp), stack)
+        backends = start_backends(names, servers, Path(tmp), stack)
         for b in backends:
-            print(f"preparing {b.name} on {b.url} ...", flush=True)
-            prepare(b, pay_holds=int(args.seconds * expected_rps) if "pay" in endpoints else 0,
-                    reserve_seats=int(args.seconds * expected_rps))
-            b.api = stack.enter_context(Uvicorn("api.app:app", {
+            print(f"preparing {b.name} under {b.server} on {b.url} ...", flush=True)
+            b.per_run = int(args.seconds * EXPECTED_RPS[b.server])
+            prepare(b, pay_holds=b.per_run * args.rounds if "pay" in endpoints else 0,
+                    reserve_seats=b.per_run * args.rounds)
+            b.api = stack.enter_context(server(b.server, "api.app:app", {
                 **env, "REDIS_URL": b.url,
                 "REDIS_WAIT_REPLICAS": "1" if b.name.endswith("wait1") else "0"}))
-        hello = stack.enter_context(Uvicorn("loadtests.hello:app"))
-        hello_pids = hello.pids()
+        hello = {k: stack.enter_context(server(k, "loadtests.hello:app")) for k in servers}
+        hello_pids = {k: h.all_pids() for k, h in hello.items()}
         redis_pids = sorted({pid for b in backends for pid in b.redis_pids})
 
-        def run(b: Backend | None, mode: str, seconds: float) -> Run:
+        def run(b: Backend | None, mode: str, seconds: float, kind: str = "",
+                round_: int = 0) -> Run:
             if b is None:
-                return wrk(hello.base, "hello", seconds, args.connections, {}, hello_pids,
-                           redis_pids)
+                return wrk(hello[kind].base, "hello", seconds, args.connections, {},
+                           hello_pids[kind], redis_pids)
             assert b.api is not None
-            return wrk(b.api.base, mode, seconds, args.connections, b.env(mode), b.api.pids(),
-                       b.redis_pids)
+            return wrk(b.api.base, mode, seconds, args.connections, b.env(mode, round_),
+                       b.api.all_pids(), b.redis_pids)
 
-        run(None, "hello", 1)  # warm every server: imports, caches, connections
+        for k in servers:  # warm every server: imports, caches, connections
+            run(None, "hello", 1, k)
         for b in backends:
             run(b, "point", 1)
-        runs: dict[tuple[str, str], Run] = {}
-        hellos: dict[str, float] = {}
-        before = run(None, "hello", args.seconds)
-        hello_runs = [before]
-        for mode in endpoints:
-            print(f"  {mode} ...", flush=True)
-            for b in backends:
-                runs[(mode, b.name)] = run(b, mode, args.seconds)
-            after = run(None, "hello", args.seconds)
-            hello_runs.append(after)
-            hellos[mode] = (before.rps + after.rps) / 2
-            before = after
-        span = (f"hello runs {min(h.rps for h in hello_runs):,.0f}-"
-                f"{max(h.rps for h in hello_runs):,.0f} req/s, p99 "
-                f"{min(h.p99_ms for h in hello_runs):.2f}-{max(h.p99_ms for h in hello_runs):.2f}"
-                " ms")
-        out.append(f"### One uvicorn worker per backend (wrk -t1 -c{args.connections}, "
-                   f"{args.seconds:g} s per run; {span})\n\n"
-                   + matrix(endpoints, runs, hellos, backends)
-                   + "\nCPU (share of one core) during each run:\n\n"
-                   + cpu_table(endpoints, runs, backends))
+        every: dict[tuple[str, str, str], list[Run]] = {}
+        around: dict[tuple[str, str], list[tuple[Run, Run]]] = {}
+        for round_ in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {round_ + 1} of {args.rounds}", flush=True)
+            before = {k: run(None, "hello", args.seconds, k) for k in servers}
+            for mode in endpoints:
+                print(f"  {mode} ...", flush=True)
+                for b in backends:
+                    every.setdefault((mode, b.name, b.server), []).append(
+                        run(b, mode, args.seconds, round_=round_))
+                after = {k: run(None, "hello", args.seconds, k) for k in servers}
+                for k in servers:
+                    around.setdefault((mode, k), []).append((before[k], after[k]))
+                before = after
+        runs = {key: median_run(v) for key, v in every.items()}
+        hellos = {key: [median_run([a for a, _ in v]), median_run([b for _, b in v])]
+                  for key, v in around.items()}
+        spans = "; ".join(
+            f"{k} hello {min(h.rps for h in hs):,.0f}-{max(h.rps for h in hs):,.0f} req/s, "
+            f"p99 {min(h.p99_ms for h in hs):.2f}-{max(h.p99_ms for h in hs):.2f} ms"
+            for k in servers for hs in [[h for (_, kk), v in hellos.items() if kk == k
+                                         for h in v]])
+        rounds = (f"; the median of {args.rounds} rounds of the whole sequence"
+                  if args.rounds > 1 else "")
+        others = max(r.others_cpu for rs in every.values() for r in rs)
+        out.append(f"One worker per server (wrk -t1 -c{args.connections}, {args.seconds:g} s "
+                   f"per run, each endpoint between two runs of each server's hello{rounds}; "
+                   f"{spans}). A ratio to a hello is to the mean of the two runs around the "
+                   f"endpoint. Other processes on the machine took up to {others:.2f} cores "
+                   "during a run (the 'others' column): a run they disturbed is slower.\n")
+        for n in names:
+            out.append(f"### {TITLES[n]}: each server\n\n"
+                       + server_table(endpoints, runs, hellos, n, servers)
+                       + "\nCPU during each run (cores: 1.00 is one core busy all the "
+                         "run):\n\n" + cpu_table(endpoints, runs, hellos, n, servers))
+        if len(names) > 1:
+            for k in servers:
+                out.append(f"### {k}: each backend\n\n"
+                           + backend_matrix(endpoints, runs, names, k))
         if args.workers > 1:
-            b = backends[0]
-            with Uvicorn("loadtests.hello:app", workers=args.workers) as hello_n, \
-                    Uvicorn("api.app:app", {**env, "REDIS_URL": b.url},
-                            workers=args.workers) as api_n:
-                lines = ["| endpoint | hello req/s | API req/s | ratio |", "|---|---:|---:|---:|"]
-                for mode in ("point", "status"):
-                    h = wrk(hello_n.base, "hello", args.seconds, args.connections * 2, {},
-                            hello_n.pids(), b.redis_pids)
-                    r = wrk(api_n.base, mode, args.seconds, args.connections * 2, b.env(mode),
-                            api_n.pids(), b.redis_pids)
-                    lines.append(f"| {LABELS[mode]} | {h.rps:,.0f} | {r.rps:,.0f} | "
-                                 f"{r.rps / h.rps:.2f} |")
-                out.append(f"### {args.workers} uvicorn workers on {TITLES[b.name]} (wrk -t1 "
-                           f"-c{args.connections * 2})\n\n" + "\n".join(lines) + "\n")
+            b = next(x for x in backends if x.name == names[0])
+            lines = ["| endpoint |" + "".join(
+                f" {k}: hello req/s · API req/s · ratio · x faster hello |" for k in servers),
+                "|---|" + "---:|" * len(servers)]
+            rows: dict[str, dict[str, tuple[Run, Run]]] = {"point": {}, "status": {}}
+            for k in servers:
+                with server(k, "loadtests.hello:app", workers=args.workers) as hello_n, \
+                        server(k, "api.app:app", {**env, "REDIS_URL": b.url},
+                               workers=args.workers) as api_n:
+                    for mode in rows:
+                        h = wrk(hello_n.base, "hello", args.seconds, args.connections * 2, {},
+                                hello_n.all_pids(), b.redis_pids)
+                        r = wrk(api_n.base, mode, args.seconds, args.connections * 2,
+                                b.env(mode), api_n.all_pids(), b.redis_pids)
+                        rows[mode][k] = (h, r)
+            for mode, by in rows.items():
+                best = max(h.rps for h, _ in by.values())
+                lines.append(f"| {LABELS[mode]} | " + " | ".join(
+                    f"{h.rps:,.0f} · {r.rps:,.0f} · {r.rps / h.rps:.2f} · {r.rps / best:.2f}"
+                    for h, r in (by[k] for k in servers)) + " |")
+            out.append(f"### {args.workers} workers of each server on {TITLES[b.name]} "
+                       f"(wrk -t1 -c{args.connections * 2}; one server after the other)\n\n"
+                       + "\n".join(lines) + "\n")
         for b in backends:
             Path(b.prep["ids"]).unlink(missing_ok=True)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start a local 3-master cluster (a replica each, REDIS_WAIT_REPLICAS=1) "
                      "instead of one redis-server")
     run.add_argument("--api-workers", type=int, default=1,
-                     help="uvicorn workers of the API started here (default 1)")
+                     help="workers of the API started here (default 1)")
+    run.add_argument("--server", choices=["granian", "uvicorn"],
+                     help="the API's server (default: $SERVER, else api/serve.py's)")
     run.add_argument("--out", type=Path, help="report folder (default "
                      "loadtests/results/<timestamp>/)")
     run.add_argument("--sample-every", type=float, default=5.0,
@@ -266,9 +268,10 @@ class Stack:
     """A redis-server (the repo's redis.conf), or with ``cluster`` a local 3-master cluster
     with a replica each (REDIS_WAIT_REPLICAS=1), seeded with the demo data, and the API."""
 
-    def __init__(self, env: dict[str, str], workers: int, cluster: bool = False) -> None:
+    def __init__(self, env: dict[str, str], workers: int, kind: str | None = None,
+                 cluster: bool = False) -> None:
         from loadtests.cluster import QUICK_SYNC, RedisCluster
-        from loadtests.stack import RedisServer, Uvicorn
+        from loadtests.stack import RedisServer, Server, default_server
 
         self.tmp = tempfile.TemporaryDirectory(prefix="loadtest-")
         self.redis: RedisServer | RedisCluster = (
@@ -276,8 +279,8 @@ class Stack:
             if cluster else RedisServer(Path(self.tmp.name)))
         self.env = {**env, "REDIS_WAIT_REPLICAS": "1"} if cluster else env
         self.workers = workers
-        self.api: Uvicorn | None = None
-        self._uvicorn = Uvicorn
+        self.kind = kind or default_server()
+        self.api: Server | None = None
 
     def start(self) -> Stack:
         from engine.seed import seed_demo
@@ -289,8 +292,10 @@ class Stack:
             seed_demo(client)
         finally:
             client.close()
-        self.api = self._uvicorn("api.app:app", env={"REDIS_URL": self.redis.url, **self.env},
-                                 workers=self.workers).start()
+        from loadtests.stack import server
+
+        self.api = server(self.kind, "api.app:app", {"REDIS_URL": self.redis.url, **self.env},
+                          workers=self.workers).start()
         return self
 
     def pids(self) -> list[int]:
@@ -363,12 +368,14 @@ def run_scenario(s: Scenario, args: argparse.Namespace, out: Path) -> Result:
     prefix = res.out_dir / s.file
     res.locust_cores = min(cores(), cores() if args.processes < 0 else args.processes)
 
-    stack = None if args.host else Stack(stack_env(s, load), args.api_workers, args.cluster)
+    stack = None if args.host else Stack(stack_env(s, load), args.api_workers, args.server,
+                                         args.cluster)
     sampler = None
     try:
         if stack is not None:
-            print(f"[{s.key} {s.title}] starting Redis + API ({args.api_workers} worker"
-                  f"{'s' if args.api_workers > 1 else ''}), seeding the demo data", flush=True)
+            print(f"[{s.key} {s.title}] starting Redis + API ({args.api_workers} {stack.kind} "
+                  f"worker{'s' if args.api_workers > 1 else ''}), seeding the demo data",
+                  flush=True)
             stack.start()
         assert stack is None or stack.api is not None
         host = args.host or stack.api.base
@@ -573,14 +580,16 @@ def cpu_cell(res: Result) -> str:
 
 def report_md(results: list[Result], args: argparse.Namespace, argv: list[str],
               started: datetime) -> str:
+    from loadtests.stack import default_server
+
     lines = [f"# Load test report, {started:%Y-%m-%d %H:%M:%S}", ""]
     lines += [f"`python -m loadtests {shlex.join(argv)}`", ""]
     lines += [f"Machine: {cores()} cores ({cpu_model()}), Python {platform.python_version()}, "
               f"locust {locust_version()}. Target: "
               + (f"`{args.host}`." if args.host else
                  f"a fresh redis-server (repo's redis.conf) and the API ({args.api_workers} "
-                 "uvicorn worker(s), uvloop, httptools, --timeout-keep-alive 75) per scenario, "
-                 "seeded with the demo data."),
+                 f"{args.server or default_server()} worker(s), uvloop, flags of api/serve.py) "
+                 "per scenario, seeded with the demo data."),
               ""]
     lines += ["Each scenario's figures beside the report's. *requests* includes every request "
               "locust made: the per-user token set-up (`[setup]`) and expected outcomes counted "

@@ -1,6 +1,7 @@
 """Fixtures: a real redis-server started from the repo's redis.conf on a free port in a temp
 dir (never a database we did not create), flushed before each test; the app in-process with
-its lifespan (TestClient); a real uvicorn server for concurrency tests; and a local Redis
+its lifespan (TestClient); a real server for concurrency tests (``$SERVER`` when set, else
+api/serve.py's default; tests/test_faults.py and test_server.py run both); and a local Redis
 Cluster (``redis_cluster``: 3 masters with a replica each).
 
 Where single node and cluster differ, tests run on both: a module or test marked
@@ -22,7 +23,7 @@ from engine.config import Settings
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.sync import sync_client
 from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import RedisServer, Uvicorn
+from loadtests.stack import RedisServer, Server, default_server, server
 
 
 @pytest.fixture(scope="session")
@@ -139,19 +140,21 @@ def auth(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def live_server(settings: Settings, catalog: redis.Redis) -> Iterator[Callable[..., Uvicorn]]:
-    """``live_server(**env)`` -> a real uvicorn (uvloop, httptools) serving the app."""
-    servers: list[Uvicorn] = []
+def live_server(settings: Settings, catalog: redis.Redis) -> Iterator[Callable[..., Server]]:
+    """``live_server(**env)`` -> a real server (api/serve.py's flags) serving the app: the
+    default one, or ``live_server(kind="uvicorn", **env)``."""
+    servers: list[Server] = []
 
-    def start(**env: str) -> Uvicorn:
-        server = Uvicorn("api.app:app", {"REDIS_URL": settings.redis_url, "TICK_SECONDS": "3600",
-                                         **NO_LIMITS_ENV, **env})
-        servers.append(server)
-        return server.start()
+    def start(kind: str | None = None, **env: str) -> Server:
+        api = server(kind or default_server(), "api.app:app",
+                     {"REDIS_URL": settings.redis_url, "TICK_SECONDS": "3600",
+                      **NO_LIMITS_ENV, **env})
+        servers.append(api)
+        return api.start()
 
     yield start
-    for server in servers:
-        server.stop()
+    for api in servers:
+        api.stop()
 
 
 @pytest.fixture(scope="session")

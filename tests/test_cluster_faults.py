@@ -1,4 +1,4 @@
-"""The engine on a Redis Cluster in trouble, through a real uvicorn: a concert's slot migrated
+"""The engine on a Redis Cluster in trouble, through a real server: a concert's slot migrated
 under the booking mix, and a master killed (kill -9) under charges to customers on every
 master, with and without replicated acknowledgements (REDIS_WAIT_REPLICAS)."""
 
@@ -18,7 +18,7 @@ import pytest
 from engine.cluster import key_slot
 from engine.keys import CustomerKeys, concert_keys
 from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import Uvicorn
+from loadtests.stack import api_server
 from tests.conftest import CONCERT, NO_LIMITS_ENV, OPTION, OTHER_OPTION, small_catalog
 
 HOST = "127.0.0.1"
@@ -93,8 +93,8 @@ def test_a_concert_slot_moves_under_the_booking_mix(cluster: RedisCluster) -> No
     r = cluster.client()
     cluster.flushall()
     small_catalog(r, seats=40)
-    api = Uvicorn("api.app:app", {"REDIS_URL": cluster.url, "TICK_SECONDS": "0.5",
-                                  **NO_LIMITS_ENV}).start()  # shoppers in a tight loop
+    api = api_server({"REDIS_URL": cluster.url, "TICK_SECONDS": "0.5",
+                      **NO_LIMITS_ENV}).start()  # shoppers in a tight loop
 
     def shop(i: int, c: Client, deadline: float) -> None:
         customer, token = 1 + i, None
@@ -187,8 +187,8 @@ def test_a_killed_master_loses_no_acknowledged_charge(cluster: RedisCluster, wai
         port = cluster.owner(key_slot(CustomerKeys(customer).balance))
         by_master.setdefault(port, []).append(customer)
     victim = sorted(by_master)[wait]  # another master each run
-    api = Uvicorn("api.app:app", {"REDIS_URL": cluster.url, "REDIS_WAIT_REPLICAS": str(wait),
-                                  "REDIS_WAIT_TIMEOUT_MS": "300", "TICK_SECONDS": "1"}).start()
+    api = api_server({"REDIS_URL": cluster.url, "REDIS_WAIT_REPLICAS": str(wait),
+                      "REDIS_WAIT_TIMEOUT_MS": "300", "TICK_SECONDS": "1"}).start()
     customers = [c for cs in by_master.values() for c in cs]
 
     def charge(i: int, c: Client, deadline: float) -> None:

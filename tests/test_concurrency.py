@@ -1,4 +1,4 @@
-"""Concurrency claims, proven with real concurrent HTTP requests against a real uvicorn:
+"""Concurrency claims, proven with real concurrent HTTP requests against a real server:
 one winner per seat, one payment per reservation, charges that sum to the cent."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from engine.keys import CustomerKeys
-from loadtests.stack import Uvicorn
+from loadtests.stack import Server
 from tests.conftest import OPTION, seat_id
 from tests.http import fire
 
@@ -21,7 +21,7 @@ SEAT = seat_id(OPTION, 2)
 HOST = "127.0.0.1"
 
 
-def issue_tokens(server: Uvicorn, customers: range) -> dict[int, str]:
+def issue_tokens(server: Server, customers: range) -> dict[int, str]:
     batches = [[("POST", "/api/token/issue", {"customerId": c, "concertId": 2}, {})]
                for c in customers]
     tokens = {}
@@ -32,7 +32,7 @@ def issue_tokens(server: Uvicorn, customers: range) -> dict[int, str]:
     return tokens
 
 
-def test_one_winner_among_60_concurrent_reserves(live_server: Callable[..., Uvicorn]) -> None:
+def test_one_winner_among_60_concurrent_reserves(live_server: Callable[..., Server]) -> None:
     server = live_server()
     tokens = issue_tokens(server, range(1, 61))
     batches = [[("POST", "/api/reserve", {"concertOptionId": OPTION, "seatId": SEAT},
@@ -44,7 +44,7 @@ def test_one_winner_among_60_concurrent_reserves(live_server: Callable[..., Uvic
 
 
 def test_one_payment_among_20_concurrent_pays(
-    live_server: Callable[..., Uvicorn], catalog: redis.Redis
+    live_server: Callable[..., Server], catalog: redis.Redis
 ) -> None:
     server = live_server()
     token = issue_tokens(server, range(7, 8))[7]
@@ -70,7 +70,7 @@ def test_one_payment_among_20_concurrent_pays(
 
 
 def test_1200_concurrent_charges_sum_to_the_cent(
-    live_server: Callable[..., Uvicorn], catalog: redis.Redis
+    live_server: Callable[..., Server], catalog: redis.Redis
 ) -> None:
     server = live_server()
     customer, clients, each = 4242, 40, 30  # 1,200 charges, 40 connections at once

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from api.serve import SERVERS
 from engine import concert_settings, queue
 from engine.config import Settings
 from engine.ids import parse_token
@@ -249,9 +250,11 @@ def test_a_burst_is_rate_limited_and_others_go_on(live_server, r: redis.Redis) -
     assert resp.status == 429 and resp.getheader("Retry-After") == "1"
 
 
-def test_issues_per_address_behind_trusted_proxies(live_server, r: redis.Redis) -> None:
+@pytest.mark.parametrize("kind", SERVERS)  # neither server may take X-Forwarded-For itself
+def test_issues_per_address_behind_trusted_proxies(live_server, r: redis.Redis,
+                                                   kind: str) -> None:
     _big_catalog(r)
-    server = live_server(ISSUE_RATE_PER_ADDRESS="1", RATE_BURST="2",
+    server = live_server(kind, ISSUE_RATE_PER_ADDRESS="1", RATE_BURST="2",
                          TRUSTED_PROXIES="127.0.0.1")
     same = fire(HOST, server.port, [[("POST", "/api/token/issue",
                                       {"customerId": c, "concertId": CONCERT},
@@ -263,7 +266,7 @@ def test_issues_per_address_behind_trusted_proxies(live_server, r: redis.Redis) 
                                       {"X-Forwarded-For": f"203.0.113.{c}, 127.0.0.1"})
                                      for c in range(10, 20)]])[0]
     assert all(s == 200 for s, _ in many)  # each its own address
-    untrusted = live_server(ISSUE_RATE_PER_ADDRESS="1", RATE_BURST="2")
+    untrusted = live_server(kind, ISSUE_RATE_PER_ADDRESS="1", RATE_BURST="2")
     spoofed = fire(HOST, untrusted.port, [[("POST", "/api/token/issue",
                                             {"customerId": c, "concertId": CONCERT},
                                             {"X-Forwarded-For": f"203.0.113.{c}"})

@@ -1,5 +1,6 @@
 """Redis in trouble: hung (SIGSTOP), killed (SIGKILL, then restarted from its AOF), its
-script cache flushed, or full. Each test starts its own redis-server and a real uvicorn."""
+script cache flushed, or full. Each test starts its own redis-server and a real server, once
+under uvicorn and once under granian (the server's own edges: tests/test_server.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 import redis
 
 from engine.keys import CustomerKeys
-from loadtests.stack import RedisServer, Uvicorn
+from loadtests.stack import SERVER_CLASSES, RedisServer, Server, server
 from tests.conftest import OPTION, seat_id, small_catalog
 
 HOST = "127.0.0.1"
@@ -39,11 +40,12 @@ def call(port: int, method: str, path: str, body: object = None,
         conn.close()
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[RedisServer, Uvicorn]]:
+@pytest.fixture(params=list(SERVER_CLASSES))
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[RedisServer, Server]]:
     rs = RedisServer(tmp_path).start()
     small_catalog(redis.Redis.from_url(rs.url))
-    api = Uvicorn("api.app:app", {"REDIS_URL": rs.url, "TICK_SECONDS": "0.2"}).start()
+    api = server(request.param, "api.app:app", {"REDIS_URL": rs.url, "TICK_SECONDS": "0.2"})
+    api.start()
     yield rs, api
     api.stop()
     if rs.proc and rs.proc.poll() is None:
@@ -210,13 +212,14 @@ def test_sigkill_under_concurrent_charges_loses_no_acknowledged_charge(stack) ->
         assert start[c] + acked[c] <= stored[c] <= start[c] + acked[c] + unknown[c], c
 
 
-def test_full_redis_refuses_writes_whole_and_keeps_reads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", list(SERVER_CLASSES))
+def test_full_redis_refuses_writes_whole_and_keeps_reads(kind: str, tmp_path: Path) -> None:
     rs = RedisServer(tmp_path, "--maxmemory", "3mb").start()
     api = None
     try:
         r = redis.Redis.from_url(rs.url)
         small_catalog(r)
-        api = Uvicorn("api.app:app", {"REDIS_URL": rs.url, "TICK_SECONDS": "0.2"}).start()
+        api = server(kind, "api.app:app", {"REDIS_URL": rs.url, "TICK_SECONDS": "0.2"}).start()
         tok = token(api.port, 1)
         status, held, _, _ = call(api.port, "POST", "/api/reserve",
                                   {"concertOptionId": OPTION, "seatId": seat_id(OPTION, 1)},

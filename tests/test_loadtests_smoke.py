@@ -18,21 +18,21 @@ import redis
 
 from engine.seed import seed_demo
 from loadtests.scenarios import REPORT_SEVEN, SCENARIOS
-from loadtests.stack import REPO, RedisServer, Uvicorn
+from loadtests.stack import REPO, RedisServer, Server, api_server
 
 CHARTS = ("rps", "response_times", "users")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, Uvicorn]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, Server]]:
     if shutil.which("redis-server") is None:
         pytest.exit("redis-server is not on PATH: run `make test`, which installs it", 2)
     server = RedisServer(tmp_path_factory.mktemp("loadtest-redis")).start()
     client = redis.Redis.from_url(server.url)
     seed_demo(client)
     client.close()
-    api = Uvicorn("api.app:app", {"REDIS_URL": server.url, "ACTIVE_LIMIT": "20000",
-                                  "ADMIT_PER_SECOND": "2000"})
+    api = api_server({"REDIS_URL": server.url, "ACTIVE_LIMIT": "20000",
+                      "ADMIT_PER_SECOND": "2000"})
     try:
         api.start()
         yield server, api
@@ -51,7 +51,7 @@ def totals(folder: Path, name: str) -> dict[str, str]:
         return next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
 
 
-def test_the_seven_scenarios_run_clean(stack: tuple[RedisServer, Uvicorn],
+def test_the_seven_scenarios_run_clean(stack: tuple[RedisServer, Server],
                                        tmp_path: Path) -> None:
     _, api = stack
     out = tmp_path / "report"
@@ -72,7 +72,7 @@ def test_the_seven_scenarios_run_clean(stack: tuple[RedisServer, Uvicorn],
     assert report.count("| report |") == 7  # each scenario beside the report's figures
 
 
-def test_soak_samples_memory_and_keys(stack: tuple[RedisServer, Uvicorn],
+def test_soak_samples_memory_and_keys(stack: tuple[RedisServer, Server],
                                       tmp_path: Path) -> None:
     server, api = stack
     out = tmp_path / "soak"

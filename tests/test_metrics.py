@@ -1,5 +1,6 @@
 """/metrics: request counts and latencies per route and status, Redis call latency, business
-events, and the per-concert gauges; correct when several uvicorn workers answer."""
+events, and the per-concert gauges; correct when several workers answer (uvicorn's or
+granian's: each worker is a process writing its own files in PROMETHEUS_MULTIPROC_DIR)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from loadtests.stack import Uvicorn
+from loadtests.stack import SERVER_CLASSES, server
 from tests.conftest import OPTION, active_token, auth, seat_id
 from tests.http import fire
 
@@ -64,11 +65,15 @@ def test_metrics_move_with_the_requests(client: TestClient) -> None:
     assert sample(text, "ticketing_queue_active", concert="2") == 0  # the pay finished it
 
 
-def test_metrics_sum_over_workers(tmp_path: Path, settings, catalog: redis.Redis) -> None:
+@pytest.mark.parametrize("kind", list(SERVER_CLASSES))
+def test_metrics_sum_over_workers(kind: str, mode: str, tmp_path: Path, settings,
+                                  catalog: redis.Redis) -> None:
+    if kind != "uvicorn" and mode != "single":
+        pytest.skip("the server's process model does not depend on the Redis mode")
     prom = tmp_path / "prom"
     prom.mkdir()
     env = {"REDIS_URL": settings.redis_url, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-    with Uvicorn("api.app:app", env, workers=2) as api:
+    with server(kind, "api.app:app", env, workers=2) as api:
         fire("127.0.0.1", api.port, [[("GET", "/api/point?customerId=3", None, {})] * 10
                                      for _ in range(20)])
         time.sleep(1.5)  # each worker moves its tallies into the shared files every second

@@ -1,5 +1,5 @@
 """The booking page (api/static/, served by api/pages.py): how it is served, then the page in
-headless Chromium against a real uvicorn: a visit from the waiting room to a receipt, a seat
+headless Chromium against a real server: a visit from the waiting room to a receipt, a seat
 taken under the visitor's eyes, and the keyboard path. Each browser step is saved as a
 full-page screenshot at desktop (1280x900) and phone (375x812) width in var/screenshots/.
 
@@ -26,7 +26,7 @@ import redis
 from starlette.testclient import TestClient
 
 from engine.seed import Option, Seat, create_concert
-from loadtests.stack import Uvicorn
+from loadtests.stack import Server
 from tests.conftest import CONCERT, OPTION, OTHER_OPTION, seat_id
 
 try:
@@ -226,7 +226,7 @@ def press(driver: webdriver.Chrome, *keys: str) -> None:
 class Api:
     """Other customers, acting through the API while the page is open."""
 
-    def __init__(self, server: Uvicorn) -> None:
+    def __init__(self, server: Server) -> None:
         self.port = server.port
 
     def call(self, method: str, path: str, body: object | None = None,
@@ -287,7 +287,7 @@ def wait_active_with_dates(driver: webdriver.Chrome) -> None:
 
 
 # --- (a) the waiting room to a receipt --------------------------------------------------------
-def test_waiting_room_to_receipt(browser: webdriver.Chrome, live_server: Callable[..., Uvicorn],
+def test_waiting_room_to_receipt(browser: webdriver.Chrome, live_server: Callable[..., Server],
                                  shot: Callable[[str], None]) -> None:
     # One ACTIVE slot, a fast tick: the visitor waits behind three customers and moves up as
     # each of them pays (which finishes their token) and the tick admits the next.
@@ -351,7 +351,7 @@ def test_waiting_room_to_receipt(browser: webdriver.Chrome, live_server: Callabl
 
 # --- (b) a contested seat -----------------------------------------------------------------
 def test_seat_taken_after_the_page_showed_it(
-        browser: webdriver.Chrome, live_server: Callable[..., Uvicorn],
+        browser: webdriver.Chrome, live_server: Callable[..., Server],
         shot: Callable[[str], None]) -> None:
     server = live_server(TICK_SECONDS="0.2")
     api = Api(server)
@@ -378,7 +378,7 @@ def test_seat_taken_after_the_page_showed_it(
 
 
 # --- (c) the keyboard alone ---------------------------------------------------------------
-def test_keyboard_only(browser: webdriver.Chrome, live_server: Callable[..., Uvicorn],
+def test_keyboard_only(browser: webdriver.Chrome, live_server: Callable[..., Server],
                        shot: Callable[[str], None]) -> None:
     server = live_server(TICK_SECONDS="0.2")
     api = Api(server)
@@ -418,7 +418,7 @@ BIG_OPTION = 41152
 
 
 def test_seat_map_in_sections_and_rows_and_a_pay_beyond_the_balance(
-        browser: webdriver.Chrome, live_server: Callable[..., Uvicorn], catalog: redis.Redis,
+        browser: webdriver.Chrome, live_server: Callable[..., Server], catalog: redis.Redis,
         rewrite: Callable[[str], None], shot: Callable[[str], None]) -> None:
     # The demo's 50-seat layout (VIP 150,000 / R 120,000 / S 90,000 points) on a third date,
     # in sections and rows of ten, as the API lists them.
@@ -461,7 +461,7 @@ def test_seat_map_in_sections_and_rows_and_a_pay_beyond_the_balance(
 
 # --- the rate the API suggests --------------------------------------------------------------
 def test_polls_at_the_rate_the_api_suggests(
-        browser: webdriver.Chrome, live_server: Callable[..., Uvicorn],
+        browser: webdriver.Chrome, live_server: Callable[..., Server],
         rewrite: Callable[[str], None], shot: Callable[[str], None]) -> None:
     server = live_server(ACTIVE_LIMIT="1", TICK_SECONDS="0.2")
     Api(server).issue(1)  # holds the only ACTIVE slot: the visitor waits throughout
@@ -501,7 +501,7 @@ def test_polls_at_the_rate_the_api_suggests(
 
 # --- a token that ended -----------------------------------------------------------------------
 def test_an_ended_token_offers_to_join_again(
-        browser: webdriver.Chrome, live_server: Callable[..., Uvicorn],
+        browser: webdriver.Chrome, live_server: Callable[..., Server],
         shot: Callable[[str], None]) -> None:
     server = live_server(ACTIVE_TTL_SECONDS="1", TICK_SECONDS="0.2")
     browser.get(server.base)

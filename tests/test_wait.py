@@ -1,7 +1,7 @@
 """Replicated acknowledgements (REDIS_WAIT_REPLICAS): a change is answered once a replica has
 it, one WAIT covers a whole batch of writes, and a replica that does not answer turns the
 answer into a 503 that says the change may have been applied. A real master and replica, a
-real uvicorn."""
+real server."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from engine.keys import CustomerKeys
-from loadtests.stack import RedisServer, Uvicorn
+from loadtests.stack import RedisServer, api_server
 from tests.http import fire
 
 HOST = "127.0.0.1"
@@ -42,8 +42,8 @@ def pair(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
 
 def test_an_acknowledged_charge_is_on_the_replica_and_waits_are_batched(pair) -> None:
     master, replica = pair
-    api = Uvicorn("api.app:app", {"REDIS_URL": master.url, "REDIS_WAIT_REPLICAS": "1",
-                                  "TICK_SECONDS": "3600"}).start()
+    api = api_server({"REDIS_URL": master.url, "REDIS_WAIT_REPLICAS": "1",
+                      "TICK_SECONDS": "3600"}).start()
     m, rep = redis.Redis(port=master.port), redis.Redis(port=replica.port)
     try:
         m.config_resetstat()
@@ -64,9 +64,9 @@ def test_an_acknowledged_charge_is_on_the_replica_and_waits_are_batched(pair) ->
 
 def test_a_replica_that_does_not_answer_makes_a_fast_503_that_may_have_applied(pair) -> None:
     master, replica = pair
-    api = Uvicorn("api.app:app", {"REDIS_URL": master.url, "REDIS_WAIT_REPLICAS": "1",
-                                  "REDIS_WAIT_TIMEOUT_MS": "200",
-                                  "TICK_SECONDS": "3600"}).start()
+    api = api_server({"REDIS_URL": master.url, "REDIS_WAIT_REPLICAS": "1",
+                      "REDIS_WAIT_TIMEOUT_MS": "200",
+                      "TICK_SECONDS": "3600"}).start()
     m = redis.Redis(port=master.port)
     try:
         os.kill(replica.proc.pid, signal.SIGSTOP)
