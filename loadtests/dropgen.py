@@ -80,6 +80,7 @@ class Mix:
     topup: float = 0.10  # a customer with no points: charges before paying
     think_min: float = 0.2  # seconds between a buyer's steps once ACTIVE
     think_max: float = 1.0
+    refreshes: int = 5  # found nothing: look again this many times, 2 s apart
 
 
 @dataclass
@@ -162,13 +163,12 @@ def make_plan(cfg: DropConfig) -> list[BuyerPlan]:
 
 
 def expected_seats(plans: list[BuyerPlan]) -> float:
-    """Seats an admitted buyer means to buy, on average over the plan, when seats are free
-    (a buyer who leaves the queue is never admitted; one who cancels buys none; cancel-rebuy
-    buys 1.5 on average)."""
-    stay = [p for p in plans if p.patience is None]
+    """Seats an admission sells, on average over the plan, while seats are free: a buyer who
+    cancels buys none, cancel-rebuy 1.5 on average, and one who left the queue none (its token
+    is still admitted when its turn comes within the idle limit, and takes an admission)."""
     total = sum({"pay": 1 if p.single else p.quantity, "cancel": 0, "abandon": 0,
-                 "cancel-rebuy": 1.5}[p.after] for p in stay)
-    return total / len(stay) if stay else 0.0
+                 "cancel-rebuy": 1.5}[p.after] for p in plans if p.patience is None)
+    return total / len(plans) if plans else 0.0
 
 
 # --- what a buyer says and hears ------------------------------------------------------------
@@ -386,21 +386,31 @@ def _held(rec: BuyerRecord, body: dict) -> list[tuple[str, int, float]]:
 def _hold(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: str,
           single: bool, quantity: int, section: str | None
           ) -> Generator[Req | Wait, Resp | None, list[tuple[str, int, float]]]:
-    """Dates, then a hold (one seat from the list, or best-available); [] when none."""
+    """Dates, then a hold (one seat from the list, or best-available); [] when none. A buyer
+    who finds nothing looks again, 2 s apart, ``m.refreshes`` times: seats come back from
+    cancels and from holds left to expire."""
+    m = env.cfg.mix
+    for attempt in range(m.refreshes + 1):
+        if attempt:
+            yield Wait(time.time() + 2)
+        held, found = yield from _hold_once(p, env, rec, rng, token, single, quantity, section)
+        if held or rec.outcome:
+            return held
+    rec.outcome = "sold out" if not found else "no seat"
+    return []
+
+
+def _hold_once(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: str,
+               single: bool, quantity: int, section: str | None
+               ) -> Generator[Req | Wait, Resp | None, tuple[list, bool]]:
+    """One look: the dates, then each option with free seats. (holds, any seat was free)."""
     cfg, m = env.cfg, env.cfg.mix
-    for attempt in range(3):  # the dates; nothing free: look again twice, 2 s apart
-        r = yield Req("GET", f"/api/{cfg.concert}/available-dates", None, token, "dates")
-        if r.status != 200:
-            rec.outcome = f"error: dates {r.status} {r.code}"
-            return []
-        free = {d["concertOptionId"]: d["availableSeats"] for d in r.body["dates"]
-                if d["availableSeats"] > 0}
-        if free:
-            break
-        if attempt == 2 or env.stop():
-            rec.outcome = "sold out"
-            return []
-        yield Wait(time.time() + 2)
+    r = yield Req("GET", f"/api/{cfg.concert}/available-dates", None, token, "dates")
+    if r.status != 200:
+        rec.outcome = f"error: dates {r.status} {r.code}"
+        return [], False
+    free = {d["concertOptionId"]: d["availableSeats"] for d in r.body["dates"]
+            if d["availableSeats"] > 0}
     options = [p.option] if p.option in free else []
     options += [o for o in free if o not in options]
     for option in options:
@@ -412,7 +422,7 @@ def _hold(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: s
                 r = yield Req("GET", path, None, token, "seats")
                 if r.status != 200:
                     rec.outcome = f"error: seats {r.status} {r.code}"
-                    return []
+                    return [], True
                 seats = r.body["seats"]
                 if not seats:
                     if sec is None:
@@ -429,12 +439,12 @@ def _hold(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: s
                         break
                     yield _retry_wait(r)
                 if r.status == 200:
-                    return _held(rec, r.body)
+                    return _held(rec, r.body), True
                 if r.status == 409 and r.code == "SEAT_TAKEN":
                     rec.seat_taken += 1
                     continue
                 rec.outcome = f"error: reserve {r.status} {r.code}"
-                return []
+                return [], True
         else:
             q, sec = quantity, section
             while q >= 1:
@@ -444,7 +454,7 @@ def _hold(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: s
                 r = yield Req("POST", "/api/reserve", body, token, "reserve-best",
                               (NO_ADJACENT, RATE_LIMITED))
                 if r.status == 200:
-                    return _held(rec, r.body)
+                    return _held(rec, r.body), True
                 if r.status == 429:
                     yield _retry_wait(r)
                     continue
@@ -455,8 +465,8 @@ def _hold(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: s
                         q -= 1
                     continue
                 rec.outcome = f"error: reserve-best {r.status} {r.code}"
-                return []
-    return []
+                return [], True
+    return [], bool(free)
 
 
 # --- the lean HTTP client ------------------------------------------------------------------------
