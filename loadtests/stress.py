@@ -91,6 +91,7 @@ class Step:
     p99: float | None = None
     codes: Counter = field(default_factory=Counter)
     gen_cpu: float = 0.0
+    lag_p99: float | None = None  # ms: the generator's event loop (asyncio)
     server_cpu: float = 0.0
     machine_cpu: float = 0.0
     verdict: str = ""  # "" within the bound, else why the ramp stopped here
@@ -140,14 +141,19 @@ def judge_asyncio(cfg: StressConfig, k: int, warmup: float) -> Step:
     lo, hi = math.ceil(k * cfg.step_seconds + warmup), math.floor((k + 1) * cfg.step_seconds)
     st = Step(k, cfg.users_at(k), hi - lo)
     hist: Counter = Counter()
+    lag: Counter = Counter()
     for sec in range(lo, hi):
-        for slot in merged.get(sec, {}).values():
+        for name, slot in merged.get(sec, {}).items():
+            if name == stressgen.LAG:
+                lag.update(slot[3])
+                continue
             st.requests += slot[0]
             st.failures += slot[1]
             st.codes.update(slot[2])
             hist.update(slot[3])
     st.req_s = st.requests / max(1, hi - lo)
     st.p50, st.p99 = hist_percentile(hist, 0.5), hist_percentile(hist, 0.99)
+    st.lag_p99 = hist_percentile(lag, 0.99)
     return st
 
 
@@ -257,9 +263,13 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
                 reasons.append(f"{st.failures:,} failures")
             if st.gen_cpu >= 0.9 * cores:
                 reasons.append(f"the generator saturated ({st.gen_cpu:.2f} of {cores} core(s))")
+            if st.lag_p99 is not None and st.lag_p99 > args.p99 / 2:
+                reasons.append(f"the generator's event loop lagged (p99 {st.lag_p99:.1f} ms): "
+                               "its own queueing is in the response times")
             print(f"[stress {scenario} {args.generator}] step {k + 1}/{len(lv)}: "
                   f"{st.users:>6,} users  {st.req_s:8.0f} req/s  p50 {fmt(st.p50)} ms  p99 "
                   f"{fmt(st.p99)} ms  failures {st.failures}  generator CPU {st.gen_cpu:.2f}"
+                  f"{f' (loop lag p99 {st.lag_p99:.1f} ms)' if st.lag_p99 is not None else ''}"
                   f"  API+Redis {st.server_cpu:.2f}  machine {st.machine_cpu:.2f}"
                   + (f"  -> stop: {'; '.join(reasons)}" if reasons else ""), flush=True)
             if reasons:
@@ -367,14 +377,15 @@ def report_md(ramps: list[Ramp], argv: list[str], started: datetime,
     for r in ramps:
         lines += [f"## {r.scenario}", "",
                   "| step | users | req/s | p50 ms | p99 ms | failures | generator cores | "
-                  "API + Redis cores | machine cores | |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "generator loop lag p99 ms | API + Redis cores | machine cores | |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for s in r.steps:
             codes = ", ".join(f"{c} x{n}" for c, n in s.codes.most_common(3))
             mark = f"**{s.verdict}**" if s.verdict else ("knee" if s is r.knee else "")
             lines.append(f"| {s.k + 1} | {s.users:,} | {s.req_s:,.0f} | {fmt(s.p50)} | "
                          f"{fmt(s.p99)} | {s.failures:,}{' (' + codes + ')' if codes else ''} "
-                         f"| {s.gen_cpu:.2f} | {s.server_cpu:.2f} | {s.machine_cpu:.2f} | "
+                         f"| {s.gen_cpu:.2f} | {fmt(s.lag_p99)} | {s.server_cpu:.2f} | "
+                         f"{s.machine_cpu:.2f} | "
                          f"{mark} |")
         lines.append("")
         if r.warnings:

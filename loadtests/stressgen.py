@@ -37,6 +37,7 @@ import orjson
 
 from loadtests.dropgen import Pool, Req, parse_answer
 
+LAG = "(event loop lag)"  # not a request: the generator's own lag, recorded like one
 BUCKET = 1.04  # histogram buckets: ms in [0.01 * 1.04^i, 0.01 * 1.04^(i+1))
 
 
@@ -154,9 +155,7 @@ class Worker:
         return status, data, code, (time.perf_counter() - t1) * 1000
 
     async def sleep(self, seconds: float) -> None:
-        end = time.time() + seconds
-        while not self.stopping() and time.time() < end:
-            await asyncio.sleep(min(0.5, end - time.time()))
+        await asyncio.sleep(seconds)  # at the stop, run() cancels the users
 
     async def user_s6(self, rng: random.Random) -> None:
         while not self.stopping():
@@ -226,14 +225,26 @@ class Worker:
         rng = random.Random(self.cfg.seed * 1_000_003 + u)
         try:
             await (self.user_s6(rng) if self.cfg.scenario == "s6" else self.user_s7(rng))
+        except asyncio.CancelledError:
+            pass
         except Exception as e:  # a bug, or an answer the checks did not foresee
             self.stats.add("(user error)", 0.0, False, type(e).__name__)
 
-    async def housekeeping(self) -> None:
+    async def housekeeping(self, users: list[asyncio.Task]) -> None:
         while not self.stopping():
             self.stop = self.stop or self.cfg.stop_file.exists()
             self.stats.flush()
             await asyncio.sleep(0.5)
+        for t in users:
+            t.cancel()
+
+    async def lag(self) -> None:
+        """The event loop's lag: how late a 50 ms sleep wakes (a busy generator's own
+        queueing, which every response time it measures includes)."""
+        while not self.stopping():
+            t = time.perf_counter()
+            await asyncio.sleep(0.05)
+            self.stats.add(LAG, (time.perf_counter() - t) * 1000 - 50, True, "")
 
     async def run(self) -> None:
         cfg, tasks = self.cfg, []
@@ -243,10 +254,13 @@ class Worker:
                 if u % self.shards == self.shard:
                     at = cfg.t0 + k * cfg.step_seconds + 2.0 * (u - lo) / max(1, hi - lo)
                     tasks.append(asyncio.create_task(self.user(u, at)))
-        keeper = asyncio.create_task(self.housekeeping())
+        keeper = asyncio.create_task(self.housekeeping(tasks))
+        lag = asyncio.create_task(self.lag())
         await asyncio.wait(tasks, timeout=max(1.0, cfg.end - time.time() + 10))
         self.stop = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, lag, return_exceptions=True)
         await keeper
         self.stats.flush(everything=True)
         self.pool.close()
