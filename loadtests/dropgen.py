@@ -256,7 +256,10 @@ def buyer_flow(p: BuyerPlan, env: Env, rec: BuyerRecord) -> Flow:
     """One buyer from arrival to its outcome (``rec.outcome``); see the module docstring."""
     cfg, m = env.cfg, env.cfg.mix
     rng = random.Random(p.seed)
-    yield Wait(cfg.t_start + p.arrival)
+    yield Wait(cfg.t_start + p.arrival, wake=True)
+    if env.stop():  # the sale says "sold out": no one joins any more
+        rec.outcome = "arrived after the sell-out" if env.sold_out else "deadline"
+        return
     rec.arrived = time.time()
     # The token.
     while True:
@@ -284,6 +287,9 @@ def buyer_flow(p: BuyerPlan, env: Env, rec: BuyerRecord) -> Flow:
                 rec.first_estimate = body["estimatedWaitSeconds"]
         if p.patience is not None and time.time() - rec.arrived > p.patience:
             rec.outcome = "left the queue"
+            return
+        if env.stop():
+            rec.outcome = "sold out while waiting" if env.sold_out else "deadline"
             return
         yield Wait(time.time() + float(body.get("pollAfterSeconds") or 1), wake=True)
         while True:
@@ -392,7 +398,9 @@ def _hold(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: s
     m = env.cfg.mix
     for attempt in range(m.refreshes + 1):
         if attempt:
-            yield Wait(time.time() + 2)
+            if env.stop():  # the sale says "sold out": no point looking again
+                break
+            yield Wait(time.time() + 2, wake=True)
         held, found = yield from _hold_once(p, env, rec, rng, token, single, quantity, section)
         if held or rec.outcome:
             return held
