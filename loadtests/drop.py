@@ -144,6 +144,7 @@ class Admin:
 
         u = urlsplit(base)
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        self.unavailable: list[str] = []  # 503s the runner's own calls met (then retried)
 
     def call(self, method: str, path: str, body: Any = None, raw: bool = False) -> Any:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -151,16 +152,22 @@ class Admin:
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        for attempt in (0, 1):
+        for attempt in range(4):
             try:
                 self.conn.request(method, path, body=data, headers=headers)
                 resp = self.conn.getresponse()
                 payload = resp.read()
-                break
             except (ConnectionError, OSError):
                 self.conn.close()
-                if attempt:
+                if attempt == 3:
                     raise
+                continue
+            if resp.status == 503 and attempt < 3 and method in ("GET", "PUT", "PATCH"):
+                # A read, or an idempotent load/settings change: the 503's Retry-After.
+                self.unavailable.append(f"{method} {path}: {payload[:200].decode()}")
+                time.sleep(float(resp.getheader("Retry-After") or 1))
+                continue
+            break
         if resp.status != 200:
             raise RuntimeError(f"{method} {path}: {resp.status} {payload[:300]!r}")
         return payload.decode() if raw else json.loads(payload)
@@ -282,6 +289,9 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
                                           stderr=subprocess.STDOUT, start_new_session=True))
         sample(run, admin, procs, stack.pids())
         run.analysis = analyse(run, admin, stack.redis.url, concert_keys(concert).events)
+        if admin.unavailable:
+            run.warnings.append(f"the runner's own admin calls met {len(admin.unavailable)} "
+                                f"503(s), retried; the first: {admin.unavailable[0]}")
         admin.close()
     finally:
         for p in procs:
@@ -322,7 +332,16 @@ def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: l
     points = []
     while True:
         now = time.time()
-        stats = admin.call("GET", f"/admin/concerts/{cfg.concert}/stats")
+        if now > hard_stop:
+            run.warnings.append("the generator had not finished 45 s past the deadline: "
+                                "stopped")
+            break
+        try:
+            stats = admin.call("GET", f"/admin/concerts/{cfg.concert}/stats")
+        except (RuntimeError, OSError) as e:  # a sample lost, not the run
+            run.warnings.append(f"a stats sample failed at t={now - cfg.opens_at:+.0f} s: {e}")
+            time.sleep(1)
+            continue
         progress = dropgen.read_progress(Path(cfg.out_dir))
         g, s = gen.read(), _cpu_of(server_pids) - server0
         points.append((now, g, s))
@@ -355,10 +374,6 @@ def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: l
                     and sum(x["buyers"] for x in progress) >= cfg.buyers
                     and all(x.get("finished") for x in progress))
         if finished or all(p.poll() is not None for p in procs):
-            break
-        if now > hard_stop:
-            run.warnings.append("the generator had not finished 45 s past the deadline: "
-                                "stopped")
             break
         time.sleep(max(0.0, 1 - (time.time() - now)))
     run.wall = time.time() - t_begin
@@ -866,7 +881,7 @@ def charts(run: Run, buyers: list[dict], requests: list, events: list, a: dict) 
             gen_y.append((s1["gen_cpu_s"] - s0["gen_cpu_s"]) / dt)
             srv_y.append((s1["server_cpu_s"] - s0["server_cpu_s"]) / dt)
             all_y.append((s1["machine_cpu_s"] - s0["machine_cpu_s"]) / dt)
-    ax.plot(cpu_x, all_y, color="black", lw=1, alpha=0.6,
+    ax.plot(cpu_x, all_y, color="black", lw=1, ls="--",
             label="the whole machine (every process, other work included)")
     ax.plot(cpu_x, gen_y, color="tab:purple", lw=1.5,
             label=f"generator ({run.generator}, {run.processes} process(es))")
@@ -881,6 +896,10 @@ def charts(run: Run, buyers: list[dict], requests: list, events: list, a: dict) 
 # --- the report ---------------------------------------------------------------------------------
 def f0(v: float | int | None, digits: int = 0) -> str:
     return "" if v is None else f"{v:,.{digits}f}"
+
+
+def rho(v: float | None) -> str:
+    return "n/a (fewer than 3 admitted)" if v is None else f"{v:+.3f}"
 
 
 def pct(v: float | None, digits: int = 1) -> str:
@@ -1056,10 +1075,10 @@ def run_section(run: Run, several: bool) -> list[str]:
     lines += ["", "### Fairness", "",
               f"- Arrived before the opening: {a['pre_total']:,}, admitted {a['pre_admitted']:,}."
               f" Rank correlation (Spearman) of arrival with admission time: "
-              f"**{f0(a['rho_pre_admission'], 3)}**; with the first position after the "
-              f"opening: {f0(a['rho_pre_position'], 3)} (≈ 0: the pre-queue is shuffled).",
+              f"**{rho(a['rho_pre_admission'])}**; with the first position after the "
+              f"opening: {rho(a['rho_pre_position'])} (≈ 0: the pre-queue is shuffled).",
               f"- Arrived after it: {a['post_total']:,}, admitted {a['post_admitted']:,}. Rank "
-              f"correlation of arrival with admission: **{f0(a['rho_post_admission'], 3)}**; "
+              f"correlation of arrival with admission: **{rho(a['rho_post_admission'])}**; "
               f"FIFO inversions (a buyer whose issue was answered before another's was sent, "
               f"admitted more than half a second after it): **{a['fifo_inversions']}**.",
               f"- Positions that moved backwards between two polls of one waiter: "
