@@ -268,6 +268,9 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
         try:
             last = max((p.customer for p in plans if not p.topup), default=cfg.funded_base)
             fund_customers(r, cfg.funded_base + 1, last, DEMO_BALANCE)
+            # Redis's own record of slow moments (commands, fork, AOF fsync) over 50 ms.
+            r.config_set("latency-monitor-threshold", 50)
+            r.execute_command("LATENCY", "RESET")
         finally:
             r.close()
         cfg.deadline = cfg.opens_at + args.time
@@ -500,8 +503,30 @@ def analyse(run: Run, admin: Admin, redis_url: str, events_key: str) -> dict:
     # Fairness, positions, ETA.
     a.update(fairness(run, buyers))
     a.update(eta(run, buyers))
+    a["redis"] = redis_health(redis_url)
     a["charts"] = charts(run, buyers, requests, events, a)
     return a
+
+
+def redis_health(redis_url: str) -> dict:
+    """What Redis saw of its own stalls during the run: LATENCY LATEST (events over 50 ms:
+    command, fork, aof-fsync-always, aof-write...), delayed AOF fsyncs, its CPU."""
+    from engine.sync import sync_client
+
+    r = sync_client(redis_url)
+    try:
+        latest = r.execute_command("LATENCY", "LATEST") or []
+        info = r.info()
+    finally:
+        r.close()
+    events = []
+    for row in latest:
+        name = row[0].decode() if isinstance(row[0], bytes) else str(row[0])
+        events.append({"event": name, "latest_ms": int(row[2]), "max_ms": int(row[3])})
+    return {"latency": events, "aof_delayed_fsync": info.get("aof_delayed_fsync"),
+            "used_cpu": info.get("used_cpu_sys", 0) + info.get("used_cpu_user", 0),
+            "latest_fork_usec": info.get("latest_fork_usec"),
+            "aof_rewrites": info.get("aof_rewrites", info.get("total_aof_rewrites"))}
 
 
 def check_books(run: Run, buyers: list[dict], events: list[dict], stats: dict,
@@ -1096,6 +1121,14 @@ def run_section(run: Run, several: bool) -> list[str]:
               f"{run.server_cpu:.2f} cores on average. The whole machine (every process, other "
               f"work on the box included): {run.machine_cpu:.2f} cores on average, "
               f"{run.machine_peak:.2f} at the busiest 5 s, of {os.cpu_count()}.", ""]
+    rh = a.get("redis") or {}
+    stalls = ", ".join(f"{e['event']} max {e['max_ms']} ms" for e in rh.get("latency", []))
+    lines += ["### Redis during the drop", "",
+              f"LATENCY LATEST (events over 50 ms): {stalls or 'none'}; delayed AOF fsyncs: "
+              f"{rh.get('aof_delayed_fsync')}; AOF rewrites: {rh.get('aof_rewrites')} (last "
+              f"fork {rh.get('latest_fork_usec')} µs). A stall every step shares (the same max "
+              "in every row of *Per step*) with none here was not Redis: the API or the "
+              "generator was off the CPU (see the whole machine's CPU).", ""]
     if run.warnings:
         lines += ["### Warnings", ""] + [f"- {w}" for w in run.warnings] + [""]
     lines += ["### Charts", ""]

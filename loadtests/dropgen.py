@@ -793,6 +793,9 @@ class AsyncDriver:
 
     async def run(self) -> dict:
         tasks = [asyncio.create_task(self._buyer(p)) for p in self.plans]
+        from loadtests.stressgen import freeze
+
+        freeze()  # the plan and every buyer's task: out of the collector's full passes
         keeper = asyncio.create_task(self._housekeeping(tasks))
         remaining = max(1.0, self.cfg.deadline - time.time() + 15)
         _, pending = await asyncio.wait(tasks, timeout=remaining)
@@ -826,9 +829,6 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
         pass
-    import gc
-
-    gc.freeze()
     driver = AsyncDriver(cfg, i, n)
     summary = asyncio.run(driver.run())
     (Path(cfg.out_dir) / f"summary-{driver.shard}.json").write_text(json.dumps(summary))

@@ -92,6 +92,8 @@ class Step:
     codes: Counter = field(default_factory=Counter)
     gen_cpu: float = 0.0
     lag_p99: float | None = None  # ms: the generator's event loop (asyncio)
+    gc_pauses: int = 0  # the generator's full collections in the judged part (asyncio)
+    gc_max: float = 0.0  # ms, the longest
     server_cpu: float = 0.0
     machine_cpu: float = 0.0
     verdict: str = ""  # "" within the bound, else why the ramp stopped here
@@ -146,6 +148,11 @@ def judge_asyncio(cfg: StressConfig, k: int, warmup: float) -> Step:
         for name, slot in merged.get(sec, {}).items():
             if name == stressgen.LAG:
                 lag.update(slot[3])
+                continue
+            if name == stressgen.GC:
+                st.gc_pauses += slot[0]
+                st.gc_max = max(st.gc_max, max((stressgen.bucket_ms(i) for i in slot[3]),
+                                               default=0.0))
                 continue
             st.requests += slot[0]
             st.failures += slot[1]
@@ -270,6 +277,7 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
                   f"{st.users:>6,} users  {st.req_s:8.0f} req/s  p50 {fmt(st.p50)} ms  p99 "
                   f"{fmt(st.p99)} ms  failures {st.failures}  generator CPU {st.gen_cpu:.2f}"
                   f"{f' (loop lag p99 {st.lag_p99:.1f} ms)' if st.lag_p99 is not None else ''}"
+                  f"{f' gc {st.gc_pauses}x max {st.gc_max:.0f} ms' if st.gc_pauses else ''}"
                   f"  API+Redis {st.server_cpu:.2f}  machine {st.machine_cpu:.2f}"
                   + (f"  -> stop: {'; '.join(reasons)}" if reasons else ""), flush=True)
             if reasons:
