@@ -15,7 +15,8 @@ CLUSTER_BASE_PORT ?= 7000
 CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.1:%s,' $$(($(CLUSTER_BASE_PORT)+i)); done | sed 's/,$$//')
 
 .PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
-	cluster cluster-stop run-cluster bench-cluster bench-overload bench-connections
+	cluster cluster-stop run-cluster bench-cluster bench-overload bench-connections \
+	bench-drop bench-stress
 
 install: $(VENV)/.installed redis-server chromium
 
@@ -143,3 +144,17 @@ bench-scripts: install
 # LOADTEST_ARGS="-p 2", "--scale report" (the report's own loads), "-u 300 -t 20", ...
 bench: install
 	$(PY) -m loadtests run all --scale small $(LOADTEST_ARGS)
+
+# A ticket drop end to end (loadtests/drop.py): catalog/drop.json (5,000 seats) loaded through
+# the admin API, opensAt a few seconds ahead, 20,000 simulated buyers (the asyncio generator),
+# the books checked through the API and the event stream; report.md and PNG charts in
+# loadtests/results/<time>-drop/. About 2-3 minutes here. DROP_ARGS="-u 5000",
+# "--generator both" (the same drop under locust too, side by side), ...
+bench-drop: install
+	$(PY) -m loadtests run drop $(DROP_ARGS)
+
+# Ramp the report's §6 and §7 users until p99 passes 50 ms or failures appear: the knee
+# (users, req/s, p99) and a chart in loadtests/results/<time>-stress/. STRESS_ARGS="s7",
+# "--generator locust", "--p99 100", ...
+bench-stress: install
+	$(PY) -m loadtests run stress $(STRESS_ARGS)

@@ -715,6 +715,11 @@ def summary_line(res: Result) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "run" and argv[1] in ("drop", "stress"):
+        # The ticket drop and the stress ramp have runners (and flags) of their own.
+        import importlib
+
+        return importlib.import_module(f"loadtests.{argv[1]}").main(argv[2:])
     args = build_parser().parse_args(argv)
     if args.command == "charts":
         return charts_command(args)

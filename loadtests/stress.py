@@ -1,0 +1,447 @@
+"""``python -m loadtests run stress [s6|s7|s6,s7]``: ramp the users of the report's §6 (point
+charge) and §7 (booking flow) shapes step by step against a Redis + API it starts, until a
+step's p99 passes the bound or a step has failures (or the generator saturates, or the last
+step is done), and report the knee: the last step within the bound (users, requests/s, p99),
+with a chart, in ``loadtests/results/<time>-stress/``.
+
+Each step holds its users for ``--step-seconds`` (15); its first ``--warmup`` seconds (3: the
+new users start over the first 2 s) are not judged. Steps grow by ``--factor`` (1.5) from
+``--start`` users, or by ``--step`` users when given, up to ``--max-users``.
+
+Generators: the lean asyncio one (default; ``loadtests/stressgen.py``, the same requests and
+checks as the locustfiles, one pooled keep-alive connection per ``--per-conn`` users), the one
+the drop's comparison found cheaper per request; or ``--generator locust``: the report's
+locustfiles themselves under a step ``LoadTestShape`` (``locustfiles/stress_shape.py``).
+The generator's CPU is measured each step: a step where it passes 90 % of its cores ends the
+ramp, and the knee is then the generator's, not the API's (the report says which).
+
+The stack is the runner's (``stack_env``) with the per-customer rate limits off (§7 shares
+500 customers between all users: thousands of users would be 429s, not load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from loadtests import stressgen
+from loadtests.stressgen import StressConfig, hist_percentile
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "loadtests" / "results"
+SCENARIOS = ("s6", "s7")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m loadtests run stress", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", nargs="?", default="s6,s7",
+                   help="s6, s7 or s6,s7 (default: both, one after the other)")
+    p.add_argument("--generator", choices=["asyncio", "locust"], default="asyncio")
+    p.add_argument("-p", "--processes", type=int, default=1,
+                   help="generator processes (default 1)")
+    p.add_argument("--start", type=int, default=250, help="users of the first step (250)")
+    p.add_argument("--factor", type=float, default=1.5, help="growth per step (1.5)")
+    p.add_argument("--step", type=int, help="grow by this many users instead")
+    p.add_argument("--max-users", type=int, default=40_000, help="the last step (40,000)")
+    p.add_argument("--step-seconds", type=float, default=15.0, help="seconds a step (15)")
+    p.add_argument("--warmup", type=float, default=3.0,
+                   help="seconds of each step not judged (3)")
+    p.add_argument("--p99", type=float, default=50.0,
+                   help="the bound on a step's p99, ms (50: the report's target)")
+    p.add_argument("--per-conn", type=int, default=10,
+                   help="asyncio: users per pooled keep-alive connection (10)")
+    p.add_argument("--api-workers", type=int, default=1, help="uvicorn workers (1)")
+    p.add_argument("--out", type=Path, help="report folder (default "
+                   "loadtests/results/<time>-stress/)")
+    return p
+
+
+def levels(args: argparse.Namespace) -> list[int]:
+    out, users = [], float(args.start)
+    while True:
+        n = min(args.max_users, round(users))
+        if out and n <= out[-1]:
+            n = out[-1] + 1
+        out.append(min(n, args.max_users))
+        if out[-1] >= args.max_users:
+            return out
+        users = users + args.step if args.step else users * args.factor
+
+
+@dataclass
+class Step:
+    k: int
+    users: int
+    seconds: float
+    requests: int = 0
+    failures: int = 0
+    req_s: float = 0.0
+    p50: float | None = None
+    p99: float | None = None
+    codes: Counter = field(default_factory=Counter)
+    gen_cpu: float = 0.0
+    lag_p99: float | None = None  # ms: the generator's event loop (asyncio)
+    gc_pauses: int = 0  # the generator's full collections in the judged part (asyncio)
+    gc_max: float = 0.0  # ms, the longest
+    server_cpu: float = 0.0
+    machine_cpu: float = 0.0
+    verdict: str = ""  # "" within the bound, else why the ramp stopped here
+
+
+@dataclass
+class Ramp:
+    scenario: str
+    generator: str
+    processes: int
+    out: Path
+    bound: float
+    steps: list[Step] = field(default_factory=list)
+    knee: Step | None = None
+    stop_reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    chart: Path | None = None
+
+
+class Sampler:
+    """CPU seconds of the generator's process trees, the API + Redis, the whole machine."""
+
+    def __init__(self, roots: list[int], server_pids: list[int]) -> None:
+        from loadtests.drop import Tree
+
+        self.gen = Tree(roots)
+        self.server = server_pids
+        self.points: list[tuple[float, float, float, float]] = []
+
+    def sample(self) -> None:
+        from loadtests.drop import _cpu_of, machine_busy
+
+        self.points.append((time.time(), self.gen.read(), _cpu_of(self.server),
+                            machine_busy()))
+
+    def cores(self, t0: float, t1: float) -> tuple[float, float, float]:
+        pts = [p for p in self.points if t0 - 0.6 <= p[0] <= t1 + 0.6]
+        if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
+            return 0.0, 0.0, 0.0
+        a, b = pts[0], pts[-1]
+        dt = b[0] - a[0]
+        return (b[1] - a[1]) / dt, (b[2] - a[2]) / dt, (b[3] - a[3]) / dt
+
+
+def judge_asyncio(cfg: StressConfig, k: int, warmup: float) -> Step:
+    merged = stressgen.read_seconds(Path(cfg.out_dir))
+    lo, hi = math.ceil(k * cfg.step_seconds + warmup), math.floor((k + 1) * cfg.step_seconds)
+    st = Step(k, cfg.users_at(k), hi - lo)
+    hist: Counter = Counter()
+    lag: Counter = Counter()
+    for sec in range(lo, hi):
+        for name, slot in merged.get(sec, {}).items():
+            if name == stressgen.LAG:
+                lag.update(slot[3])
+                continue
+            if name == stressgen.GC:
+                st.gc_pauses += slot[0]
+                st.gc_max = max(st.gc_max, max((stressgen.bucket_ms(i) for i in slot[3]),
+                                               default=0.0))
+                continue
+            st.requests += slot[0]
+            st.failures += slot[1]
+            st.codes.update(slot[2])
+            hist.update(slot[3])
+    st.req_s = st.requests / max(1, hi - lo)
+    st.p50, st.p99 = hist_percentile(hist, 0.5), hist_percentile(hist, 0.99)
+    st.lag_p99 = hist_percentile(lag, 0.99)
+    return st
+
+
+def judge_locust(cfg: StressConfig, k: int, history: Path, t_run0: float) -> Step:
+    """From locust's stats history: the row at the step's end (its percentiles are locust's
+    10 s window: the last 10 s of the step) and the counts over the judged part."""
+    from loadtests.runner import num, read_stats
+
+    rows = [r for r in read_stats(history) if r.get("Name") == "Aggregated"]
+    end = t_run0 + (k + 1) * cfg.step_seconds
+    begin = end - min(10.0, cfg.step_seconds)
+    st = Step(k, cfg.users_at(k), end - begin)
+
+    def at(t: float) -> dict | None:
+        best = None
+        for r in rows:
+            if int(r["Timestamp"]) <= t:
+                best = r
+        return best
+
+    a, b = at(begin), at(end)
+    if a and b:
+        st.requests = int(num(b["Total Request Count"]) or 0) - int(
+            num(a["Total Request Count"]) or 0)
+        st.failures = int(num(b["Total Failure Count"]) or 0) - int(
+            num(a["Total Failure Count"]) or 0)
+        span = max(1, int(b["Timestamp"]) - int(a["Timestamp"]))
+        st.req_s = st.requests / span
+        st.p50, st.p99 = num(b["50%"]), num(b["99%"])
+    return st
+
+
+def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
+    from loadtests.drop import stop_process
+    from loadtests.runner import Stack, stack_env
+    from loadtests.scenarios import SCENARIOS as KNOWN
+    from loadtests.scenarios import Load
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("stress-*.jsonl"), out / "STOP"]:
+        stale.unlink(missing_ok=True)
+    ramp = Ramp(scenario, args.generator, args.processes, out, args.p99)
+    lv = levels(args)
+    seconds = len(lv) * args.step_seconds
+    s = KNOWN[scenario]
+    env = {**stack_env(s, Load(lv[-1], 100, seconds)), "ISSUE_RATE_PER_CUSTOMER": "0",
+           "RESERVE_RATE_PER_CUSTOMER": "0"}
+    stack = Stack(env, args.api_workers).start()
+    procs: list[subprocess.Popen] = []
+    logs = []
+    try:
+        assert stack.api is not None
+        t0 = time.time() + (2.0 if args.generator == "asyncio" else 4.0)
+        cfg = StressConfig(base=stack.api.base, scenario=scenario, out_dir=str(out), t0=t0,
+                           levels=lv, step_seconds=args.step_seconds, per_conn=args.per_conn)
+        config = out / "stress_config.json"
+        cfg.dump(config)
+        penv = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        prefix = out / s.file
+        if args.generator == "asyncio":
+            cmds = [[sys.executable, "-m", "loadtests.stressgen", str(config), "--shard",
+                     f"{i}/{args.processes}"] for i in range(args.processes)]
+        else:
+            cmds = [[sys.executable, "-m", "locust", "-f",
+                     f"{s.path},{REPO / 'loadtests/locustfiles/stress_shape.py'}",
+                     "--headless", "--host", stack.api.base, "--csv", str(prefix),
+                     "--csv-full-history", "--only-summary"]
+                    + (["--processes", str(args.processes)] if args.processes > 1 else [])]
+            penv |= {"LOADTEST_STRESS_CONFIG": str(config),
+                     "LOADTEST_ID_STRIDE": str(args.processes)}
+        for i, cmd in enumerate(cmds):
+            f = open(out / f"generator-{i}.log", "w")
+            logs.append(f)
+            procs.append(subprocess.Popen(cmd, cwd=REPO, env=penv, stdout=f,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        sampler = Sampler([p.pid for p in procs], stack.pids())
+        t_run0 = t0
+        if args.generator == "locust":  # the shape's clock starts with locust's test
+            deadline = time.time() + 30
+            while time.time() < deadline and not prefix.with_name(
+                    prefix.name + "_stats_history.csv").exists():
+                time.sleep(0.2)
+            t_run0 = time.time()
+        history = prefix.with_name(prefix.name + "_stats_history.csv")
+        cores = args.processes
+        for k in range(len(lv)):
+            step_end = t_run0 + (k + 1) * args.step_seconds
+            while time.time() < step_end + 1.2:
+                sampler.sample()
+                if any(p.poll() is not None for p in procs):
+                    break
+                time.sleep(max(0.0, min(1.0, step_end + 1.2 - time.time())))
+            if any(p.poll() is not None for p in procs) and time.time() < step_end:
+                ramp.stop_reason = "the generator exited early: see generator-0.log"
+                break
+            st = (judge_asyncio(cfg, k, args.warmup) if args.generator == "asyncio"
+                  else judge_locust(cfg, k, history, t_run0))
+            judged0 = t_run0 + k * args.step_seconds + args.warmup
+            st.gen_cpu, st.server_cpu, st.machine_cpu = sampler.cores(judged0, step_end)
+            ramp.steps.append(st)
+            reasons = []
+            if st.requests == 0:
+                reasons.append("no requests")
+            if st.p99 is not None and st.p99 > args.p99:
+                reasons.append(f"p99 {st.p99:.1f} ms > {args.p99:g} ms")
+            if st.failures:
+                reasons.append(f"{st.failures:,} failures")
+            if st.gen_cpu >= 0.9 * cores:
+                reasons.append(f"the generator saturated ({st.gen_cpu:.2f} of {cores} core(s))")
+            if st.lag_p99 is not None and st.lag_p99 > args.p99 / 2:
+                reasons.append(f"the generator's event loop lagged (p99 {st.lag_p99:.1f} ms): "
+                               "its own queueing is in the response times")
+            print(f"[stress {scenario} {args.generator}] step {k + 1}/{len(lv)}: "
+                  f"{st.users:>6,} users  {st.req_s:8.0f} req/s  p50 {fmt(st.p50)} ms  p99 "
+                  f"{fmt(st.p99)} ms  failures {st.failures}  generator CPU {st.gen_cpu:.2f}"
+                  f"{f' (loop lag p99 {st.lag_p99:.1f} ms)' if st.lag_p99 is not None else ''}"
+                  f"{f' gc {st.gc_pauses}x max {st.gc_max:.0f} ms' if st.gc_pauses else ''}"
+                  f"  API+Redis {st.server_cpu:.2f}  machine {st.machine_cpu:.2f}"
+                  + (f"  -> stop: {'; '.join(reasons)}" if reasons else ""), flush=True)
+            if reasons:
+                st.verdict = "; ".join(reasons)
+                ramp.stop_reason = st.verdict
+                break
+            ramp.knee = st
+        else:
+            ramp.stop_reason = f"the last step ({lv[-1]:,} users) was within the bound"
+        cfg.stop_file.write_text("stop")
+    finally:
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                stop_process(p)
+        for f in logs:
+            f.close()
+        stack.stop()
+    ramp.chart = chart(ramp)
+    return ramp
+
+
+def fmt(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def chart(ramp: Ramp) -> Path | None:
+    if not ramp.steps:
+        return None
+    from loadtests.drop import _plt
+
+    plt = _plt()
+    fig, (ax1, ax3) = plt.subplots(2, 1, figsize=(11, 7.5), dpi=110, sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 2]})
+    fig.suptitle(f"Stress ramp, {ramp.scenario} ({ramp.generator} generator): requests/s and "
+                 f"p99 per step", fontsize=12)
+    users = [s.users for s in ramp.steps]
+    ax1.plot(users, [s.req_s for s in ramp.steps], "o-", color="tab:blue", lw=2,
+             label="requests/s (judged part of the step)")
+    ax1.set_ylabel("requests/s", color="tab:blue")
+    ax1.set_ylim(bottom=0)
+    ax1.grid(True, alpha=0.3)
+    ax2 = ax1.twinx()
+    ax2.plot(users, [s.p99 or 0 for s in ramp.steps], "s-", color="tab:red", lw=1.5,
+             label="p99 (ms)")
+    ax2.plot(users, [s.p50 or 0 for s in ramp.steps], "^--", color="tab:orange", lw=1,
+             label="p50 (ms)")
+    ax2.axhline(ramp.bound, color="tab:red", ls=":", lw=1, label=f"bound {ramp.bound:g} ms")
+    ax2.set_ylabel("ms", color="tab:red")
+    ax2.set_yscale("log")
+    if ramp.knee is not None:
+        ax1.axvline(ramp.knee.users, color="black", ls="--", lw=1,
+                    label=f"knee: {ramp.knee.users:,} users, {ramp.knee.req_s:,.0f} req/s, "
+                    f"p99 {fmt(ramp.knee.p99)} ms")
+    h1, l1 = ax1.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax1.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=9, framealpha=0.85)
+    ax3.plot(users, [s.gen_cpu for s in ramp.steps], "o-", color="tab:purple",
+             label=f"generator ({ramp.processes} process(es))")
+    ax3.plot(users, [s.server_cpu for s in ramp.steps], "o-", color="tab:gray",
+             label="API + Redis")
+    ax3.plot(users, [s.machine_cpu for s in ramp.steps], "o-", color="black", alpha=0.6,
+             label="the whole machine (other work included)")
+    ax3.axhline(os.cpu_count() or 2, color="black", ls=":", lw=1, label="cores")
+    ax3.set_ylabel("cores busy")
+    ax3.set_xlabel("users (step)")
+    ax3.set_ylim(bottom=0)
+    ax3.grid(True, alpha=0.3)
+    ax3.legend(loc="upper left", fontsize=9, framealpha=0.85)
+    if max(users) / max(1, min(users)) > 8:
+        ax3.set_xscale("log")
+    fig.tight_layout()
+    path = ramp.out / f"stress_{ramp.scenario}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def report_md(ramps: list[Ramp], argv: list[str], started: datetime,
+              args: argparse.Namespace) -> str:
+    import shlex
+
+    from loadtests.runner import cores, cpu_model
+
+    lines = [f"# Stress ramp, {started:%Y-%m-%d %H:%M:%S}", "",
+             f"`python -m loadtests run stress {shlex.join(argv)}`", "",
+             f"Machine: {cores()} cores ({cpu_model()}), shared with other work running at the "
+             "same time (the *machine* column: every process on the box). A fresh redis-server "
+             f"and the API ({args.api_workers} uvicorn worker(s)) per scenario, seeded with the "
+             "demo data, per-customer rate limits off. Each step holds its users "
+             f"{args.step_seconds:g} s; the first {args.warmup:g} s are not judged. Bound: p99 "
+             f"≤ {args.p99:g} ms and no failures.", "",
+             "| scenario | generator | knee: users | req/s | p50 ms | p99 ms | the ramp stopped "
+             "at | because |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in ramps:
+        k = r.knee
+        last = r.steps[-1] if r.steps else None
+        lines.append(
+            f"| {r.scenario} | {r.generator} | {f'{k.users:,}' if k else '-'} | "
+            f"{fmt(k.req_s, 0) if k else '-'} | {fmt(k.p50) if k else '-'} | "
+            f"{fmt(k.p99) if k else '-'} | "
+            f"{f'{last.users:,} users' if last and last.verdict else '-'} | {r.stop_reason} |")
+    lines.append("")
+    for r in ramps:
+        lines += [f"## {r.scenario}", "",
+                  "| step | users | req/s | p50 ms | p99 ms | failures | generator cores | "
+                  "generator loop lag p99 ms | API + Redis cores | machine cores | |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for s in r.steps:
+            codes = ", ".join(f"{c} x{n}" for c, n in s.codes.most_common(3))
+            mark = f"**{s.verdict}**" if s.verdict else ("knee" if s is r.knee else "")
+            lines.append(f"| {s.k + 1} | {s.users:,} | {s.req_s:,.0f} | {fmt(s.p50)} | "
+                         f"{fmt(s.p99)} | {s.failures:,}{' (' + codes + ')' if codes else ''} "
+                         f"| {s.gen_cpu:.2f} | {fmt(s.lag_p99)} | {s.server_cpu:.2f} | "
+                         f"{s.machine_cpu:.2f} | "
+                         f"{mark} |")
+        lines.append("")
+        if r.warnings:
+            lines += [f"- {w}" for w in r.warnings] + [""]
+        if r.chart is not None:
+            rel = r.chart.relative_to(r.out.parent) if r.out.parent != r.chart.parent \
+                else Path(r.chart.name)
+            lines += [f"![stress {r.scenario}]({rel})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    scenarios = [x.strip().lower().removeprefix("§") for x in args.scenario.split(",")]
+    scenarios = [x if x.startswith("s") else f"s{x}" for x in scenarios]
+    bad = [x for x in scenarios if x not in SCENARIOS]
+    if bad:
+        print(f"unknown scenario(s) {', '.join(bad)}: s6, s7 or s6,s7", file=sys.stderr)
+        return 2
+    started = datetime.now()
+    out = args.out or RESULTS / f"{started:%Y%m%d-%H%M%S}-stress"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"report folder: {out}", flush=True)
+    ramps = []
+    for sc in scenarios:
+        ramps.append(run_ramp(args, sc, out / sc))
+        (out / "report.md").write_text(report_md(ramps, argv, started, args))
+        r = ramps[-1]
+        k = r.knee
+        print(f"  {sc}: knee " + (f"{k.users:,} users, {k.req_s:,.0f} req/s, p99 {fmt(k.p99)} "
+                                  "ms" if k else "none (the first step was over the bound)")
+              + f"; stopped: {r.stop_reason}", flush=True)
+    with open(out / "knees.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scenario", "generator", "users", "req_s", "p50_ms", "p99_ms", "stopped"])
+        for r in ramps:
+            k = r.knee
+            w.writerow([r.scenario, r.generator, k.users if k else "", f"{k.req_s:.1f}" if k
+                        else "", k.p50 if k else "", k.p99 if k else "", r.stop_reason])
+    (out / "knees.json").write_text(json.dumps([
+        {"scenario": r.scenario, "generator": r.generator,
+         "knee": None if r.knee is None else {"users": r.knee.users, "req_s": r.knee.req_s,
+                                               "p50_ms": r.knee.p50, "p99_ms": r.knee.p99},
+         "stopped": r.stop_reason, "steps": len(r.steps)} for r in ramps], indent=1))
+    print(f"report: {out / 'report.md'}")
+    return 0 if all(r.steps and r.steps[0].requests > 0 for r in ramps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
