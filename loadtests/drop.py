@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--time", type=float, default=240.0,
                    help="every buyer stops this many seconds after the opening (240)")
     p.add_argument("--seed", type=int, default=13, help="the plan's seed (13)")
-    p.add_argument("--api-workers", type=int, default=1, help="uvicorn workers (1)")
+    p.add_argument("--api-workers", type=int, default=1,
+                   help="API workers (1); the server: $SERVER or api/serve.py's default")
     p.add_argument("--out", type=Path, help="report folder (default "
                    "loadtests/results/<time>-drop/)")
     return p
@@ -970,12 +971,13 @@ def verdicts(run: Run) -> list[tuple[str, bool, str]]:
 
 def report_md(runs: list[Run], argv: list[str], started: datetime) -> str:
     from loadtests.runner import cores, cpu_model
+    from loadtests.stack import default_server
 
     lines = [f"# Ticket drop, {started:%Y-%m-%d %H:%M:%S}", "",
              f"`python -m loadtests run drop {shlex.join(argv)}`", "",
              f"Machine: {cores()} cores ({cpu_model()}), shared with other work running at the "
              "same time: every figure here is from this one run. Target: a fresh redis-server "
-             "(the repo's redis.conf) and the API (uvicorn, uvloop, httptools) started by the "
+             f"(the repo's redis.conf) and the API ({default_server()}, uvloop) started by the "
              "runner, the catalogue loaded with `PUT /admin/concerts/{id}` and the settings "
              "PATCHed through the admin API.", ""]
     if len(runs) > 1:

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the bound on a step's p99, ms (50: the report's target)")
     p.add_argument("--per-conn", type=int, default=10,
                    help="asyncio: users per pooled keep-alive connection (10)")
-    p.add_argument("--api-workers", type=int, default=1, help="uvicorn workers (1)")
+    p.add_argument("--api-workers", type=int, default=1,
+                   help="API workers (1); the server: $SERVER or api/serve.py's default")
     p.add_argument("--out", type=Path, help="report folder (default "
                    "loadtests/results/<time>-stress/)")
     return p
@@ -362,13 +363,14 @@ def report_md(ramps: list[Ramp], argv: list[str], started: datetime,
     import shlex
 
     from loadtests.runner import cores, cpu_model
+    from loadtests.stack import default_server
 
     lines = [f"# Stress ramp, {started:%Y-%m-%d %H:%M:%S}", "",
              f"`python -m loadtests run stress {shlex.join(argv)}`", "",
              f"Machine: {cores()} cores ({cpu_model()}), shared with other work running at the "
              "same time (the *machine* column: every process on the box). A fresh redis-server "
-             f"and the API ({args.api_workers} uvicorn worker(s)) per scenario, seeded with the "
-             "demo data, per-customer rate limits off. Each step holds its users "
+             f"and the API ({args.api_workers} {default_server()} worker(s)) per scenario, "
+             "seeded with the demo data, per-customer rate limits off. Each step holds its users "
              f"{args.step_seconds:g} s; the first {args.warmup:g} s are not judged. Bound: p99 "
              f"≤ {args.p99:g} ms and no failures.", "",
              "| scenario | generator | knee: users | req/s | p50 ms | p99 ms | the ramp stopped "
