@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from loadtests import dropgen
 from loadtests.dropgen import DropConfig, Mix, make_plan, percentile
 
@@ -91,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--time", type=float, default=240.0,
                    help="every buyer stops this many seconds after the opening (240)")
     p.add_argument("--seed", type=int, default=13, help="the plan's seed (13)")
+    p.add_argument("--cluster", action="store_true",
+                   help="a local 3-master Redis Cluster with a replica each (WAIT 1) instead "
+                   "of one redis-server")
     p.add_argument("--api-workers", type=int, default=1,
                    help="API workers (1); the server: $SERVER or api/serve.py's default")
     p.add_argument("--out", type=Path, help="report folder (default "
@@ -247,7 +252,7 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
     seats, options = catalog_summary(doc)
     concert = doc["concertId"]
     env = {"ADMIN_TOKEN": ADMIN_TOKEN, "ACTIVE_TTL_SECONDS": str(args.active_ttl)}
-    stack = Stack(env, args.api_workers).start()
+    stack = Stack(env, args.api_workers, cluster=args.cluster).start()
     run: Run | None = None
     procs: list[subprocess.Popen] = []
     logs: list[Any] = []
@@ -269,7 +274,12 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
         try:
             last = max((p.customer for p in plans if not p.topup), default=cfg.funded_base)
             fund_customers(r, cfg.funded_base + 1, last, DEMO_BALANCE)
-            # Redis's own record of slow moments (commands, fork, AOF fsync) over 50 ms.
+        finally:
+            r.close()
+        # Redis's own record of slow moments (commands, fork, AOF fsync) over 50 ms, on the
+        # node that serves the concert (the drop's hot slot).
+        r = concert_node(stack.redis.url, concert_keys(concert).events)
+        try:
             r.config_set("latency-monitor-threshold", 50)
             r.execute_command("LATENCY", "RESET")
         finally:
@@ -504,17 +514,28 @@ def analyse(run: Run, admin: Admin, redis_url: str, events_key: str) -> dict:
     # Fairness, positions, ETA.
     a.update(fairness(run, buyers))
     a.update(eta(run, buyers))
-    a["redis"] = redis_health(redis_url)
+    a["redis"] = redis_health(redis_url, events_key)
     a["charts"] = charts(run, buyers, requests, events, a)
     return a
 
 
-def redis_health(redis_url: str) -> dict:
-    """What Redis saw of its own stalls during the run: LATENCY LATEST (events over 50 ms:
-    command, fork, aof-fsync-always, aof-write...), delayed AOF fsyncs, its CPU."""
-    from engine.sync import sync_client
+def concert_node(redis_url: str, key: str) -> redis.Redis:
+    """A plain client of the Redis that serves ``key``: the server, or its cluster master."""
+    from engine.sync import node_of, sync_client
 
     r = sync_client(redis_url)
+    try:
+        node = node_of(r, key)
+    finally:
+        r.close()
+    return redis.Redis(*node) if node else sync_client(redis_url)
+
+
+def redis_health(redis_url: str, key: str) -> dict:
+    """What the Redis serving the concert saw of its own stalls during the run: LATENCY
+    LATEST (events over 50 ms: command, fork, aof-fsync-always, aof-write...), delayed AOF
+    fsyncs, its CPU."""
+    r = concert_node(redis_url, key)
     try:
         latest = r.execute_command("LATENCY", "LATEST") or []
         info = r.info()
@@ -969,6 +990,10 @@ def verdicts(run: Run) -> list[tuple[str, bool, str]]:
     return out
 
 
+TARGETS = {False: "redis-server",
+           True: "local Redis Cluster of 3 masters with a replica each (WAIT 1 on writes)"}
+
+
 def report_md(runs: list[Run], argv: list[str], started: datetime) -> str:
     from loadtests.runner import cores, cpu_model
     from loadtests.stack import default_server
@@ -976,10 +1001,10 @@ def report_md(runs: list[Run], argv: list[str], started: datetime) -> str:
     lines = [f"# Ticket drop, {started:%Y-%m-%d %H:%M:%S}", "",
              f"`python -m loadtests run drop {shlex.join(argv)}`", "",
              f"Machine: {cores()} cores ({cpu_model()}), shared with other work running at the "
-             "same time: every figure here is from this one run. Target: a fresh redis-server "
-             f"(the repo's redis.conf) and the API ({default_server()}, uvloop) started by the "
-             "runner, the catalogue loaded with `PUT /admin/concerts/{id}` and the settings "
-             "PATCHed through the admin API.", ""]
+             "same time: every figure here is from this one run. Target: a fresh "
+             f"{TARGETS['--cluster' in argv]} (the repo's redis.conf) and the API "
+             f"({default_server()}, uvloop) started by the runner, the catalogue loaded with "
+             "`PUT /admin/concerts/{id}` and the settings PATCHed through the admin API.", ""]
     if len(runs) > 1:
         lines += generator_table(runs)
     for run in runs:

@@ -48,13 +48,15 @@ def run(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("generator, users", [("asyncio", 300), ("locust", 200)])
-def test_drop_runs_and_balances_its_books(tmp_path: Path, generator: str, users: int) -> None:
+@pytest.mark.parametrize("generator, users, mode", [
+    ("asyncio", 300, "single"), ("locust", 200, "single"), ("asyncio", 300, "cluster")])
+def test_drop_runs_and_balances_its_books(tmp_path: Path, generator: str, users: int,
+                                          mode: str) -> None:
+    """On a cluster the pay runs as three steps over two slots, with WAIT on the writes."""
     out = tmp_path / "drop"
     proc = run("drop", "-u", str(users), "--catalog", str(tiny_catalog(tmp_path / "v.json")),
                "--generator", generator, "--target", "3", "--lead", "2", "-t", "40",
-               "--hold-ttl", "3",
-               "--out", str(out))
+               "--hold-ttl", "3", "--out", str(out), *(["--cluster"] if mode == "cluster" else []))
     checks = json.loads((out / "checks.json").read_text())[0]
     detail = proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in CORRECTNESS:
