@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine import booking, queue
+from engine import booking, concert_settings, queue
 from engine.config import Settings
 from engine.ids import parse_token
 from engine.seed import Option, Seat, create_concert, fund_customers, seed_demo
@@ -145,8 +145,9 @@ class Backend:
         return 9 + self.index  # reserve and pay run on a big concert of their own
 
     @property
-    def customers(self) -> tuple[int, int]:
-        return 900_001 + 2 * self.index, 900_002 + 2 * self.index
+    def customer_base(self) -> int:
+        """Reserve's customers from here, pay's from here + 5,000,000: apart from issue's."""
+        return 10_000_000 * (self.index + 1)
 
     @property
     def issue_start(self) -> int:
@@ -160,19 +161,24 @@ class Backend:
         if mode in ("status", "dates", "seats"):
             env["BENCH_TOKEN"] = self.prep["status"]
         elif mode == "reserve":
-            env |= {"BENCH_TOKEN": self.prep["reserve"], "BENCH_CONCERT": str(self.concert),
-                    "BENCH_START": str(skip)}
+            env |= {"BENCH_TOKENS": self.prep["reserve"], "BENCH_CONCERT": str(self.concert),
+                    "BENCH_PER_CUSTOMER": self.prep["per"], "BENCH_START": str(skip)}
         elif mode == "pay":
-            env |= {"BENCH_TOKEN": self.prep["pay"], "BENCH_IDS": self.prep["ids"],
-                    "BENCH_START": str(skip)}
+            env |= {"BENCH_IDS": self.prep["ids"], "BENCH_START": str(skip)}
         elif mode == "issue":
             env["BENCH_START"] = str(self.issue_start + skip)
         return env
 
 
 def prepare(b: Backend, pay_holds: int, reserve_seats: int) -> None:
-    """Demo data plus the backend's big concert for reserve/pay, its tokens, and the holds
-    that pay will pay."""
+    """Demo data plus the backend's big concert for reserve/pay, its ACTIVE tokens (each
+    customer reserves up to its ticket limit: as many customers as that takes), and the
+    holds that pay will pay."""
+    settings = replace(Settings.from_env(), redis_url=b.url, redis_command_timeout=30,
+                       redis_connect_timeout=10)
+    per = settings.max_tickets_per_customer or 1000
+    reserve_base, pay_base = b.customer_base, b.customer_base + 5_000_000
+    reserve_customers, pay_customers = -(-reserve_seats // per), -(-pay_holds // per)
     r = sync_client(b.url)
     seed_demo(r)
     options = -(-(reserve_seats + pay_holds) // SEATS_PER_OPTION)
@@ -181,33 +187,45 @@ def prepare(b: Backend, pay_holds: int, reserve_seats: int) -> None:
             Seat(o * SEATS_PER_OPTION + n, n, 100) for n in range(1, SEATS_PER_OPTION + 1)))
         for o in range(1, options + 1)
     ])
-    reserve_customer, pay_customer = b.customers
-    fund_customers(r, reserve_customer, pay_customer, 10**11 * 100)
+    fund_customers(r, pay_base, pay_base + pay_customers, 10**9 * 100)
     r.close()
-    settings = replace(Settings.from_env(), redis_url=b.url, redis_command_timeout=30,
-                       redis_connect_timeout=10)
     pay_first_option = -(-reserve_seats // SEATS_PER_OPTION) + 1
+
+    async def in_batches(calls: list) -> list:
+        out: list = []
+        for lo in range(0, len(calls), 500):
+            out += await asyncio.gather(*(c() for c in calls[lo:lo + 500]))
+        return out
+
+    async def tokens(store: Store, base: int, n: int) -> list[str]:
+        views = await in_batches([
+            lambda c=c: queue.issue_token(store, c, b.concert) for c in range(base, base + n)])
+        assert all(v["status"] == "ACTIVE" for v in views), "bench tokens must be ACTIVE"
+        return [v["tokenValue"] for v in views]
+
+    def lines(rows: list[str]) -> str:
+        path = Path(tempfile.mkstemp(prefix="bench-", suffix=".txt")[1])
+        path.write_text("\n".join(rows) + "\n")
+        return str(path)
 
     async def go() -> dict[str, str]:
         store = Store(connect(settings), settings)
         status_tok = (await queue.issue_token(store, 1, 2))["tokenValue"]
-        reserve_tok = (await queue.issue_token(store, reserve_customer, b.concert))[
-            "tokenValue"]
-        pay_tok = (await queue.issue_token(store, pay_customer, b.concert))["tokenValue"]
-        tok = parse_token(pay_tok)
-        ids: list[str] = []
-        for lo in range(0, pay_holds, 500):
-            batch = [
-                booking.reserve(store, tok, o, o * SEATS_PER_OPTION + n)
-                for i in range(lo, min(lo + 500, pay_holds))
-                for o, n in [(pay_first_option + i // SEATS_PER_OPTION, i % SEATS_PER_OPTION + 1)]
-            ]
-            ids += [h["reservationId"] for h in await asyncio.gather(*batch)]
+        # The bench concert's own settings: every token it issues is ACTIVE at once.
+        await concert_settings.patch(store, b.concert, {"activeLimit": 10**7,
+                                                        "admitPerSecond": 10**6})
+        reserve_toks = await tokens(store, reserve_base, reserve_customers)
+        pay_toks = await tokens(store, pay_base, pay_customers)
+        seats = [(pay_first_option + i // SEATS_PER_OPTION, i % SEATS_PER_OPTION + 1)
+                 for i in range(pay_holds)]
+        holds = await in_batches([
+            lambda i=i, o=o, n=n: booking.reserve(store, parse_token(pay_toks[i // per]), o,
+                                                  o * SEATS_PER_OPTION + n)
+            for i, (o, n) in enumerate(seats)])
         await store.aclose()
-        ids_file = Path(tempfile.mkstemp(prefix="bench-pay-", suffix=".txt")[1])
-        ids_file.write_text("\n".join(ids) + "\n")
-        return {"status": status_tok, "reserve": reserve_tok, "pay": pay_tok,
-                "ids": str(ids_file)}
+        return {"status": status_tok, "reserve": lines(reserve_toks), "per": str(per),
+                "ids": lines([f"{pay_toks[i // per]} {h['reservationId']}"
+                              for i, h in enumerate(holds)])}
 
     b.prep = asyncio.run(go())
 
@@ -333,8 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     if not servers or any(k not in SERVERS for k in servers):
         p.error(f"--servers takes some of {', '.join(SERVERS)}")
     endpoints = args.only or ENDPOINTS
+    # Measure, never shed; the bench's customers reserve and pay many times a second.
     env = {"ACTIVE_TTL_SECONDS": "3600", "HOLD_TTL_SECONDS": "3600",
-           "WAITING_IDLE_SECONDS": "3600", "MAX_IN_FLIGHT": "0"}  # measure, never shed
+           "WAITING_IDLE_SECONDS": "3600", "MAX_IN_FLIGHT": "0",
+           "RESERVE_RATE_PER_CUSTOMER": "0"}
     os.environ.update(env)
     out: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as tmp, \
@@ -431,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                        + "\n".join(lines) + "\n")
         for b in backends:
             Path(b.prep["ids"]).unlink(missing_ok=True)
+            Path(b.prep["reserve"]).unlink(missing_ok=True)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     report = (f"## Endpoint benchmark, {stamp}\n\n{platform.node()}: {os.cpu_count()} cores, "
               f"Python {platform.python_version()}\n\n" + "\n".join(out))

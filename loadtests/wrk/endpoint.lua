@@ -8,15 +8,28 @@ local option = os.getenv("BENCH_OPTION") or "41150"
 local query = os.getenv("BENCH_QUERY") or ""  -- e.g. "?section=A" for the seat list
 local seats_per_option = tonumber(os.getenv("BENCH_SEATS_PER_OPTION") or "1000")
 local first_option = tonumber(os.getenv("BENCH_FIRST_OPTION") or "1")
+-- pay: one "token reservationId" line per hold; reserve: one token per line, each customer
+-- reserving BENCH_PER_CUSTOMER seats (its ticket limit) in turn
 local ids_file = os.getenv("BENCH_IDS")
+local tokens_file = os.getenv("BENCH_TOKENS")
+local per_customer = tonumber(os.getenv("BENCH_PER_CUSTOMER") or "1")
 local n = tonumber(os.getenv("BENCH_START") or "0")
-local ids = {}
+local ids, id_tokens, tokens = {}, {}, {}
 -- mix: one "concertId optionId token" line per concert; requests rotate over the concerts
 local mix_file = os.getenv("BENCH_MIX")
 local mix = {}
 
 if ids_file then
-  for line in io.lines(ids_file) do ids[#ids + 1] = line end
+  for line in io.lines(ids_file) do
+    local t, id = string.match(line, "^(%S+) (%S+)$")
+    id_tokens[#id_tokens + 1], ids[#ids + 1] = t, id
+  end
+end
+if tokens_file then
+  for line in io.lines(tokens_file) do tokens[#tokens + 1] = line end
+end
+local function as(t)
+  return {["Content-Type"] = "application/json", ["Authorization"] = t or "exhausted"}
 end
 if mix_file then
   for line in io.lines(mix_file) do
@@ -48,7 +61,7 @@ request = function()
     local i = n - 1
     local opt = first_option + math.floor(i / seats_per_option)
     local seat = opt * seats_per_option + (i % seats_per_option) + 1
-    return wrk.format("POST", "/api/reserve", authed,
+    return wrk.format("POST", "/api/reserve", as(tokens[math.floor(i / per_customer) + 1]),
       '{"concertOptionId":' .. opt .. ',"seatId":' .. seat .. '}')
   elseif mode == "mix" then
     -- every concert in turn; per concert: status, seats, dates, then a customer's point read
@@ -63,7 +76,7 @@ request = function()
     else return wrk.format("PATCH", "/api/point/charge", json,
       '{"customerId":' .. (n % 10000 + 1) .. ',"amount":1}') end
   elseif mode == "pay" then
-    return wrk.format("POST", "/api/pay", authed,
+    return wrk.format("POST", "/api/pay", as(id_tokens[n]),
       '{"reservationId":"' .. (ids[n] or "exhausted") .. '"}')
   else
     return wrk.format("GET", "/")
