@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import io
 import json
@@ -318,18 +317,10 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
 
 
 def stop_process(p: subprocess.Popen) -> None:
-    import signal
+    """A generator process and its children: SIGINT to the group, SIGKILL 15 s later."""
+    from loadtests.runner import stop_locust
 
-    if p.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(p.pid, signal.SIGINT)
-    try:
-        p.wait(15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait(5)
+    stop_locust(p, group=True, wait=15)
 
 
 def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: list[int]

@@ -496,14 +496,18 @@ def peaks(points: list[tuple[float, float, float]], window: float = 5.0) -> tupl
     return best_locust, best_all
 
 
-def stop_locust(proc: subprocess.Popen) -> None:
-    """SIGINT (locust stops its users and writes its CSVs), then SIGKILL to its group."""
+def stop_locust(proc: subprocess.Popen, group: bool = False, wait: float = 20) -> None:
+    """SIGINT (locust stops its users and writes its CSVs) to it, or with ``group`` to its
+    whole process group, then after ``wait`` seconds SIGKILL to its group."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGINT)
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(20)
+        proc.wait(wait)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
