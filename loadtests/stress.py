@@ -309,7 +309,7 @@ def fmt(v: float | None, digits: int = 1) -> str:
 def chart(ramp: Ramp) -> Path | None:
     if not ramp.steps:
         return None
-    from loadtests.drop import _plt
+    from loadtests.drop_report import _plt
 
     plt = _plt()
     fig, (ax1, ax3) = plt.subplots(2, 1, figsize=(11, 7.5), dpi=110, sharex=True,
