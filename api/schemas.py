@@ -31,7 +31,9 @@ TOKEN = obj({
                   "description": "When the ACTIVE token ends; null while WAITING."},
     "pollAfterSeconds": {"type": ["integer", "null"], "minimum": 1,
                          "description": "How long to wait before polling again (null when "
-                                        "ACTIVE): a surge of pollers slows itself."},
+                                        "ACTIVE): a quarter of the wait, at most 30 s, drawn "
+                                        "from the top fifth below that, so that a surge of "
+                                        "pollers slows and spreads itself."},
     "opensAt": TIME | {"description": "The concert's opening, when it has one."},
 }, optional=("pollAfterSeconds", "opensAt"))
 TOKEN_EXAMPLE = {"tokenValue": "2.7.4f0c2a9e8b7d6c5a4f3e2d1c0b9a8f7e", "concertId": 2,

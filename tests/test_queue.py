@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 
@@ -80,6 +81,30 @@ def test_admission_rate_per_second(make_client: Callable[..., TestClient], catal
     third = issue(client, 3)
     assert third["status"] == "ACTIVE"
     assert issue(client, 5)["position"] == 1  # 4 was admitted with 3
+
+
+def test_waiters_are_told_when_to_poll_again(make_client: Callable[..., TestClient],
+                                             catalog) -> None:
+    """pollAfterSeconds: a quarter of the wait, at most 30 s and a third of the idle limit
+    (a poll keeps the token in line), at least 1 s; drawn from the top fifth below that bound,
+    so that waiters told alike at one moment drift apart instead of polling in waves."""
+    client = make_client(active_limit=1, admit_per_second=1)
+    first = issue(client, 1)
+    assert first["status"] == "ACTIVE" and first["pollAfterSeconds"] is None
+    for idle, cap in ((120, 30), (9, 3)):  # the second: behind the first's 300 waiters
+        client = make_client(active_limit=1, admit_per_second=1, waiting_idle_seconds=idle)
+        base = 1000 * idle
+        views = [issue(client, base + c) for c in range(1, 301)]
+        assert all(v["status"] == "WAITING" for v in views)
+        for v in views:
+            most = max(1, min(cap, math.ceil(v["estimatedWaitSeconds"] / 4)))
+            assert most - most // 5 <= v["pollAfterSeconds"] <= most, v
+        far = [v["pollAfterSeconds"] for v in views if v["estimatedWaitSeconds"] >= 4 * cap]
+        assert len(far) > 100 and max(far) == cap
+        if cap >= 5:
+            assert len(set(far)) > 1  # drawn, not one value for everyone
+        polled = client.get("/api/token/status", headers=auth(views[-1]["tokenValue"])).json()
+        assert cap - cap // 5 <= polled["pollAfterSeconds"] <= cap
 
 
 def test_idle_waiting_token_leaves_the_queue(

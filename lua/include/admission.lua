@@ -6,7 +6,8 @@
   standing(customer) -> state, position, wait, poll of a WAITING token: state 0 in the queue
   (position 1-based: its rank, or in random mode the expected rank (n + 1) / 2), state 2 in
   the pre-queue before the opening (position -1, wait: seconds to the opening); poll: the
-  seconds after which to poll again.
+  seconds after which to poll again (at most 30, a quarter of the wait and a third of the
+  idle limit; drawn from the top fifth below that).
   needs locals: tokens, waiting, active, rate, events, events_max, cfg, seed, now
   and the include events ]]
 local DECAY = math.exp(-1 / 60)
@@ -90,6 +91,9 @@ local function standing(customer)
   end
   -- The next poll: a quarter of the wait, at most 30 s and a third of the idle limit (a poll
   -- keeps the token in the queue), at least 1 s; so that a surge of pollers slows itself.
-  local poll = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
+  -- Drawn from the top fifth below that bound, so that pollers told alike at one moment (at
+  -- the opening, say) drift apart instead of polling in waves.
+  local most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
+  local poll = most - math.floor(rand() * math.floor(most / 5 + 1))
   return state, position, wait, poll
 end
