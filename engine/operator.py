@@ -35,14 +35,15 @@ async def refund_sale(store: Store, concert_id: int, secret: str) -> dict:
     again. Idempotent: a refund under way or done is finished or answered the same, once."""
     k = concert_keys(concert_id)
     rid = reservation_id(concert_id, secret)
-    _, _status, price, customer, attempt = await store.run(
+    _, status, price, customer, attempt = await store.run(
         "refund_sale", (k.res, k.refunding), (secret,))
-    c = CustomerKeys(int(customer))
-    await store.run("refund", (c.balance, c.debits, c.history),
-                    (rid, attempt, store.settings.history_limit, "SALE", price))
-    await store.run("refund_done",
-                    (k.res, k.refunding, k.taken, k.free, k.concert, k.gone, k.tickets,
-                     k.events), (secret, store.settings.events_maxlen))
+    if status != b"REFUNDED":  # done before: its points went back once, and only once
+        c = CustomerKeys(int(customer))
+        await store.run("refund", (c.balance, c.debits, c.history),
+                        (rid, attempt, store.settings.history_limit, "SALE", price))
+        await store.run("refund_done",
+                        (k.res, k.refunding, k.taken, k.free, k.concert, k.gone, k.tickets,
+                         k.events), (secret, store.settings.events_maxlen))
     return {"reservationId": rid, "status": "REFUNDED", "amount": from_minor(price),
             "customerId": int(customer)}
 

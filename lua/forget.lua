@@ -2,7 +2,11 @@
 --[[
   Forget the pay records of a customer's reservations that were closed long ago (the tick
   calls it with what admit.lua purged): after IDEMPOTENCY_TTL_SECONDS no pay step of theirs
-  can still be on its way, so their records only cost memory.
+  can still be on its way, so their records only cost memory. A refund's record (R:..) is
+  kept: it is the only memory that the points went back, and an operator's refund of the sale
+  may have begun after admit.lua listed it (without R:.. a second refund would take the
+  record for one forgotten before the refund and pay the price back again). Refunds are
+  operators' acts, so those records stay few.
 
   Flag allow-oom: it only frees memory.
 
@@ -13,4 +17,11 @@
   Returns
     {0, forgotten}
 ]]
-return {0, redis.call('HDEL', KEYS[1], unpack(ARGV))}
+local debits, forgotten = KEYS[1], 0
+for _, id in ipairs(ARGV) do
+  local record = redis.call('HGET', debits, id)
+  if record and string.sub(record, 1, 2) ~= 'R:' then
+    forgotten = forgotten + redis.call('HDEL', debits, id)
+  end
+end
+return {0, forgotten}
