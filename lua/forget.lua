@@ -6,7 +6,7 @@
   kept: it is the only memory that the points went back, and an operator's refund of the sale
   may have begun after admit.lua listed it (without R:.. a second refund would take the
   record for one forgotten before the refund and pay the price back again). Refunds are
-  operators' acts, so those records stay few.
+  operators' acts or the protocol's rare orphan refunds, so those records stay few.
 
   Flag allow-oom: it only frees memory.
 
