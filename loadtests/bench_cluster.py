@@ -29,9 +29,9 @@ from engine.keys import concert_keys
 from engine.seed import Option, Seat, create_concert, seed_demo
 from engine.store import Store, connect
 from engine.sync import sync_client
-from loadtests.bench_endpoints import RESULTS, wrk
+from loadtests.bench_endpoints import wrk
 from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import REPO, Uvicorn, cpu_seconds
+from loadtests.stack import Uvicorn, cpu_seconds, publish
 
 MIX_CONCERTS = 30
 
@@ -160,11 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 "Redis µs per tick |", "|---|---:|---:|---:|",
                 *tick_run(Path(tmp), args.concerts, args.tick_workers, args.seconds), ""]
     report = "\n".join(out)
-    print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "cluster.md"
-    path.write_text(report)
-    print(f"written to {path.relative_to(REPO)}")
+    publish(report, "cluster.md")
     return 0
 
 

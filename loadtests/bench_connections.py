@@ -35,9 +35,8 @@ import uvloop
 from api import serve
 from engine.seed import seed_demo
 from loadtests.rawclient import Conn, Tally, connect, percentile, request_bytes
-from loadtests.stack import REPO, SERVER_CLASSES, RedisServer, Server, server
+from loadtests.stack import REPO, SERVER_CLASSES, RedisServer, Server, publish, server
 
-RESULTS = REPO / "loadtests" / "results"
 REQUEST = request_bytes("/api/point?customerId=7")
 
 
@@ -277,11 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     report = (f"## Connection benchmark, {stamp}\n\n{platform.node()}: {os.cpu_count()} "
               f"cores, Python {platform.python_version()}\n\n" + "\n".join(out))
-    print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "connections.md"
-    path.write_text(report)
-    print(f"written to {path.relative_to(REPO)}")
+    publish(report, "connections.md")
     return 0
 
 

@@ -48,12 +48,12 @@ from loadtests.stack import (
     Server,
     cpu_seconds,
     machine_cpu_seconds,
+    publish,
     server,
     wait_for_quiet,
 )
 
 WRK_SCRIPT = REPO / "loadtests" / "wrk" / "endpoint.lua"
-RESULTS = REPO / "loadtests" / "results"
 SEATS_PER_OPTION = 1000
 ENDPOINTS = ["issue", "status", "dates", "seats", "point", "charge", "reserve", "pay"]
 LABELS = {
@@ -455,11 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     report = (f"## Endpoint benchmark, {stamp}\n\n{platform.node()}: {os.cpu_count()} cores, "
               f"Python {platform.python_version()}\n\n" + "\n".join(out))
-    print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "endpoints.md"
-    path.write_text(report)
-    print(f"written to {path.relative_to(REPO)}")
+    publish(report, "endpoints.md")
     return 0
 
 

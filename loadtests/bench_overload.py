@@ -49,11 +49,11 @@ from loadtests.stack import (
     Server,
     cpu_seconds,
     machine_cpu_seconds,
+    publish,
     server,
     wait_for_quiet,
 )
 
-RESULTS = REPO / "loadtests" / "results"
 ENDPOINT_LUA = REPO / "loadtests" / "wrk" / "endpoint.lua"
 OVERLOAD_LUA = REPO / "loadtests" / "wrk" / "overload.lua"
 PATHS = {"point": "/api/point?customerId=7", "status": "/api/token/status"}
@@ -258,11 +258,7 @@ def main(argv: list[str] | None = None) -> int:
               "p99s. " + ("The API ran on CPU 0 alone; wrk, the probe and Redis on the rest. "
                          if args.pin else "Nothing pinned: wrk shares the API's CPUs. ")
               + "Other work on the machine shows in 'others' (cores).\n\n" + "\n".join(out))
-    print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "overload.md"
-    path.write_text(report)
-    print(f"written to {path.relative_to(REPO)}")
+    publish(report, "overload.md")
     return 0
 
 

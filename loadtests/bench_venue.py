@@ -21,8 +21,8 @@ from engine.config import Settings
 from engine.store import Store, connect
 from engine.sync import sync_client
 from engine.venue import load_sync, parse
-from loadtests.bench_endpoints import RESULTS, wrk
-from loadtests.stack import REPO, RedisServer, Uvicorn
+from loadtests.bench_endpoints import wrk
+from loadtests.stack import RedisServer, Uvicorn, publish
 
 SIZES = (50, 1_000, 10_000, 100_000)
 
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "| seats | list | seats returned | req/s | p99 ms | API CPU µs a request | "
         "API CPU ns a returned seat | non-2xx |",
         "|---:|---|---:|---:|---:|---:|---:|---:|", *rows, ""])
-    print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "venue.md"
-    path.write_text(report)
-    print(f"written to {path.relative_to(REPO)}")
+    publish(report, "venue.md")
     return 0
 
 

@@ -273,3 +273,14 @@ def wait_for_quiet(max_cores: float = 0.3, timeout: float = 120, window: float =
         busy = (machine_cpu_seconds() - c0) / (time.monotonic() - t0)
         if busy < max_cores or time.monotonic() > deadline:
             return busy
+
+
+def publish(report: str, name: str) -> Path:
+    """Print a benchmark's report and write it to loadtests/results/<name>."""
+    print("\n" + report)
+    results = REPO / "loadtests" / "results"
+    results.mkdir(exist_ok=True)
+    path = results / name
+    path.write_text(report)
+    print(f"written to {path.relative_to(REPO)}")
+    return path
