@@ -29,7 +29,7 @@ async def reserve(store: Store, token: Token, option_id: int, seat_id: int) -> d
     _, price, expires = await store.run(
         "reserve",
         (k.tokens, k.active, k.options, k.seats(option_id), k.taken, k.free, k.holds,
-         k.res, k.held, k.gone, k.settings, k.tickets, k.buckets, k.events),
+         k.res, k.gone, k.settings, k.tickets, k.events),
         (token.customer_id, token.secret, store.settings.idle_ms, option_id,
          seat_id, secret, hold_ms, max_tickets, per_second, burst, events),
     )
@@ -66,8 +66,8 @@ async def reserve_best(store: Store, token: Token, option_id: int, quantity: int
         try:
             _, expires, row, offset = await store.run(
                 "reserve_best",
-                (k.tokens, k.active, k.layout, k.taken, k.free, k.holds, k.res, k.held,
-                 k.gone, k.settings, k.tickets, k.buckets, k.events),
+                (k.tokens, k.active, k.layout, k.taken, k.free, k.holds, k.res,
+                 k.gone, k.settings, k.tickets, k.events),
                 args)
             break
         except CatalogChanged:
@@ -89,7 +89,7 @@ async def cancel(store: Store, token: Token, secret: str) -> dict:
     k = concert_keys(token.concert_id)
     await store.run(
         "cancel",
-        (k.tokens, k.active, k.res, k.holds, k.taken, k.free, k.held, k.gone, k.settings,
+        (k.tokens, k.active, k.res, k.holds, k.taken, k.free, k.gone, k.settings,
          k.tickets, k.events),
         (token.customer_id, token.secret, store.settings.idle_ms, secret,
          store.settings.events_maxlen),

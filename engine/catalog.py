@@ -23,7 +23,7 @@ async def available_dates(store: Store, token: Token, concert_id: int) -> dict:
     k = concert_keys(token.concert_id)
     reply = await store.run(
         "dates",
-        (k.tokens, k.active, k.options, k.free, k.holds, k.res, k.taken, k.held, k.gone,
+        (k.tokens, k.active, k.options, k.free, k.holds, k.res, k.taken, k.gone,
          k.settings, k.tickets, k.events),
         (token.customer_id, token.secret, store.settings.idle_ms,
          1 if concert_id == token.concert_id else 0, store.settings.events_maxlen),
@@ -134,7 +134,7 @@ async def available_seats(store: Store, token: Token, option_id: int,
             offset, count = listing.sections[section]
         _, version, start, count, bits = await store.run(
             "seats",
-            (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.held, k.gone,
+            (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.gone,
              k.settings, k.tickets, k.events),
             (token.customer_id, token.secret, store.settings.idle_ms, option_id, offset, count,
              store.settings.events_maxlen),

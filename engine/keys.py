@@ -27,7 +27,7 @@ class ConcertKeys:
     """The keys of one concert (queue, catalog, seats, holds, reservations)."""
 
     __slots__ = (
-        "active", "buckets", "concert", "events", "free", "gone", "held", "holds", "layout",
+        "active", "buckets", "concert", "events", "free", "gone", "holds", "layout",
         "lease", "options", "paying", "rate", "refunding", "res", "settings", "tag", "taken",
         "tickets", "tokens", "waiting",
     )
@@ -51,14 +51,14 @@ class ConcertKeys:
         # zset: customerId -> queue place (a random one in the pre-queue, see issue.lua)
         self.waiting = f"{t}:waiting"
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
-        self.held = f"{t}:held"  # hash: customerId -> open holds under the current token
         # hash: sec, n, avg (admissions a second, a minute's average); cursor (idle sweep)
         self.rate = f"{t}:rate"
         # string with TTL: the API worker ticking the concert now (one tick a second in all)
         self.lease = f"{t}:lease"
-        # hash: customerId -> "<paid seats>|<open hold ids>" (lua/include/tickets.lua)
+        # hash: customerId -> "<paid>|<open ids>|<token>|<its holds>|<reserve bucket>"
+        # (lua/include/tickets.lua): one read and one write a reserve
         self.tickets = f"{t}:tickets"
-        # hash: "i:<customer>" / "r:<customer>" / "a:<address>" -> token bucket (rate limits)
+        # hash: "i:<customer>" / "a:<address>" -> token bucket (issue's rate limits)
         self.buckets = f"{t}:buckets"
         self.refunding = f"{t}:refunding"  # zset: reservation id -> operator refund start
         self.events = f"{t}:events"  # stream: HELD, PAID, ... (lua/include/events.lua)

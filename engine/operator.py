@@ -23,7 +23,7 @@ async def revoke(store: Store, concert_id: int, customer_id: int) -> dict:
     k = concert_keys(concert_id)
     _, had, released, paying = await store.run(
         "revoke",
-        (k.tokens, k.waiting, k.active, k.held, k.res, k.holds, k.taken, k.free, k.gone,
+        (k.tokens, k.waiting, k.active, k.res, k.holds, k.taken, k.free, k.gone,
          k.tickets, k.events),
         (customer_id, store.settings.events_maxlen))
     return {"concertId": concert_id, "customerId": customer_id, "revoked": bool(had),

@@ -64,7 +64,7 @@ async def begin(store: Store, token: Token, secret: str) -> tuple[int, int]:
     k = concert_keys(token.concert_id)
     _, price, attempt = await store.run(
         "pay_begin",
-        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone,
+        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.gone,
          k.settings, k.tickets, k.events),
         (token.customer_id, token.secret, store.settings.idle_ms, secret,
          store.settings.stale_ms, store.settings.events_maxlen),
@@ -88,7 +88,7 @@ async def finish(store: Store, concert_id: int, secret: str, attempt: int, outco
     k = concert_keys(concert_id)
     await store.run(
         "pay_finish",
-        (k.res, k.paying, k.holds, k.taken, k.free, k.tokens, k.active, k.held, k.concert,
+        (k.res, k.paying, k.holds, k.taken, k.free, k.tokens, k.active, k.concert,
          k.gone, k.tickets, k.events),
         (secret, attempt, outcome, balance, store.settings.events_maxlen),
     )
@@ -100,7 +100,7 @@ async def pay_at_once(store: Store, token: Token, secret: str) -> tuple[int, int
     k, c = concert_keys(token.concert_id), CustomerKeys(token.customer_id)
     _, price, after = await store.run(
         "pay",
-        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.held, k.gone,
+        (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.gone,
          k.settings, k.tickets, k.events, k.concert, c.balance, c.debits, c.history),
         (token.customer_id, token.secret, store.settings.idle_ms, secret,
          store.settings.stale_ms, store.settings.events_maxlen,

@@ -51,7 +51,7 @@ async def issue_token(store: Store, customer_id: int, concert_id: int,
     k = concert_keys(concert_id)
     reply = await store.run(
         "issue",
-        (k.concert, k.tokens, k.waiting, k.active, k.held, k.rate, k.settings, k.buckets,
+        (k.concert, k.tokens, k.waiting, k.active, k.rate, k.settings, k.buckets,
          k.events),
         (customer_id, new_secret(), *queue_args(store), s.max_waiting,
          secrets.randbelow(PRE_QUEUE_PLACES), seed(), s.issue_rate_per_customer,
@@ -67,7 +67,7 @@ async def token_status(store: Store, token: Token) -> dict:
     k = concert_keys(token.concert_id)
     _, *standing = await store.run(
         "status",
-        (k.tokens, k.waiting, k.active, k.held, k.rate, k.settings, k.events),
+        (k.tokens, k.waiting, k.active, k.rate, k.settings, k.events),
         (token.customer_id, token.secret, *queue_args(store), seed(),
          store.settings.events_maxlen),
     )

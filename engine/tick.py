@@ -50,7 +50,7 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
         return None
     _, admitted, dropped, released, stale, forget, refunds = await store.run(
         "admit",
-        (k.tokens, k.waiting, k.active, k.held, k.rate, k.holds, k.paying, k.res, k.taken,
+        (k.tokens, k.waiting, k.active, k.rate, k.holds, k.paying, k.res, k.taken,
          k.free, k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events),
         (*queue_args(store), s.stale_ms, s.keep_ms, seed(), s.events_maxlen,
          s.bucket_idle_ms),
@@ -84,7 +84,7 @@ async def sweep_idle(store: Store, concert_id: int) -> int:
     budget, dropped, calls = SWEEP_SLICE, 0, 0
     while calls < SWEEP_CALLS and budget > 0:
         _, gone, looked, waiting = await store.run(
-            "sweep", (k.tokens, k.waiting, k.held, k.rate, k.settings), (s.idle_ms, SWEEP_SLICE))
+            "sweep", (k.tokens, k.waiting, k.rate, k.settings), (s.idle_ms, SWEEP_SLICE))
         if calls == 0:  # waiters to look at this tick: the queue twice per idle limit
             share = 2 * s.tick_seconds * 1000 / s.idle_ms
             budget = max(SWEEP_SLICE, math.ceil((waiting + gone) * share))

@@ -62,7 +62,7 @@ def used_memory(r: SyncRedis) -> int:
 def concert_records(r: redis.Redis, concert: int = CONCERT) -> int:
     k = concert_keys(concert)
     with r.pipeline(transaction=False) as p:
-        for key in (k.tokens, k.res, k.held):
+        for key in (k.tokens, k.res, k.tickets):
             p.hlen(key)
         for key in (k.active, k.waiting, k.holds, k.paying, k.gone):
             p.zcard(key)

@@ -3,7 +3,7 @@
   The background tick of one concert (about once a second in all, by whichever API worker
   takes the concert's short lease first, see engine/tick.py): drop expired ACTIVE tokens,
   release expired holds, purge long-closed reservations, admit from the queue, drop rate-limit
-  buckets that are full again, and list the pays stuck in PAYING and the refunds stuck in
+  buckets that are full again (and ticket records that held nothing else), and list the pays stuck in PAYING and the refunds stuck in
   REFUNDING for the engine to finish. Idle WAITING tokens are sweep.lua's. Every step is
   bounded, so one tick never blocks Redis for long.
 
@@ -12,19 +12,19 @@
   KEYS[1]  tokens     hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2]  waiting    zset  customerId -> queue place
   KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[4]  held       hash  customerId -> open holds under the current token
-  KEYS[5]  rate       hash  sec, n, avg: admissions (see include/admission.lua); bcursor
-  KEYS[6]  holds      zset  reservation id -> hold expiry (ms)
-  KEYS[7]  paying     zset  reservation id -> pay start (ms)
-  KEYS[8]  res        hash  reservation id -> JSON record
-  KEYS[9]  taken      bits  seat index -> 1 while the seat is held or sold
-  KEYS[10] free       hash  optionId -> free seats
-  KEYS[11] gone       zset  closed reservation id -> closed at (ms)
-  KEYS[12] settings   hash  the concert's settings (include/settings.lua)
-  KEYS[13] tickets    hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[14] buckets    hash  rate-limit token buckets (include/buckets.lua)
-  KEYS[15] refunding  zset  reservation id -> refund start (ms)
-  KEYS[16] events     stream the concert's events
+  KEYS[4]  rate       hash  sec, n, avg: admissions (see include/admission.lua); bcursor,
+                            tcursor: where the idle-bucket scans of buckets and tickets are
+  KEYS[5]  holds      zset  reservation id -> hold expiry (ms)
+  KEYS[6]  paying     zset  reservation id -> pay start (ms)
+  KEYS[7]  res        hash  reservation id -> JSON record
+  KEYS[8]  taken      bits  seat index -> 1 while the seat is held or sold
+  KEYS[9]  free       hash  optionId -> free seats
+  KEYS[10] gone       zset  closed reservation id -> closed at (ms)
+  KEYS[11] settings   hash  the concert's settings (include/settings.lua)
+  KEYS[12] tickets    hash  customerId -> ticket record (include/tickets.lua)
+  KEYS[13] buckets    hash  rate-limit token buckets (include/buckets.lua)
+  KEYS[14] refunding  zset  reservation id -> refund start (ms)
+  KEYS[15] events     stream the concert's events
 
   ARGV[1]  default active limit (tokens ACTIVE at once)
   ARGV[2]  default admissions a second
@@ -44,11 +44,11 @@
              whose customer-side records forget.lua drops (at most 1000)
     refunds: {reservationId, ...}  refunds stuck in REFUNDING (at most 100)
 ]]
-local tokens, waiting, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local holds, paying, res, taken, free, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
-  KEYS[11]
-local settings, tickets, buckets, refunding, events = KEYS[12], KEYS[13], KEYS[14], KEYS[15],
-  KEYS[16]
+local tokens, waiting, active, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local holds, paying, res, taken, free, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
+  KEYS[10]
+local settings, tickets, buckets, refunding, events = KEYS[11], KEYS[12], KEYS[13], KEYS[14],
+  KEYS[15]
 local stale_ms, keep_ms, seed = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local events_max, bucket_idle_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
 local SWEEP = 1000
@@ -74,7 +74,6 @@ local dropped = 0
 for _, customer in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, SWEEP)) do
   redis.call('ZREM', active, customer)
   redis.call('HDEL', tokens, customer)
-  redis.call('HDEL', held, customer)
   dropped = dropped + 1
 end
 
@@ -98,15 +97,24 @@ end
 
 local admitted = admit()
 
--- Rate-limit buckets untouched long enough are full again: as good as none.
-local scan = redis.call('HSCAN', buckets, redis.call('HGET', rate, 'bcursor') or '0',
-                        'COUNT', 200)
-redis.call('HSET', rate, 'bcursor', scan[1])
-for i = 1, #scan[2], 2 do
-  if tonumber(string.match(scan[2][i + 1], ':(%d+)$')) < now - bucket_idle_ms then
-    redis.call('HDEL', buckets, scan[2][i])
-  end
+-- Rate-limit buckets untouched long enough are full again: as good as none. A ticket record
+-- that is nothing but such a bucket (a customer whose reserves were all refused, cancelled or
+-- expired) goes too.
+local function idle(bucket)
+  local last = string.match(bucket, ':(%d+)$')
+  return last and tonumber(last) < now - bucket_idle_ms
 end
+local cursors = redis.call('HMGET', rate, 'bcursor', 'tcursor')
+local scan = redis.call('HSCAN', buckets, cursors[1] or '0', 'COUNT', 200)
+for i = 1, #scan[2], 2 do
+  if idle(scan[2][i + 1]) then redis.call('HDEL', buckets, scan[2][i]) end
+end
+local tscan = redis.call('HSCAN', tickets, cursors[2] or '0', 'COUNT', 200)
+for i = 1, #tscan[2], 2 do
+  local bucket = string.match(tscan[2][i + 1], '^0||[^|]*|%d*|(.+)$')
+  if bucket and idle(bucket) then redis.call('HDEL', tickets, tscan[2][i]) end
+end
+redis.call('HSET', rate, 'bcursor', scan[1], 'tcursor', tscan[1])
 
 local stale = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', paying, '-inf', now - stale_ms, 'LIMIT', 0, 100)) do

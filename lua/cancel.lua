@@ -10,11 +10,10 @@
   KEYS[4]  holds     zset  reservation id -> hold expiry (ms)
   KEYS[5]  taken     bits  seat index -> 1 while the seat is held or sold
   KEYS[6]  free      hash  optionId -> free seats
-  KEYS[7]  held      hash  customerId -> open holds under the current token
-  KEYS[8]  gone      zset  closed reservation id -> closed at (ms)
-  KEYS[9]  settings  hash  the concert's settings (include/settings.lua)
-  KEYS[10] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[11] events    stream the concert's events
+  KEYS[7]  gone      zset  closed reservation id -> closed at (ms)
+  KEYS[8]  settings  hash  the concert's settings (include/settings.lua)
+  KEYS[9]  tickets   hash  customerId -> ticket record (include/tickets.lua)
+  KEYS[10] events    stream the concert's events
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -28,8 +27,8 @@
     {8} already paid   {9} hold expired   {10} a pay is in progress   {15} already cancelled
 ]]
 local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
+local taken, free, gone = KEYS[5], KEYS[6], KEYS[7]
+local settings, tickets, events = KEYS[8], KEYS[9], KEYS[10]
 local customer, secret, id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 
 -- @include clock

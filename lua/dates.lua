@@ -12,11 +12,10 @@
   KEYS[5] holds    zset  reservation id -> hold expiry (ms)
   KEYS[6] res      hash  reservation id -> JSON record
   KEYS[7] taken    bits  seat index -> 1 while the seat is held or sold
-  KEYS[8] held     hash  customerId -> open holds under the current token
-  KEYS[9] gone     zset  closed reservation id -> closed at (ms)
-  KEYS[10] settings hash  the concert's settings (include/settings.lua)
-  KEYS[11] tickets  hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[12] events   stream the concert's events
+  KEYS[8] gone     zset  closed reservation id -> closed at (ms)
+  KEYS[9] settings hash  the concert's settings (include/settings.lua)
+  KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
+  KEYS[11] events   stream the concert's events
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -30,8 +29,8 @@
     {1} token unknown/expired   {2} token WAITING   {3} not the token's concert
 ]]
 local tokens, active, options, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds, res, taken, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local settings, tickets, events = KEYS[10], KEYS[11], KEYS[12]
+local holds, res, taken, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
 local customer, secret = ARGV[1], ARGV[2]
 local same_concert, events_max = ARGV[4] == '1', tonumber(ARGV[5])
 local SWEEP = 100

@@ -12,11 +12,10 @@
   KEYS[2] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[3] waiting   zset  customerId -> queue place
   KEYS[4] active    zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[5] held      hash  customerId -> open holds under the current token
-  KEYS[6] rate      hash  sec, n, avg: admissions (see include/admission.lua)
-  KEYS[7] settings  hash  the concert's settings (include/settings.lua)
-  KEYS[8] buckets   hash  "i:<customerId>" / "a:<address>" -> token bucket "level:lastMs"
-  KEYS[9] events    stream the concert's events
+  KEYS[5] rate      hash  sec, n, avg: admissions (see include/admission.lua)
+  KEYS[6] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[7] buckets   hash  "i:<customerId>" / "a:<address>" -> token bucket "level:lastMs"
+  KEYS[8] events    stream the concert's events
 
   ARGV[1]  customerId
   ARGV[2]  secret for a new token (32 hex chars; unused when a live token exists)
@@ -43,9 +42,8 @@
     {19}               the queue is full (nothing written)
     {20, retryAfterMs} rate limited (nothing written)
 ]]
-local concert, tokens, waiting, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
-  KEYS[5], KEYS[6]
-local settings, buckets, events = KEYS[7], KEYS[8], KEYS[9]
+local concert, tokens, waiting, active, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local settings, buckets, events = KEYS[6], KEYS[7], KEYS[8]
 local customer, fresh, max_waiting, place = ARGV[1], ARGV[2], tonumber(ARGV[7]), ARGV[8]
 local seed, per_customer, per_address = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local address, burst, events_max = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14])
@@ -63,6 +61,23 @@ local cfg = configured(settings, {
   queueing = 0})
 
 -- @include buckets
+
+-- Issue's buckets, per customer and per address, are fields of the buckets hash; nothing is
+-- written until spend(), once the request is going ahead, so a request refused for another
+-- reason (a full queue) changes nothing. The tick drops buckets idle long enough to be full
+-- again (admit.lua).
+local drawn = {}
+local function take(field, rate, burst)
+  if rate <= 0 then return 0 end
+  local wait, b = draw(redis.call('HGET', buckets, field), rate, burst)
+  if wait == 0 then drawn[#drawn + 1] = {field, b} end
+  return wait
+end
+
+local function spend()
+  for _, d in ipairs(drawn) do redis.call('HSET', buckets, d[1], d[2]) end
+  drawn = {}
+end
 
 local wait_ms = take('i:' .. customer, per_customer, burst)
 if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address, burst) end
@@ -94,7 +109,6 @@ if not secret then
   if entry then  -- the old token's traces
     redis.call('ZREM', active, customer)
     redis.call('ZREM', waiting, customer)
-    redis.call('HDEL', held, customer)
   end
   secret = fresh
   redis.call('HSET', tokens, customer, secret .. ':' .. now)

@@ -17,15 +17,14 @@
   KEYS[5]  paying   zset  reservation id -> pay start (ms)
   KEYS[6]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[7]  free     hash  optionId -> free seats
-  KEYS[8]  held     hash  customerId -> open holds under the current token
-  KEYS[9]  gone     zset  closed reservation id -> closed at (ms)
-  KEYS[10] settings hash  the concert's settings (include/settings.lua)
-  KEYS[11] tickets  hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[12] events   stream the concert's events
-  KEYS[13] concert  hash  field sold counts sales
-  KEYS[14] balance  string  the customer's points, integer minor units
-  KEYS[15] debits   hash    reservation id -> debit record (lua/debit.lua)
-  KEYS[16] history  list    the customer's money movements, newest first
+  KEYS[8]  gone     zset  closed reservation id -> closed at (ms)
+  KEYS[9]  settings hash  the concert's settings (include/settings.lua)
+  KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
+  KEYS[11] events   stream the concert's events
+  KEYS[12] concert  hash  field sold counts sales
+  KEYS[13] balance  string  the customer's points, integer minor units
+  KEYS[14] debits   hash    reservation id -> debit record (lua/debit.lua)
+  KEYS[15] history  list    the customer's money movements, newest first
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -47,9 +46,9 @@
     {17} of lua/pay_finish.lua cannot come here (the attempt is PAYING under this call)
 ]]
 local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local paying, taken, free, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local settings, tickets, events, concert = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local balance_key, debits, history = KEYS[14], KEYS[15], KEYS[16]
+local paying, taken, free, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local settings, tickets, events, concert = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local balance_key, debits, history = KEYS[13], KEYS[14], KEYS[15]
 local customer, secret = ARGV[1], ARGV[2]
 local id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local rid, keep = ARGV[7], tonumber(ARGV[8])

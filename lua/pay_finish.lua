@@ -15,11 +15,10 @@
   KEYS[5]  free     hash  optionId -> free seats
   KEYS[6]  tokens   hash  customerId -> token secret
   KEYS[7]  active   zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[8]  held     hash  customerId -> open holds under the current token
-  KEYS[9]  concert  hash  field sold counts sales
-  KEYS[10] gone     zset  closed reservation id -> closed at (ms)
-  KEYS[11] tickets  hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[12] events   stream the concert's events
+  KEYS[8]  concert  hash  field sold counts sales
+  KEYS[9]  gone     zset  closed reservation id -> closed at (ms)
+  KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
+  KEYS[11] events   stream the concert's events
 
   ARGV[1] reservation id (32 hex chars)
   ARGV[2] attempt number (from pay_begin.lua)
@@ -35,8 +34,8 @@
                          nothing (the caller refunds that attempt's debit)
 ]]
 local res, paying, holds, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local tokens, active, held, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local tickets, events = KEYS[11], KEYS[12]
+local tokens, active, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local tickets, events = KEYS[10], KEYS[11]
 local id, attempt, outcome, balance = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local events_max = tonumber(ARGV[5])
 

@@ -12,7 +12,7 @@
   KEYS[4] free       hash  optionId -> free seats
   KEYS[5] concert    hash  field sold counts sales
   KEYS[6] gone       zset  closed reservation id -> closed at (ms)
-  KEYS[7] tickets    hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
+  KEYS[7] tickets    hash  customerId -> ticket record (include/tickets.lua)
   KEYS[8] events     stream the concert's events
 
   ARGV[1] reservation id (32 hex chars)

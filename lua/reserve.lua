@@ -3,7 +3,8 @@
   Hold a seat for the customer of an ACTIVE token, for the hold TTL. Of any number of
   concurrent holds of one seat exactly one wins. A customer's open holds plus paid seats in
   the concert never pass maxTicketsPerCustomer; reserves are rate limited per customer.
-  Releases expired holds first.
+  Releases expired holds first. One read and one write of the customer's ticket record
+  (tickets, the token's holds and the rate limit's bucket together: the hot path's cost).
 
   KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
@@ -13,12 +14,11 @@
   KEYS[6]  free      hash  optionId -> free seats
   KEYS[7]  holds     zset  reservation id -> hold expiry (ms)
   KEYS[8]  res       hash  reservation id -> JSON record
-  KEYS[9]  held      hash  customerId -> open holds under the current token
-  KEYS[10] gone      zset  closed reservation id -> closed at (ms)
-  KEYS[11] settings  hash  the concert's settings (include/settings.lua)
-  KEYS[12] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[13] buckets   hash  "r:<customerId>" -> token bucket (include/buckets.lua)
-  KEYS[14] events    stream the concert's events
+  KEYS[9]  gone      zset  closed reservation id -> closed at (ms)
+  KEYS[10] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[11] tickets   hash  customerId -> ticket record, the rate limit's bucket in it
+                           (include/tickets.lua)
+  KEYS[12] events    stream the concert's events
 
   ARGV[1]  customerId (from the token)
   ARGV[2]  token secret
@@ -39,8 +39,8 @@
     {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
 ]]
 local tokens, active, options, seats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local taken, free, holds, res, held, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local settings, tickets, buckets, events = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local taken, free, holds, res, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local settings, tickets, events = KEYS[10], KEYS[11], KEYS[12]
 local customer, secret = ARGV[1], ARGV[2]
 local option, seat, id = ARGV[4], ARGV[5], ARGV[6]
 local per_second, burst, events_max = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -68,22 +68,29 @@ local idle_ms = cfg.idleMs
 
 local state = token_state()
 if state ~= 0 then return {state} end
-local wait_ms = take('r:' .. customer, per_second, burst)
-if wait_ms > 0 then return {20, wait_ms} end
 release_due(SWEEP)  -- first, so that the customer's own holds that ran out count no more
-local paid, open = tickets_of(customer)
-if cfg.maxTickets > 0 and paid + #open >= cfg.maxTickets then return {21, cfg.maxTickets} end
-spend()
+local t = ticket_get(customer)
+local wait_ms, bucket = draw(t.bucket, per_second, burst)
+if wait_ms > 0 then return {20, wait_ms} end
+if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets then return {21, cfg.maxTickets} end
+t.bucket = bucket
+
+-- Refused for the seat: the attempt still counts against the rate limit.
+local function refused(code)
+  if per_second > 0 then ticket_set(customer, t) end
+  return {code}
+end
+
 local entry = redis.call('HGET', seats, seat)
 if not entry then  -- only now tell an unknown option from an unknown seat: one call less
-  if redis.call('HEXISTS', options, option) == 0 then return {4} end
-  return {5}
+  if redis.call('HEXISTS', options, option) == 0 then return refused(4) end
+  return refused(5)
 end
 
 local price, index = string.match(entry, '^%d+:(%d+):(%d+)$')
-if redis.call('SETBIT', taken, index, 1) == 1 then return {6} end
+if redis.call('SETBIT', taken, index, 1) == 1 then return refused(6) end
 price, index = tonumber(price), tonumber(index)
 local expires = now + cfg.holdMs
-hold(id, option, seat, index, price, expires, open)
-tickets_put(customer, paid, open)
+hold(id, option, seat, index, price, expires, t)
+ticket_set(customer, t)
 return {0, price, expires}

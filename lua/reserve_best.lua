@@ -14,12 +14,11 @@
   KEYS[5]  free      hash  optionId -> free seats
   KEYS[6]  holds     zset  reservation id -> hold expiry (ms)
   KEYS[7]  res       hash  reservation id -> JSON record
-  KEYS[8]  held      hash  customerId -> open holds under the current token
-  KEYS[9]  gone      zset  closed reservation id -> closed at (ms)
-  KEYS[10] settings  hash  the concert's settings (include/settings.lua)
-  KEYS[11] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[12] buckets   hash  "r:<customerId>" -> token bucket (include/buckets.lua)
-  KEYS[13] events    stream the concert's events
+  KEYS[8]  gone      zset  closed reservation id -> closed at (ms)
+  KEYS[9]  settings  hash  the concert's settings (include/settings.lua)
+  KEYS[10] tickets   hash  customerId -> ticket record, the rate limit's bucket in it
+                           (include/tickets.lua)
+  KEYS[11] events    stream the concert's events
 
   ARGV[1]  customerId (from the token)
   ARGV[2]  token secret
@@ -44,8 +43,8 @@
     {23} the option's seat list changed (reload it and call again)
 ]]
 local tokens, active, layout, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local holds, res, held, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local settings, tickets, buckets, events = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local holds, res, gone = KEYS[6], KEYS[7], KEYS[8]
+local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
 local customer, secret, option, quantity = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 local per_second, burst, events_max = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local version = ARGV[11]
@@ -73,17 +72,24 @@ local idle_ms = cfg.idleMs
 
 local state = token_state()
 if state ~= 0 then return {state} end
-local wait_ms = take('r:' .. customer, per_second, burst)
+release_due(SWEEP)  -- first, so that the customer's own holds that ran out count no more
+local t = ticket_get(customer)
+local wait_ms, bucket = draw(t.bucket, per_second, burst)
 if wait_ms > 0 then return {20, wait_ms} end
-release_due(SWEEP)
-local paid, open = tickets_of(customer)
-if cfg.maxTickets > 0 and paid + #open + quantity > cfg.maxTickets then
+if cfg.maxTickets > 0 and t.paid + #t.ids + quantity > cfg.maxTickets then
   return {21, cfg.maxTickets}
 end
-spend()
+t.bucket = bucket
+
+-- Refused for the seats: the attempt still counts against the rate limit.
+local function refused(code)
+  if per_second > 0 then ticket_set(customer, t) end
+  return {code}
+end
+
 local slice = redis.call('HGET', layout, option)
-if not slice then return {4} end
-if string.match(slice, ':(%w+)$') ~= version then return {23} end
+if not slice then return refused(4) end
+if string.match(slice, ':(%w+)$') ~= version then return refused(23) end
 
 -- The first free place in [from, last], or -1. BITPOS sees only the bitmap's bytes (and
 -- answers 0 for a missing key): the places past its end are free.
@@ -130,12 +136,12 @@ for r = 1, rows do
       for id in string.gmatch(ARGV[12], '%x+') do
         redis.call('SETBIT', taken, p + i, 1)
         hold(id, option, string.format('%d', first_seat + p - start + i), p + i, price,
-             expires, open)
+             expires, t)
         i = i + 1
       end
-      tickets_put(customer, paid, open)
+      ticket_set(customer, t)
       return {0, expires, r, p - start}
     end
   end
 end
-return {22}
+return refused(22)

@@ -9,14 +9,13 @@
   KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2]  waiting   zset  customerId -> queue place
   KEYS[3]  active    zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[4]  held      hash  customerId -> open holds under the current token
-  KEYS[5]  res       hash  reservation id -> JSON record
-  KEYS[6]  holds     zset  reservation id -> hold expiry (ms)
-  KEYS[7]  taken     bits  seat index -> 1 while the seat is held or sold
-  KEYS[8]  free      hash  optionId -> free seats
-  KEYS[9]  gone      zset  closed reservation id -> closed at (ms)
-  KEYS[10] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[11] events    stream the concert's events
+  KEYS[4]  res       hash  reservation id -> JSON record
+  KEYS[5]  holds     zset  reservation id -> hold expiry (ms)
+  KEYS[6]  taken     bits  seat index -> 1 while the seat is held or sold
+  KEYS[7]  free      hash  optionId -> free seats
+  KEYS[8]  gone      zset  closed reservation id -> closed at (ms)
+  KEYS[9]  tickets   hash  customerId -> ticket record (include/tickets.lua)
+  KEYS[10] events    stream the concert's events
 
   ARGV[1] customerId
   ARGV[2] events kept in the stream (about)
@@ -24,9 +23,9 @@
   Returns
     {0, hadToken, holdsReleased, holdsBeingPaid}
 ]]
-local tokens, waiting, active, held, res = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local holds, taken, free, gone, tickets, events = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
-  KEYS[11]
+local tokens, waiting, active, res = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local holds, taken, free, gone, tickets, events = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
+  KEYS[10]
 local customer, events_max = ARGV[1], tonumber(ARGV[2])
 
 -- @include clock
@@ -38,8 +37,7 @@ local customer, events_max = ARGV[1], tonumber(ARGV[2])
 -- @include release
 
 local released, paying = 0, 0
-local _, open = tickets_of(customer)
-for _, id in ipairs(open) do
+for _, id in ipairs(ticket_get(customer).ids) do
   local raw = redis.call('HGET', res, id)
   local rec = raw and cjson.decode(raw)
   if rec and rec.status == 'HELD' then
@@ -54,6 +52,5 @@ end
 local had = redis.call('HDEL', tokens, customer)
 redis.call('ZREM', waiting, customer)
 redis.call('ZREM', active, customer)
-redis.call('HDEL', held, customer)
 if had == 1 then emit('REVOKED', '', '', customer) end
 return {0, had, released, paying}

@@ -16,11 +16,10 @@
   KEYS[5]  res       hash  reservation id -> JSON record
   KEYS[6]  taken     bits  seat index -> 1 while the seat is held or sold
   KEYS[7]  free      hash  optionId -> free seats
-  KEYS[8]  held      hash  customerId -> open holds under the current token
-  KEYS[9]  gone      zset  closed reservation id -> closed at (ms)
-  KEYS[10] settings  hash  the concert's settings (include/settings.lua)
-  KEYS[11] tickets   hash  customerId -> "<paid>|<open ids>" (include/tickets.lua)
-  KEYS[12] events    stream the concert's events
+  KEYS[8]  gone      zset  closed reservation id -> closed at (ms)
+  KEYS[9]  settings  hash  the concert's settings (include/settings.lua)
+  KEYS[10] tickets   hash  customerId -> ticket record (include/tickets.lua)
+  KEYS[11] events    stream the concert's events
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -38,8 +37,8 @@
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
 ]]
 local tokens, active, layout = KEYS[1], KEYS[2], KEYS[3]
-local holds, res, taken, free, held, gone = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local settings, tickets, events = KEYS[10], KEYS[11], KEYS[12]
+local holds, res, taken, free, gone = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
 local customer, secret, option = ARGV[1], ARGV[2], ARGV[4]
 local offset, wanted, events_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local SWEEP = 100

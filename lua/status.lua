@@ -10,10 +10,9 @@
   KEYS[1] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2] waiting   zset  customerId -> queue place
   KEYS[3] active    zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[4] held      hash  customerId -> open holds under the current token
-  KEYS[5] rate      hash  sec, n, avg: admissions (see include/admission.lua)
-  KEYS[6] settings  hash  the concert's settings (include/settings.lua)
-  KEYS[7] events    stream the concert's events
+  KEYS[4] rate      hash  sec, n, avg: admissions (see include/admission.lua)
+  KEYS[5] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[6] events    stream the concert's events
 
   ARGV[1] customerId
   ARGV[2] token secret (32 hex chars)
@@ -32,8 +31,8 @@
                                       WAITING in the pre-queue (opensAt ms, 0: none)
     {1}                                                unknown, expired, idle or finished
 ]]
-local tokens, waiting, active, held, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local settings, events = KEYS[6], KEYS[7]
+local tokens, waiting, active, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local settings, events = KEYS[5], KEYS[6]
 local customer, secret, seed, events_max = ARGV[1], ARGV[2], ARGV[7], tonumber(ARGV[8])
 
 -- @include clock
@@ -61,7 +60,6 @@ end
 if tonumber(string.sub(entry, 34)) <= now - cfg.idleMs then
   redis.call('ZREM', waiting, customer)
   redis.call('HDEL', tokens, customer)
-  redis.call('HDEL', held, customer)
   return {1}
 end
 redis.call('HSET', tokens, customer, secret .. ':' .. now)

@@ -9,9 +9,8 @@
 
   KEYS[1] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
   KEYS[2] waiting   zset  customerId -> queue place
-  KEYS[3] held      hash  customerId -> open holds under the current token
-  KEYS[4] rate      hash  field cursor: where the walk stands (a rank in waiting)
-  KEYS[5] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[3] rate      hash  field cursor: where the walk stands (a rank in waiting)
+  KEYS[4] settings  hash  the concert's settings (include/settings.lua)
 
   ARGV[1] default waiting idle limit (ms)
   ARGV[2] slice: waiters looked at in this call
@@ -20,7 +19,7 @@
     {0, dropped, looked, waiting}   waiting: the queue's length after the call; the cursor
                                     went back to the head when looked < slice
 ]]
-local tokens, waiting, held, rate, settings = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local tokens, waiting, rate, settings = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local n = tonumber(ARGV[2])
 
 -- @include clock
@@ -37,7 +36,6 @@ if #slice > 0 then
       redis.call('ZREM', waiting, slice[i])
       if entry and #entry > 32 then  -- an ACTIVE entry is not this queue place's to drop
         redis.call('HDEL', tokens, slice[i])
-        redis.call('HDEL', held, slice[i])
       end
       dropped = dropped + 1
     else

@@ -3,6 +3,8 @@ finish after the last pay, and pays interrupted between their steps."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -11,8 +13,11 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from engine.ids import parse_token
-from engine.keys import CustomerKeys
+from engine.config import Settings
+from engine.ids import parse_reservation, parse_token
+from engine.keys import CustomerKeys, concert_keys
+from engine.store import Store, connect
+from engine.tick import tick as tick_once
 from tests.conftest import CONCERT, OPTION, OTHER_OPTION, active_token, auth, seat_id
 
 pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
@@ -133,6 +138,61 @@ def test_token_finishes_only_after_the_last_open_hold(client: TestClient) -> Non
                         json={"concertOptionId": OPTION, "seatId": seat_id(OPTION, 3)})
     assert third.status_code == 401  # anything else needs a live token
 
+
+
+def test_a_hold_under_an_earlier_token_neither_keeps_nor_ends_the_next(
+        client: TestClient, catalog: redis.Redis) -> None:
+    """A customer's ticket record counts the holds of the token of its latest hold: a hold
+    left from an earlier token changes nothing of the next token's count."""
+    k = concert_keys(CONCERT)
+    first = active_token(client, 1)
+    old = hold(client, first)
+    catalog.zadd(k.active, {"1": 1})  # the first token's time ran out long ago
+    second = active_token(client, 1)
+    assert second != first
+    a, b = hold(client, second, seat_id(OPTION, 2)), hold(client, second, seat_id(OPTION, 3))
+    catalog.zadd(k.holds, {parse_reservation(old["reservationId"])[1]: 1})  # the old one expires
+    assert SEAT in free_seat_ids(client, second)  # released by the read: it counted as nothing
+    assert pay(client, second, a["reservationId"]).status_code == 200
+    assert client.get("/api/token/status", headers=auth(second)).json()["status"] == "ACTIVE"
+    assert pay(client, second, b["reservationId"]).status_code == 200
+    assert client.get("/api/token/status", headers=auth(second)).status_code == 401
+
+
+def test_a_ticket_record_of_nothing_but_an_idle_bucket_is_dropped(
+        settings: Settings, make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:
+    """The reserve rate limit's bucket lives in the customer's ticket record: a customer whose
+    reserves were all refused keeps a record of only a bucket, which the tick drops once it
+    is full again; a record with seats keeps them."""
+    limited = dataclasses.replace(settings, reserve_rate_per_customer=10)
+    client = make_client(reserve_rate_per_customer=10)
+    k = concert_keys(CONCERT)
+    holder, other = active_token(client, 1), active_token(client, 2)
+    hold(client, holder)
+    taken = client.post("/api/reserve", headers=auth(other),
+                        json={"concertOptionId": OPTION, "seatId": SEAT})
+    assert taken.status_code == 409 and taken.json()["code"] == "SEAT_TAKEN"
+    records = catalog.hgetall(k.tickets)
+    assert set(records) == {b"1", b"2"} and records[b"2"].startswith(b"0|||0|")
+
+    def age() -> None:  # both buckets last touched a minute ago
+        for customer, record in records.items():
+            rest, bucket = record.rsplit(b"|", 1)
+            last = str(int(time.time() * 1000) - 60_000).encode()
+            catalog.hset(k.tickets, customer, rest + b"|" + bucket.split(b":")[0] + b":" + last)
+
+    async def go() -> list[set[bytes]]:
+        store = Store(connect(limited), limited)
+        try:
+            await tick_once(store, CONCERT)
+            seen = [set(catalog.hgetall(k.tickets))]
+            age()
+            await tick_once(store, CONCERT)
+            return [*seen, set(catalog.hgetall(k.tickets))]
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(go()) == [{b"1", b"2"}, {b"1"}]  # not idle yet; then only seats stay
 
 def test_seat_list_across_bitmap_bytes(r: redis.Redis, make_client) -> None:
     """50 seats span seven bytes of the taken-seat bitmap: holds on byte edges show exactly."""

@@ -159,7 +159,7 @@ def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> 
             active = [c for c in range(1, n + 1) if len(r.hget(k.tokens, c) or b"") == 32]
             assert len(active) == 1
             won[active[0]] += 1
-            r.delete(k.tokens, k.waiting, k.active, k.held, k.rate)
+            r.delete(k.tokens, k.waiting, k.active, k.rate)
         await store.aclose()
         return won
 

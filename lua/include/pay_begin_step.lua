@@ -1,6 +1,6 @@
 --[[ include: pay_begin_step(id) -> pay step 1 on reservation id (32 hex): PAYING under a
   new attempt, or why not; its replies are lua/pay_begin.lua's.
-  needs locals: tokens, active, res, holds, paying, taken, free, held, gone, tickets, events,
+  needs locals: tokens, active, res, holds, paying, taken, free, gone, tickets, events,
   customer, secret, idle_ms, stale_ms, events_max, now
   and the includes token_state, tickets, events, release ]]
 local function pay_begin_step(id)

@@ -1,6 +1,6 @@
 --[[ include: pay_finish_step(id, attempt, outcome, balance) -> pay step 3 for one attempt
   of reservation id (32 hex): PAID or REFUSED; its replies are lua/pay_finish.lua's.
-  needs locals: res, paying, holds, taken, free, tokens, active, held, concert, gone, tickets,
+  needs locals: res, paying, holds, taken, free, tokens, active, concert, gone, tickets,
   events, events_max, now and the includes tickets, events, release ]]
 local function pay_finish_step(id, attempt, outcome, balance)
   local raw = redis.call('HGET', res, id)
@@ -19,15 +19,12 @@ local function pay_finish_step(id, attempt, outcome, balance)
     redis.call('ZREM', paying, id)
     redis.call('ZADD', gone, now, id)
     redis.call('HINCRBY', concert, 'sold', 1)
-    ticket_close(rec.customer, id, true)
+    local left = ticket_close(rec.customer, id, true, rec.token)
     emit('PAID', id, rec.seat, rec.customer)
-    if redis.call('HGET', tokens, rec.customer) == rec.token then
-      if redis.call('HINCRBY', held, rec.customer, -1) <= 0 then
-        redis.call('ZREM', active, rec.customer)
-        redis.call('HDEL', tokens, rec.customer)
-        redis.call('HDEL', held, rec.customer)
-        return {0, 1}
-      end
+    if left == 0 and redis.call('HGET', tokens, rec.customer) == rec.token then
+      redis.call('ZREM', active, rec.customer)  -- its last hold paid: the token is done
+      redis.call('HDEL', tokens, rec.customer)
+      return {0, 1}
     end
     return {0, 0}
   end

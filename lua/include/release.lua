@@ -1,8 +1,8 @@
 --[[ include: release(id, rec, status, kind) frees a hold's seat, closes the reservation
-  (status EXPIRED or CANCELLED), uncounts it from the token it was made under and from the
-  customer's tickets, and emits the event `kind` (default: the status); release_due(n)
+  (status EXPIRED or CANCELLED), uncounts it from the customer's tickets (and the token it was
+  made under), and emits the event `kind` (default: the status); release_due(n)
   releases at most n holds whose time is up.
-  needs locals: taken, free, holds, res, gone, tokens, held, tickets, events, events_max, now
+  needs locals: taken, free, holds, res, gone, tickets, events, events_max, now
   and the includes tickets, events ]]
 local function release(id, rec, status, kind)
   redis.call('SETBIT', taken, rec.idx, 0)
@@ -11,10 +11,7 @@ local function release(id, rec, status, kind)
   rec.status = status
   redis.call('HSET', res, id, cjson.encode(rec))
   redis.call('ZADD', gone, now, id)
-  if redis.call('HGET', tokens, rec.customer) == rec.token then
-    redis.call('HINCRBY', held, rec.customer, -1)
-  end
-  ticket_close(rec.customer, id, false)
+  ticket_close(rec.customer, id, false, rec.token)
   emit(kind or status, id, rec.seat, rec.customer)
 end
 

@@ -1,35 +1,59 @@
---[[ include: a customer's tickets in this concert, in the tickets hash as
-  "<paid seats>|<open reservation id>,<open reservation id>,..." (open: held or paying; ids
-  are 32 hex). tickets_of(c) -> paid, {ids}; tickets_put(c, paid, ids); ticket_close(c, id, paid):
-  the hold is gone, and when paid it counts as a sold ticket; ticket_unpaid(c): a sold
-  ticket refunded. Open holds plus paid seats never exceed maxTicketsPerCustomer.
+--[[ include: a customer's record in the concert, one field of the tickets hash (one read and
+  one write a reserve):
+    "<paid>|<open ids>|<token>|<held>|<bucket>"
+  paid: seats paid; open ids: the reservations held or paying (32 hex, comma-separated);
+  token, held: the secret of the token of the latest hold and how many open holds that token
+  made (the pay that leaves it none finishes the token; a stale secret means none); bucket:
+  the reserve rate limit's "level:lastMs" (include/buckets.lua), empty when none. A record of
+  the former "<paid>|<open ids>" is read as one with no token and no bucket.
+  ticket_get(c) -> {paid, ids, token, held, bucket}; ticket_set(c, t) writes it (deletes it
+  when empty); ticket_close(c, id, sold, token) -> the holds `token` still has open, once
+  hold `id` is gone (sold: it counts as a paid seat); ticket_unpaid(c): a paid seat refunded.
+  Open holds plus paid seats never exceed maxTicketsPerCustomer.
   needs locals: tickets ]]
-local function tickets_of(customer)
-  local t = redis.call('HGET', tickets, customer)
-  if not t then return 0, {} end
-  local paid, list = string.match(t, '^(%d+)|(.*)$')
-  local ids = {}
-  for id in string.gmatch(list, '%x+') do ids[#ids + 1] = id end
-  return tonumber(paid), ids
+local function ticket_get(customer)
+  local raw = redis.call('HGET', tickets, customer)
+  local t = {paid = 0, ids = {}, token = '', held = 0, bucket = ''}
+  if raw then
+    local paid, list, token, held, bucket =
+      string.match(raw, '^(%d+)|([^|]*)|?(%x*)|?(%d*)|?(.*)$')
+    t.paid, t.token, t.held, t.bucket = tonumber(paid), token, tonumber(held) or 0, bucket
+    for id in string.gmatch(list, '%x+') do t.ids[#t.ids + 1] = id end
+  end
+  return t
 end
 
-local function tickets_put(customer, paid, ids)
-  if paid == 0 and #ids == 0 then
+local function ticket_set(customer, t)
+  if #t.ids == 0 then t.token, t.held = '', 0 end
+  if t.paid == 0 and #t.ids == 0 and t.bucket == '' then
     redis.call('HDEL', tickets, customer)
   else
-    redis.call('HSET', tickets, customer, paid .. '|' .. table.concat(ids, ','))
+    redis.call('HSET', tickets, customer, t.paid .. '|' .. table.concat(t.ids, ',') .. '|' ..
+               t.token .. '|' .. t.held .. '|' .. t.bucket)
   end
 end
 
-local function ticket_close(customer, id, sold)
-  local paid, ids = tickets_of(customer)
-  for i = #ids, 1, -1 do
-    if ids[i] == id then table.remove(ids, i) end
+local function ticket_close(customer, id, sold, token)
+  local t = ticket_get(customer)
+  local found = false
+  for i = #t.ids, 1, -1 do
+    if t.ids[i] == id then
+      table.remove(t.ids, i)
+      found = true
+    end
   end
-  tickets_put(customer, paid + (sold and 1 or 0), ids)
+  if sold then t.paid = t.paid + 1 end
+  local left = 0
+  if found and t.token == token and t.held > 0 then
+    t.held = t.held - 1
+    left = t.held
+  end
+  ticket_set(customer, t)
+  return left
 end
 
 local function ticket_unpaid(customer)
-  local paid, ids = tickets_of(customer)
-  tickets_put(customer, math.max(0, paid - 1), ids)
+  local t = ticket_get(customer)
+  t.paid = math.max(0, t.paid - 1)
+  ticket_set(customer, t)
 end
