@@ -416,6 +416,43 @@ def test_a_debit_whose_attempt_lost_the_seat_is_refunded(settings: Settings, cli
     assert catalog.hget(concert_keys(CONCERT).concert, "sold") is None
 
 
+
+def test_the_tick_counts_a_recovery_ended_by_the_safety_net_as_done(
+        settings: Settings, catalog: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """A stale attempt that had debited but lost the seat before the tick finished it: the
+    recovery refunds the debit (PAY_SUPERSEDED to a payer) and is done, not a failure the
+    tick logs as one each time (it used to say 'recovering pay ... failed')."""
+    s = _with(settings, pay_stale_seconds=0.2)
+    k = concert_keys(CONCERT)
+
+    async def cut(name: str, keys, args) -> None:  # the seat lost behind the protocol's back
+        if name == "pay_finish":
+            _, secret = parse_reservation(held[0])
+            catalog.hset(k.res, secret, catalog.hget(k.res, secret).replace(b'"PAYING"',
+                                                                           b'"CANCELLED"'))
+
+    held: list[str] = []
+
+    async def go() -> dict:
+        plain = HookedStore(s)
+        tok, secret, rid = await held_seat(plain)
+        held.append(rid)
+        price, attempt = await protocol.begin(plain, tok, secret)
+        await protocol.debit(plain, 1, rid, attempt, price, "DEBIT")
+        await asyncio.sleep(0.25)  # the payer died: the attempt is stale
+        done = await tick_once(HookedStore(s, cut), CONCERT)
+        await plain.aclose()
+        return done
+
+    with caplog.at_level("INFO", logger="engine"):
+        done = asyncio.run(go())
+    assert done["recovered"] == 1
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    c = CustomerKeys(1)
+    assert FUNDED - int(catalog.get(c.balance)) == 0
+    assert [e.decode().split("|")[0] for e in catalog.lrange(c.history, 0, -1)] == [
+        "REFUND", "PAYMENT"]
+
 # --- found in the review of the fix ----------------------------------------------------------
 def test_records_written_before_attempts_were_named_read_as_meant(
     settings: Settings, catalog: redis.Redis
