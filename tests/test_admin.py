@@ -153,6 +153,22 @@ def _paid(settings: Settings, customer: int, seats: list[int]) -> list[str]:
     return asyncio.run(go())
 
 
+
+@pytest.mark.parametrize("one_call", [True, False], ids=["one-call", "steps"])
+def test_a_retried_pay_after_a_refund_is_told_it_was_refunded(
+        make_client: Callable[..., TestClient], catalog: redis.Redis, one_call: bool) -> None:
+    """The payer's token ended with its paid seat; a retry after the operator's refund used
+    to get 401 (the token) rather than what happened to the reservation."""
+    admin = make_client(admin_token="op-secret", pay_one_call=one_call)
+    token = active_token(admin, 5)
+    rid = admin.post("/api/reserve", headers=auth(token), json={
+        "concertOptionId": OPTION, "seatId": seat_id(OPTION, 1)}).json()["reservationId"]
+    assert admin.post("/api/pay", headers=auth(token), json={"reservationId": rid}
+                      ).status_code == 200
+    assert admin.post(f"/admin/reservations/{rid}/refund", headers=ADMIN).status_code == 200
+    again = admin.post("/api/pay", headers=auth(token), json={"reservationId": rid})
+    assert again.status_code == 409 and again.json()["code"] == "RESERVATION_REFUNDED"
+
 def test_twenty_concurrent_refunds_refund_once(live_server, settings: Settings,
                                                catalog: redis.Redis) -> None:
     server = live_server(ADMIN_TOKEN="op-secret")

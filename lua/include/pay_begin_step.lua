@@ -6,15 +6,17 @@
 local function pay_begin_step(id)
   local raw = redis.call('HGET', res, id)
   local rec = raw and cjson.decode(raw)
-  if rec and rec.customer == customer and rec.status == 'PAID' then
-    return {18, rec.price, rec.balance or -1}
+  -- A sale's outcome is told to its customer even once the token has ended with it (the
+  -- reservation id, 128 random bits, is what proves the asker).
+  if rec and rec.customer == customer then
+    if rec.status == 'PAID' then return {18, rec.price, rec.balance or -1} end
+    if rec.status == 'REFUNDING' or rec.status == 'REFUNDED' then return {24} end
   end
   local state = token_state()
   if state ~= 0 then return {state} end
   if not rec or rec.customer ~= customer then return {7} end
   if rec.status == 'EXPIRED' then return {9} end
   if rec.status == 'CANCELLED' then return {15} end
-  if rec.status == 'REFUNDING' or rec.status == 'REFUNDED' then return {24} end
   if rec.status == 'PAYING' then
     -- A PAYING record without its pay start is treated as stale: it must never stay stuck.
     if tonumber(redis.call('ZSCORE', paying, id) or 0) <= now - stale_ms then
