@@ -273,8 +273,10 @@ class World:
         if "purge" not in kinds:
             closed = status in ("PAID", "REFUNDED", "EXPIRED", "CANCELLED")
             assert (self.r.zscore(k.gone, self.secret) is not None) == closed, where
-        if self.r.hget(k.tokens, CUSTOMER) is not None:  # its open holds, counted once
-            assert int(self.r.hget(k.held, CUSTOMER) or 0) == int(status == "HELD"), where
+        entry = self.r.hget(k.tokens, CUSTOMER)
+        if entry is not None:  # its open holds, counted once (the record's, for this token)
+            mine_now = len(tickets) > 3 and tickets[2] == entry.decode()[:32]
+            assert (int(tickets[3] or 0) if mine_now else 0) == int(status == "HELD"), where
         # Events: each change once, none invented.
         assert mine.count("PAID") == int(paid or refunded), f"PAID events: {where}"
         assert mine.count("REFUNDED") == int(refunded), f"REFUNDED events: {where}"
