@@ -46,7 +46,7 @@ class ConcertKeys:
         self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
         self.res = f"{t}:res"  # hash: reservation id -> JSON record
         self.gone = f"{t}:gone"  # zset: closed reservation id -> closed at (ms), for purging
-        # hash: customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+        # hash: customerId -> "secret@activeUntilMs" (ACTIVE) or "secret:lastPollMs" (WAITING)
         self.tokens = f"{t}:tokens"
         # zset: customerId -> queue place (a random one in the pre-queue, see issue.lua)
         self.waiting = f"{t}:waiting"

@@ -9,7 +9,7 @@
 
   Flag allow-oom: its sweeps are what frees memory, so they must run when Redis is full.
 
-  KEYS[1]  tokens     hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1]  tokens     hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  waiting    zset  customerId -> queue place
   KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
   KEYS[4]  rate       hash  sec, n, avg: admissions (see include/admission.lua); bcursor,
@@ -67,6 +67,8 @@ local cfg = configured(settings, {
 -- @include events
 
 -- @include release
+
+-- @include token_entry
 
 -- @include admission
 

@@ -4,7 +4,7 @@
 
   Flag allow-oom: it frees a hold, which must be possible when Redis is full.
 
-  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  res       hash  reservation id -> JSON record
   KEYS[4]  holds     zset  reservation id -> hold expiry (ms)
@@ -34,6 +34,8 @@ local customer, secret, id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARG
 -- @include clock
 
 local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
+-- @include token_entry
 
 -- @include token_state
 

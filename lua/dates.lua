@@ -5,7 +5,7 @@
 
   Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
-  KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1] tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3] options  hash  optionId -> date
   KEYS[4] free     hash  optionId -> free seats
@@ -38,6 +38,8 @@ local SWEEP = 100
 -- @include clock
 
 local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
+-- @include token_entry
 
 -- @include token_state
 

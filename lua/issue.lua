@@ -9,7 +9,7 @@
   first and refuse without writing. A queue at its cap takes no one new.
 
   KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue)
-  KEYS[2] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[2] tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[3] waiting   zset  customerId -> queue place
   KEYS[4] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[5] rate      hash  sec, n, avg: admissions (see include/admission.lua)
@@ -85,20 +85,21 @@ if wait_ms > 0 then return {20, wait_ms} end
 
 -- @include events
 
+-- @include token_entry
+
 -- @include admission
 
 -- A token of this customer that expired or went idle is dropped; a live one is kept (and a
--- WAITING one counts as polled). The entry is the secret (ACTIVE) or "secret:lastPollMs".
+-- WAITING one counts as polled). The entry: include/token_entry.lua.
 local entry = redis.call('HGET', tokens, customer)
-local secret = entry and string.sub(entry, 1, 32)
-if entry and #entry == 32 then
-  local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  if active_until and active_until > now then
+local kind, secret, ms = entry_of(entry, customer)
+if kind == 'A' then
+  if ms > now then
     spend()
-    return {0, secret, 1, 0, 0, active_until, cfg.opensAt, 0}
+    return {0, secret, 1, 0, 0, ms, cfg.opensAt, 0}
   end
   secret = nil
-elseif entry and tonumber(string.sub(entry, 34)) > now - cfg.idleMs then
+elseif kind == 'W' and ms > now - cfg.idleMs then
   redis.call('HSET', tokens, customer, secret .. ':' .. now)
 else
   secret = nil

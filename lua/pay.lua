@@ -10,7 +10,7 @@
 
   Not allow-oom: when Redis is full it is refused whole, and nothing has changed.
 
-  KEYS[1]  tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1]  tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  res      hash  reservation id -> JSON record
   KEYS[4]  holds    zset  reservation id -> hold expiry (ms)
@@ -56,6 +56,8 @@ local rid, keep = ARGV[7], tonumber(ARGV[8])
 -- @include clock
 
 local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
+-- @include token_entry
 
 -- @include token_state
 

@@ -9,7 +9,7 @@
   reply was lost learns it paid), whether or not the token is still alive: the reservation id
   (128 random bits) and the customer prove who asks.
 
-  KEYS[1] tokens   hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1] tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3] res      hash  reservation id -> JSON record
   KEYS[4] holds    zset  reservation id -> hold expiry (ms)
@@ -46,6 +46,8 @@ local id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 -- @include clock
 
 local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
+-- @include token_entry
 
 -- @include token_state
 

@@ -13,7 +13,7 @@
   KEYS[3]  holds    zset  reservation id -> hold expiry (ms)
   KEYS[4]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[5]  free     hash  optionId -> free seats
-  KEYS[6]  tokens   hash  customerId -> token secret
+  KEYS[6]  tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[7]  active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[8]  concert  hash  field sold counts sales
   KEYS[9]  gone     zset  closed reservation id -> closed at (ms)

@@ -6,7 +6,7 @@
   Releases expired holds first. One read and one write of the customer's ticket record
   (tickets, the token's holds and the rate limit's bucket together: the hot path's cost).
 
-  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  options   hash  optionId -> date
   KEYS[4]  seats     hash  seatId -> "number:price:index" of this option (price in minor units)
@@ -53,6 +53,8 @@ local SWEEP = 100
 local cfg = configured(settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[7]),
                                   maxTickets = tonumber(ARGV[8])})
 local idle_ms = cfg.idleMs
+
+-- @include token_entry
 
 -- @include token_state
 

@@ -7,7 +7,7 @@
   bitmap's end every place is free) and one BITFIELD GET reads the seats after it. The work is bounded (MAX_PROBES calls) even on a
   100,000-seat performance. Same token, ticket limit and rate limit as reserve.lua.
 
-  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  layout    hash  optionId -> "start:count:version" of its seats in the bitmap
   KEYS[4]  taken     bits  seat index -> 1 while the seat is held or sold
@@ -57,6 +57,8 @@ local SWEEP, MAX_PROBES = 100, 5000
 local cfg = configured(settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[6]),
                                   maxTickets = tonumber(ARGV[7])})
 local idle_ms = cfg.idleMs
+
+-- @include token_entry
 
 -- @include token_state
 

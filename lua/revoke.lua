@@ -6,7 +6,7 @@
 
   Flag allow-oom: it only frees.
 
-  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  waiting   zset  customerId -> queue place
   KEYS[3]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[4]  res       hash  reservation id -> JSON record

@@ -9,7 +9,7 @@
 
   Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
-  KEYS[1]  tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  layout    hash  optionId -> "start:count:version" of its seats in the bitmap
   KEYS[4]  holds     zset  reservation id -> hold expiry (ms)
@@ -46,6 +46,8 @@ local SWEEP = 100
 -- @include clock
 
 local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
+
+-- @include token_entry
 
 -- @include token_state
 

@@ -7,7 +7,7 @@
   Flag allow-oom: it only moves tokens along the queue, and a poll must keep working when
   Redis is full.
 
-  KEYS[1] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1] tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2] waiting   zset  customerId -> queue place
   KEYS[3] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[4] rate      hash  sec, n, avg: admissions (see include/admission.lua)
@@ -46,18 +46,17 @@ local cfg = configured(settings, {
 
 -- @include events
 
+-- @include token_entry
+
 -- @include admission
 
-local entry = redis.call('HGET', tokens, customer)
-if not entry or string.sub(entry, 1, 32) ~= secret then return {1} end
-if #entry == 32 then  -- ACTIVE: the entry is the bare secret
-  local active_until = tonumber(redis.call('ZSCORE', active, customer))
-  if active_until and active_until > now then
-    return {0, 1, 0, 0, active_until, cfg.opensAt, 0}
-  end
+local kind, s, ms = entry_of(redis.call('HGET', tokens, customer), customer)
+if s ~= secret then return {1} end
+if kind == 'A' then
+  if ms > now then return {0, 1, 0, 0, ms, cfg.opensAt, 0} end
   return {1}
 end
-if tonumber(string.sub(entry, 34)) <= now - cfg.idleMs then
+if ms <= now - cfg.idleMs then
   redis.call('ZREM', waiting, customer)
   redis.call('HDEL', tokens, customer)
   return {1}

@@ -7,7 +7,7 @@
 
   Flag allow-oom: it frees memory, so it must run when Redis is full.
 
-  KEYS[1] tokens    hash  customerId -> secret (ACTIVE) or "secret:lastPollMs" (WAITING)
+  KEYS[1] tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2] waiting   zset  customerId -> queue place
   KEYS[3] rate      hash  field cursor: where the walk stands (a rank in waiting)
   KEYS[4] settings  hash  the concert's settings (include/settings.lua)
@@ -32,9 +32,11 @@ if #slice > 0 then
   local entries = redis.call('HMGET', tokens, unpack(slice))
   for i = 1, #slice do
     local entry = entries[i]
-    if not entry or #entry == 32 or tonumber(string.sub(entry, 34)) <= now - idle_ms then
+    -- WAITING: "<secret>:<lastPollMs>" (include/token_entry.lua)
+    local queued = entry and string.sub(entry, 33, 33) == ':'
+    if not queued or tonumber(string.sub(entry, 34)) <= now - idle_ms then
       redis.call('ZREM', waiting, slice[i])
-      if entry and #entry > 32 then  -- an ACTIVE entry is not this queue place's to drop
+      if queued then  -- an ACTIVE entry is not this queue place's to drop
         redis.call('HDEL', tokens, slice[i])
       end
       dropped = dropped + 1

@@ -65,6 +65,7 @@ def test_hold_expiry_releases_the_seat(make_client: Callable[..., TestClient], c
     hold(client, active_token(client, 2))  # anyone may take it now
 
 
+
 def test_cancel_frees_the_seat_at_once(client: TestClient) -> None:
     token = active_token(client, 1)
     held = hold(client, token)
@@ -147,7 +148,9 @@ def test_a_hold_under_an_earlier_token_neither_keeps_nor_ends_the_next(
     k = concert_keys(CONCERT)
     first = active_token(client, 1)
     old = hold(client, first)
-    catalog.zadd(k.active, {"1": 1})  # the first token's time ran out long ago
+    secret = catalog.hget(k.tokens, "1").split(b"@")[0]  # ACTIVE: "secret@activeUntilMs"
+    catalog.hset(k.tokens, "1", secret + b"@1")  # the first token's time ran out long ago
+    catalog.zadd(k.active, {"1": 1})
     second = active_token(client, 1)
     assert second != first
     a, b = hold(client, second, seat_id(OPTION, 2)), hold(client, second, seat_id(OPTION, 3))
@@ -158,6 +161,20 @@ def test_a_hold_under_an_earlier_token_neither_keeps_nor_ends_the_next(
     assert pay(client, second, b["reservationId"]).status_code == 200
     assert client.get("/api/token/status", headers=auth(second)).status_code == 401
 
+
+
+def test_an_active_token_entry_of_the_former_form_still_counts(client: TestClient,
+                                                               catalog: redis.Redis) -> None:
+    """An ACTIVE entry used to be the bare secret with the expiry only in the active zset (a
+    deploy over a live drop meets such entries): it is ACTIVE until that score."""
+    k = concert_keys(CONCERT)
+    token = active_token(client, 1)
+    entry = catalog.hget(k.tokens, "1")
+    assert entry.split(b"@")[1] == str(int(catalog.zscore(k.active, "1"))).encode()
+    catalog.hset(k.tokens, "1", entry.split(b"@")[0])
+    assert hold(client, token)["status"] == "HELD"
+    catalog.zadd(k.active, {"1": 1})
+    assert client.get("/api/token/status", headers=auth(token)).status_code == 401
 
 def test_a_ticket_record_of_nothing_but_an_idle_bucket_is_dropped(
         settings: Settings, make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:

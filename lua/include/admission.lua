@@ -9,7 +9,7 @@
   seconds after which to poll again (at most 30, a quarter of the wait and a third of the
   idle limit; drawn from the top fifth below that).
   needs locals: tokens, waiting, active, rate, events, events_max, cfg, seed, now
-  and the include events ]]
+  and the includes events, token_entry ]]
 local DECAY = math.exp(-1 / 60)
 local function admissions()
   local second = math.floor(now / 1000)
@@ -54,10 +54,11 @@ local function admit()
     tries = tries + 1
     local head = next_waiter()
     if not head then break end
-    local entry = redis.call('HGET', tokens, head)
-    if entry and #entry > 32 and tonumber(string.sub(entry, 34)) > now - cfg.idleMs then
-      redis.call('HSET', tokens, head, string.sub(entry, 1, 32))  -- the bare secret: ACTIVE
-      redis.call('ZADD', active, now + cfg.activeTtlMs, head)
+    local kind, secret_of, polled = entry_of(redis.call('HGET', tokens, head), head)
+    if kind == 'W' and polled > now - cfg.idleMs then
+      local active_until = now + cfg.activeTtlMs
+      redis.call('HSET', tokens, head, secret_of .. '@' .. active_until)
+      redis.call('ZADD', active, active_until, head)
       n = n + 1
     else
       redis.call('HDEL', tokens, head)
