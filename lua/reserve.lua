@@ -3,8 +3,9 @@
   Hold a seat for the customer of an ACTIVE token, for the hold TTL. Of any number of
   concurrent holds of one seat exactly one wins. A customer's open holds plus paid seats in
   the concert never pass maxTicketsPerCustomer; reserves are rate limited per customer.
-  Releases expired holds first. One read and one write of the customer's ticket record
-  (tickets, the token's holds and the rate limit's bucket together: the hot path's cost).
+  Releases expired holds when one may be in the way. One read and one write of the
+  customer's ticket record (tickets, the token's holds and the rate limit's bucket together:
+  the hot path's cost).
 
   KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
@@ -70,29 +71,53 @@ local idle_ms = cfg.idleMs
 
 local state = token_state()
 if state ~= 0 then return {state} end
-release_due(SWEEP)  -- first, so that the customer's own holds that ran out count no more
 local t = ticket_get(customer)
 local wait_ms, bucket = draw(t.bucket, per_second, burst)
 if wait_ms > 0 then return {20, wait_ms} end
-if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets then return {21, cfg.maxTickets} end
-t.bucket = bucket
+
+-- Holds whose time is up are released here only when one may stand in the way (the seat, or
+-- the customer's own holds at the limit): the tick and every seat read release them too, and
+-- the hot path saves the sweep. Once at most; the record is read again after it.
+local swept = false
+local function sweep()
+  if swept then return false end
+  swept = true
+  if release_due(SWEEP) == 0 then return false end
+  t = ticket_get(customer)
+  return true
+end
+
+local function save()  -- the record, with the rate limit's bucket as drawn
+  t.bucket = bucket
+  ticket_set(customer, t)
+end
+
+if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets and
+    not (sweep() and t.paid + #t.ids < cfg.maxTickets) then
+  return {21, cfg.maxTickets}
+end
 
 -- Refused for the seat: the attempt still counts against the rate limit.
 local function refused(code)
-  if per_second > 0 then ticket_set(customer, t) end
+  if per_second > 0 then save() end
   return {code}
 end
 
 local entry = redis.call('HGET', seats, seat)
-if not entry then  -- only now tell an unknown option from an unknown seat: one call less
+-- Only now tell an unknown option from an unknown seat (one call less); an option id that is
+-- not digits is unknown (hold() writes it into the record as is).
+if not entry or string.find(option, '%D') then
   if redis.call('HEXISTS', options, option) == 0 then return refused(4) end
   return refused(5)
 end
 
 local price, index = string.match(entry, '^%d+:(%d+):(%d+)$')
-if redis.call('SETBIT', taken, index, 1) == 1 then return refused(6) end
+if redis.call('SETBIT', taken, index, 1) == 1 and
+    not (sweep() and redis.call('SETBIT', taken, index, 1) == 0) then
+  return refused(6)
+end
 price, index = tonumber(price), tonumber(index)
 local expires = now + cfg.holdMs
 hold(id, option, seat, index, price, expires, t)
-ticket_set(customer, t)
+save()
 return {0, price, expires}

@@ -66,6 +66,32 @@ def test_hold_expiry_releases_the_seat(make_client: Callable[..., TestClient], c
 
 
 
+def test_a_hold_that_ran_out_stands_in_no_reserves_way(
+        make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:
+    """A reserve releases holds whose time is up only when one is in its way: the customer's
+    own holds at the ticket limit, or the seat it asks for. Either way it succeeds at once,
+    with no read or tick between."""
+    client = make_client(max_tickets_per_customer=1)
+    k = concert_keys(CONCERT)
+
+    def run_out(held: dict) -> None:  # its time is up; nothing has released it yet
+        catalog.zadd(k.holds, {parse_reservation(held["reservationId"])[1]: 1})
+
+    def expired() -> int:
+        return [f[b"type"] for _, f in catalog.xrange(k.events)].count(b"EXPIRED")
+
+    first, second, third = (active_token(client, c) for c in (1, 2, 3))
+    run_out(hold(client, first))
+    assert expired() == 0
+    assert hold(client, first, seat_id(OPTION, 2))["status"] == "HELD"  # at the limit
+    assert expired() == 1
+    refused = client.post("/api/reserve", headers=auth(first),
+                          json={"concertOptionId": OPTION, "seatId": seat_id(OPTION, 3)})
+    assert refused.status_code == 409 and refused.json()["code"] == "TICKET_LIMIT"
+    run_out(hold(client, second, seat_id(OPTION, 3)))
+    assert hold(client, third, seat_id(OPTION, 3))["status"] == "HELD"  # the seat
+    assert expired() == 2
+
 def test_cancel_frees_the_seat_at_once(client: TestClient) -> None:
     token = active_token(client, 1)
     held = hold(client, token)
