@@ -5,12 +5,13 @@
   token, held: the secret of the token of the latest hold and how many open holds that token
   made (the pay that leaves it none finishes the token; a stale secret means none); bucket:
   the reserve rate limit's "level:lastMs" (include/buckets.lua), empty when none. A record of
-  the former "<paid>|<open ids>" is read as one with no token and no bucket.
+  the former "<paid>|<open ids>" (a deploy over a live drop) is read with the token of its
+  latest hold and that token's holds counted from their records, and no bucket.
   ticket_get(c) -> {paid, ids, token, held, bucket}; ticket_set(c, t) writes it (deletes it
   when empty); ticket_close(c, id, sold, token) -> the holds `token` still has open, once
   hold `id` is gone (sold: it counts as a paid seat); ticket_unpaid(c): a paid seat refunded.
   Open holds plus paid seats never exceed maxTicketsPerCustomer.
-  needs locals: tickets ]]
+  needs locals: tickets, res ]]
 local function ticket_get(customer)
   local raw = redis.call('HGET', tickets, customer)
   local t = {paid = 0, ids = {}, token = '', held = 0, bucket = ''}
@@ -19,6 +20,14 @@ local function ticket_get(customer)
       string.match(raw, '^(%d+)|([^|]*)|?(%x*)|?(%d*)|?(.*)$')
     t.paid, t.token, t.held, t.bucket = tonumber(paid), token, tonumber(held) or 0, bucket
     for id in string.gmatch(list, '%x+') do t.ids[#t.ids + 1] = id end
+    if held == '' then  -- the former form: the count from the open holds' own records
+      for _, id in ipairs(t.ids) do
+        local rec = redis.call('HGET', res, id)
+        rec = rec and cjson.decode(rec)
+        if rec and rec.token ~= t.token then t.token, t.held = rec.token, 0 end
+        if rec then t.held = t.held + 1 end  -- ids are in hold order: the last token counts
+      end
+    end
   end
   return t
 end
