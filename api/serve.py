@@ -12,11 +12,18 @@ keep-alive past any client's idle time. What differs (measured, see loadtests/RE
   default, 60 s at most); uvicorn after ``--timeout-keep-alive`` (5 s by default: the report's
   locust users idle 1-5 s, so requests raced the close). Put a load balancer's idle timeout
   below these.
-- granian answers 431 itself, with an empty body, to more than 100 headers or more than
-  ``--http1-buffer-size`` (~408 KiB) of them; below that, and always under uvicorn (httptools
-  takes any size), ``Guard`` answers 431 problem+json past 16 KiB.
+- granian answers 431 itself, with an empty body, to more than 100 headers, and to a head not
+  yet ended after ``--http1-buffer-size`` (~408 KiB) of it. hyper checks that size only between
+  reads of an unfinished head: when one read brings the rest of a longer head, the app gets it
+  whole. ``Guard`` answers those, and past 16 KiB anything under uvicorn (httptools takes any
+  size), with 431 problem+json.
 - a dead worker: uvicorn's supervisor starts another; granian does with
   ``--respawn-failed-workers`` (without it the whole server exits).
+- Ctrl-C (SIGINT to the process group): uvicorn's workers and supervisor each take it; granian
+  runs through api/granian_cli.py, whose workers leave it to their supervisor (the SIGINT
+  beside the supervisor's SIGTERM could hang a granian worker for good) and keep a SIGTERM
+  that comes while they boot until they can act on it (granian lost it, and then waited on
+  that worker for ever).
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ def command(server: str, app: str = "api.app:app", *, host: str = "127.0.0.1",
                "--no-proxy-headers"]  # X-Forwarded-For: the app's TRUSTED_PROXIES decide
         return cmd + (["--workers", str(workers)] if workers > 1 else [])
     if server == "granian":
-        return [sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop",
+        # granian's CLI, its workers leaving SIGINT to the supervisor (api/granian_cli.py)
+        return [sys.executable, "-m", "api.granian_cli", "--interface", "asgi", "--loop", "uvloop",
                 "--http", "1", "--no-ws", "--host", host, "--port", str(port),
                 "--workers", str(workers), "--backlog", str(BACKLOG),
                 "--backpressure", str(CONNECTIONS_PER_WORKER),
