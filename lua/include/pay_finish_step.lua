@@ -21,8 +21,8 @@ local function pay_finish_step(id, attempt, outcome, balance)
     redis.call('HINCRBY', concert, 'sold', 1)
     local left = ticket_close(rec.customer, id, true, rec.token)
     emit('PAID', id, rec.seat, rec.customer)
-    local entry = redis.call('HGET', tokens, rec.customer)
-    if left == 0 and entry and string.sub(entry, 1, 32) == rec.token then
+    local entry = left == 0 and redis.call('HGET', tokens, rec.customer)
+    if entry and string.sub(entry, 1, 32) == rec.token then
       redis.call('ZREM', active, rec.customer)  -- its last hold paid: the token is done
       redis.call('HDEL', tokens, rec.customer)
       return {0, 1}
