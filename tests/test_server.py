@@ -123,6 +123,20 @@ def test_body_limits(api: Server) -> None:
         assert time.monotonic() - t0 < 2
 
 
+
+def in_flight(port: int, answer: dict[str, object]) -> threading.Thread:
+    """A point read started in a thread (it waits on a stopped Redis): its status and body go
+    into ``answer``."""
+    def run() -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        conn.request("GET", "/api/point?customerId=3")
+        resp = conn.getresponse()
+        answer["status"], answer["body"] = resp.status, orjson.loads(resp.read())
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
 def test_idle_keep_alive_connections_are_reused(settings, catalog: redis.Redis) -> None:
     """The report's locust users idle 1-5 s between requests; uvicorn's default keep-alive is
     5 s, which raced them. Both servers here keep an idle connection past that (uvicorn 75 s,
@@ -197,15 +211,7 @@ def test_ctrl_c_stops_cleanly_after_the_lifespan_shutdown(
         assert point_requests_counted(prom) == 0  # nothing flushed yet
         os.kill(own_redis.proc.pid, signal.SIGSTOP)
         answer: dict[str, object] = {}
-
-        def in_flight() -> None:
-            conn = http.client.HTTPConnection(HOST, api.port, timeout=10)
-            conn.request("GET", "/api/point?customerId=3")
-            resp = conn.getresponse()
-            answer["status"], answer["body"] = resp.status, orjson.loads(resp.read())
-
-        t = threading.Thread(target=in_flight)
-        t.start()
+        t = in_flight(api.port, answer)
         time.sleep(0.3)
         started = time.monotonic()
         api.interrupt()
@@ -239,15 +245,7 @@ def test_a_granian_worker_takes_one_shutdown_signal(own_redis: RedisServer) -> N
         assert conn.getresponse().status == 200  # after a SIGINT of its own: serving on
         os.kill(own_redis.proc.pid, signal.SIGSTOP)
         answer: dict[str, object] = {}
-
-        def in_flight() -> None:
-            c = http.client.HTTPConnection(HOST, api.port, timeout=10)
-            c.request("GET", "/api/point?customerId=3")
-            resp = c.getresponse()
-            answer["status"], answer["body"] = resp.status, orjson.loads(resp.read())
-
-        t = threading.Thread(target=in_flight)
-        t.start()
+        t = in_flight(api.port, answer)
         try:
             time.sleep(0.3)
             for _ in range(3):
