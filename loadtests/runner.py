@@ -597,7 +597,8 @@ def report_md(results: list[Result], args: argparse.Namespace, argv: list[str],
               ""]
     lines += ["Each scenario's figures beside the report's. *requests* includes every request "
               "locust made: the per-user token set-up (`[setup]`) and expected outcomes counted "
-              "apart as successes (a contested seat's 409 in *seat conflicts*; a 401 after a "
+              "apart as successes (a contested seat's 409 in *seat conflicts*, beside the 409s of "
+              "customers at the concert's ticket limit; a 401 after a "
               "token expired or a pay finished it). Times are milliseconds. *Target*: 0 "
               "failures, p99 under 50 ms, max under 1 s. Locust starts a second's worth of "
               "users at the same instant; each new user waits a random part of that second "
@@ -612,10 +613,11 @@ def report_md(results: list[Result], args: argparse.Namespace, argv: list[str],
         label = describe(load, s.load, not s.rate_from_report)
         if res.scaled:
             label = "scaled: " + label
-        conflicts = res.count("[409 seat taken]")
+        conflicts, limits = res.count("[409 seat taken]"), res.count("[409 ticket limit]")
         lines.append("| " + " | ".join([
             s.title, "this run", label, fmt(res.requests), fmt(res.failures),
-            fmt(conflicts) if s.key in ("s7", "soak") else "",
+            (fmt(conflicts) + (f" (+{fmt(limits)} ticket limit)" if limits else ""))
+            if s.key in ("s7", "soak") else "",
             ms(res.figure("Average Response Time")), ms(res.figure("50%")),
             ms(res.figure("95%")), ms(res.figure("99%")), ms(res.figure("Max Response Time")),
             fmt(res.figure("Requests/s"), 1), cpu_cell(res), target(res)]) + " |")

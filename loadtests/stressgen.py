@@ -197,8 +197,8 @@ class Worker:
         name = "POST /api/reserve"
         status, body, code, ms = await self.call(
             "POST", "/api/reserve", {"concertOptionId": 41150, "seatId": seat}, token, name)
-        if status == 409 and code == "SEAT_TAKEN":
-            self.stats.add(name + " [409 seat taken]", ms, True, "")
+        if status == 409 and code in ("SEAT_TAKEN", "TICKET_LIMIT"):  # as common.py counts
+            self.stats.add(f"{name} [409 {code.lower().replace('_', ' ')}]", ms, True, "")
             return
         if status == 401 and code == "TOKEN_UNKNOWN":
             self.stats.add(name + " [401 token finished]", ms, True, "")

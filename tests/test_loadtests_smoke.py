@@ -100,3 +100,31 @@ def test_the_runner_starts_its_own_cluster(tmp_path: Path) -> None:
     folder = out / SCENARIOS["s7"].file
     total = totals(folder, SCENARIOS["s7"].file)
     assert int(total["Request Count"]) > 0 and int(total["Failure Count"]) == 0, total
+
+
+def test_booking_flow_counts_the_ticket_limit_apart(tmp_path: Path) -> None:
+    """§7's users share customers (``randint(1, 500)``), so together they can reach the
+    concert's ticket limit: a correct 409 TICKET_LIMIT, counted apart like a lost seat race,
+    not a failure (CI once saw one at the default 4; a limit of 1 makes it certain here)."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    client = redis.Redis.from_url(server.url)
+    seed_demo(client)
+    client.close()
+    api = api_server({"REDIS_URL": server.url, "ACTIVE_LIMIT": "20000",
+                      "ADMIT_PER_SECOND": "2000", "MAX_TICKETS_PER_CUSTOMER": "1"})
+    try:
+        api.start()
+        out = tmp_path / "report"
+        proc = run("s7", "--host", api.base, "-u", "20", "-r", "20", "-t", "5", "--out",
+                   str(out))
+    finally:
+        api.stop()
+        server.stop()
+    folder = out / SCENARIOS["s7"].file
+    with open(folder / f"{SCENARIOS['s7'].file}_final_stats.csv", newline="") as f:
+        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    assert int(rows["/api/reserve [409 ticket limit]"]["Request Count"]) > 0, rows.keys()
+    assert int(rows["Aggregated"]["Failure Count"]) == 0, (folder / "locust.log").read_text()
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "ticket limit)" in (out / "report.md").read_text()

@@ -41,6 +41,7 @@ TOKEN_WAIT_SECONDS = float(os.environ.get("LOADTEST_TOKEN_WAIT", "120"))
 SPAWN_JITTER = float(os.environ.get("LOADTEST_SPAWN_JITTER", "1"))
 SETUP = " [setup]"  # the requests a user makes to get its token, apart from the scenario's own
 SEAT_TAKEN_NAME = "/api/reserve [409 seat taken]"
+TICKET_LIMIT_NAME = "/api/reserve [409 ticket limit]"
 
 _user_numbers = itertools.count()
 
@@ -116,6 +117,19 @@ def rename(resp: Any, name: str) -> None:
     """Count ``resp`` as a success under its own name (an expected outcome, kept apart)."""
     resp.request_meta["name"] = name
     resp.success()
+
+
+def expected_reserve_refusal(resp: Any) -> bool:
+    """Count a reserve's expected 409 apart: the seat went to a racing user (SEAT_TAKEN), or
+    the customer already has the concert's maxTicketsPerCustomer (TICKET_LIMIT: users that
+    share a customer, as §7's ``randint(1, 500)`` makes them, can together reach it)."""
+    if resp.status_code != 409:
+        return False
+    name = {"SEAT_TAKEN": SEAT_TAKEN_NAME, "TICKET_LIMIT": TICKET_LIMIT_NAME}.get(
+        problem_code(resp))
+    if name is not None:
+        rename(resp, name)
+    return name is not None
 
 
 def check_token_body(resp: Any, body: dict | None, customer_id: int | None = None) -> bool:
