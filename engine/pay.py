@@ -9,6 +9,8 @@ Concert side, the reservation's ``status`` and ``attempt`` (lua/pay_begin.lua, p
     HELD             customer cancels               CANCELLED (seat free) cancel
     PAYING a         step 3 PAID for a              PAID (seat sold)      pay_finish
     PAYING a         step 3 REFUSED for a           HELD, or EXPIRED      pay_finish
+                                                    (CANCELLED, revoked)
+    PAYING a         an operator revokes            marked revoked        revoke
     PAYING a         step 3 PAID for b != a         unchanged; 17         pay_finish
     PAYING a, stale  pay begins                     unchanged; 14 a       pay_begin
     PAID             pay begins (same customer)     unchanged; 18 answer  pay_begin

@@ -2,7 +2,8 @@
 --[[
   An operator revokes a customer's token for a concert: the token ends at once (its next use
   is 401) and the customer's open holds are released (REVOKED events). A hold being paid
-  (PAYING) is left to its pay, which completes or rolls back by itself.
+  (PAYING) is left to its pay, marked `revoked`: a pay that completes sells it, a pay that
+  fails or is rolled back releases it (REVOKED) instead of holding it again.
 
   Flag allow-oom: it only frees.
 
@@ -44,6 +45,8 @@ for _, id in ipairs(ticket_get(customer).ids) do
     release(id, rec, 'CANCELLED', 'REVOKED')
     released = released + 1
   elseif rec and rec.status == 'PAYING' then
+    rec.revoked = true
+    redis.call('HSET', res, id, cjson.encode(rec))
     paying = paying + 1
   elseif not rec then
     ticket_close(customer, id, false)  -- a stale entry: nothing left to release

@@ -16,7 +16,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from engine import booking, queue
+from engine import booking, operator, queue
 from engine import pay as protocol
 from engine.config import Settings
 from engine.errors import PaymentInProgress, StoreUnavailable
@@ -541,3 +541,30 @@ def test_the_purge_is_not_lost_when_a_recovery_fails(settings: Settings,
         return catalog.hget(CustomerKeys(1).debits, rid)
 
     assert asyncio.run(go()) is None
+
+
+def test_a_revoke_during_a_pay_that_then_fails_releases_the_hold(
+        settings: Settings, catalog: redis.Redis) -> None:
+    """An operator revokes the customer while its pay is between steps 1 and 2, and the payer
+    dies there: the tick rolls the pay back, and the hold is released (REVOKED), not held
+    again under a revoked token, keeping the seat and a ticket-limit place (review finding)."""
+    s = _with(settings, pay_stale_seconds=0.2)
+
+    async def go() -> tuple[dict, dict]:
+        store = HookedStore(s)
+        tok, secret, rid = await held_seat(store)
+        await protocol.begin(store, tok, secret)  # then the payer is gone
+        revoked = await operator.revoke(store, CONCERT, 1)
+        await asyncio.sleep(0.3)  # stale now
+        await tick_once(store, CONCERT)
+        await store.aclose()
+        return revoked, state(catalog, rid)
+
+    revoked, after = asyncio.run(go())
+    assert revoked["holdsBeingPaid"] == 1 and revoked["holdsReleased"] == 0
+    k = concert_keys(CONCERT)
+    assert after["status"] == "CANCELLED" and after["charged"] == 0 and after["sold"] == 0
+    assert catalog.getbit(k.taken, 0) == 0 and catalog.zcard(k.holds) == 0
+    assert (catalog.hget(k.tickets, 1) or b"0|").split(b"|")[:2] == [b"0", b""]
+    kinds = [f[b"type"] for _, f in catalog.xrange(k.events)]
+    assert kinds.count(b"REVOKED") == 2  # the token, then the hold its pay gave back

@@ -296,6 +296,9 @@ class World:
                                           "amount": PRICE // 100, "customerId": CUSTOMER}, where
             if kind == "revoke" and a["holdsReleased"]:
                 assert status == "CANCELLED" and mine.count("REVOKED") == 1, where
+            if kind == "revoke":  # a hold it found being paid is sold or released, not kept
+                assert status != "HELD" and (a["holdsBeingPaid"] == 0 or paid or refunded or (
+                    status == "CANCELLED" and mine.count("REVOKED") == 1)), where
         # A refund happened if and only if an operator's step 1 went through (a refund cut
         # short after it is finished by a tick).
         begun = [a for _, a in refunders if isinstance(a, dict) or a == "died"]

@@ -13,6 +13,7 @@ local function pay_finish_step(id, attempt, outcome, balance)
     -- until this step. Anything else is a debit without a sale: the caller refunds it.
     if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {17} end
     rec.status = 'PAID'
+    rec.revoked = nil
     rec.balance = balance
     rec.paid = now
     redis.call('HSET', res, id, cjson.encode(rec))
@@ -32,7 +33,10 @@ local function pay_finish_step(id, attempt, outcome, balance)
 
   if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {0, 0} end
   redis.call('ZREM', paying, id)
-  if rec.expires > now then
+  if rec.revoked then  -- its customer was revoked during the pay (lua/revoke.lua)
+    rec.revoked = nil
+    release(id, rec, 'CANCELLED', 'REVOKED')
+  elseif rec.expires > now then
     rec.status = 'HELD'
     redis.call('HSET', res, id, cjson.encode(rec))
     redis.call('ZADD', holds, rec.expires, id)
