@@ -54,21 +54,16 @@ async def reserve_best(store: Store, token: Token, option_id: int, quantity: int
     for _ in range(2):  # once more when the seat list changed under us
         if section is not None and section not in listing.sections:
             raise SectionNotFound(f"No section {section!r} in this performance.")
-        rows = [r for r in listing.rows if r.count >= quantity
-                and (section is None or r.section == section)]
-        start = listing.start
+        rows, starts, blocks = listing.best(section)
         secrets = [new_secret() for _ in range(quantity)]
-        args: list[object] = [token.customer_id, token.secret, store.settings.idle_ms,
-                              option_id, quantity, hold_ms, max_tickets, per_second, burst,
-                              events, listing.version.decode(), ",".join(secrets)]
-        for r in rows:
-            args += [start + r.offset, r.count, r.first_id, r.price]
         try:
             _, expires, row, offset = await store.run(
                 "reserve_best",
                 (k.tokens, k.active, k.layout, k.taken, k.free, k.holds, k.res,
                  k.gone, k.settings, k.tickets, k.events),
-                args)
+                (token.customer_id, token.secret, store.settings.idle_ms, option_id, quantity,
+                 hold_ms, max_tickets, per_second, burst, events, listing.version.decode(),
+                 ",".join(secrets), starts, blocks))
             break
         except CatalogChanged:
             listing = await seat_list(store, token.concert_id, option_id, b"")

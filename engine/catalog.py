@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -52,6 +52,30 @@ class SeatList:
     sections: dict[str, tuple[int, int]]  # section -> (offset, count)
     rows: tuple[Row, ...]  # best first: dearest, then in listing order
     by_id: tuple[Row, ...]  # the same, by first seat id (to find a seat by its id)
+    packed: dict = field(default_factory=dict, compare=False)  # section -> best(section)
+
+    def best(self, section: str | None) -> tuple[tuple[Row, ...], str, str]:
+        """The rows best first (of one section), as reserve_best.lua takes them, made once
+        per section and kept: each row's first bitmap place (8 hex digits a row, so the
+        script reads row i without parsing the rest), and the blocks of rows that follow
+        each other in the bitmap with consecutive seat ids and one price, as
+        "firstRow:lastRow:lastPlace:firstSeatId:price" (rows 1-based): the script counts a
+        block's free seats with one BITCOUNT, and skips it whole when too few are free."""
+        got = self.packed.get(section)
+        if got is None:
+            rows = tuple(r for r in self.rows if section is None or r.section == section)
+            blocks, first = [], 0
+            for i in range(1, len(rows) + 1):
+                a, b = rows[i - 1], rows[i] if i < len(rows) else None
+                if b is None or b.offset != a.offset + a.count or b.price != a.price or (
+                        b.first_id != a.first_id + a.count):
+                    head = rows[first]
+                    blocks.append(f"{first + 1}:{i}:{self.start + a.offset + a.count - 1}:"
+                                  f"{head.first_id}:{head.price}")
+                    first = i
+            got = self.packed[section] = (
+                rows, "".join(f"{self.start + r.offset:08x}" for r in rows), ",".join(blocks))
+        return got
 
     def index_of(self, seat_id: int) -> int | None:
         """A seat's place in the listing, from its id."""

@@ -53,6 +53,8 @@ from loadtests.stack import REPO, RedisServer
 
 RESULTS = REPO / "loadtests" / "results"
 BENCH_CONCERT = 9  # reserve, cancel and pay run on a big concert of their own
+BEST_CONCERT = 10  # best available: performances of 50 rows of 20, filled best row first
+BEST_ROWS, BEST_ROW_SEATS, BEST_QUANTITY = 50, 20, 2
 SEATS_PER_OPTION = 1000
 SEAT_PRICE = 100_000 * MINOR_PER_UNIT
 READ_POOL = range(500_001, 500_101)  # ACTIVE tokens of the demo concert for dates and seats
@@ -60,6 +62,7 @@ ISSUE_FIRST = 1_000_001  # never-seen customers: every issue makes a new token
 RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST = 2_000_001, 3_000_001, 4_000_001
 BARE_FIRST = 5_000_001  # issue and reserve again with the ticket and rate limits off
 STEPS_FIRST = 6_000_001  # pay in three steps (as on a cluster, or PAY_ONE_CALL=0)
+BEST_FIRST = 7_000_001  # best available, a pair of seats each
 CHARGE_CUSTOMERS = 1000  # at most; demo customers from 1, keyed charges to the next ones
 
 # (script, what drives it) in table order; "pay-steps" is the sum of pay's three steps.
@@ -73,6 +76,8 @@ ROWS = [
     ("catalog", "the seat list on a cache miss (once per option and worker)"),
     ("reserve", "`booking.reserve`, a free seat: `POST /api/reserve`"),
     ("reserve-nolimits", "the same with the ticket and rate limits off (0)"),
+    ("reserve_best", "`booking.reserve_best`, 2 seats side by side, the best rows full first: "
+                     "`POST /api/reserve` with `quantity`"),
     ("cancel", "`booking.cancel`, an open hold: `DELETE /api/reserve/{id}`"),
     ("pay", "`pay.pay` on one Redis, one call: `POST /api/pay`"),
     ("pay_begin", "`pay.pay` in steps (a cluster): step 1, HELD → PAYING"),
@@ -110,6 +115,20 @@ def bench_options(seats: int) -> list[Option]:
     ]
 
 
+def best_options(pairs: int) -> list[Option]:
+    """Performances for ``pairs`` best-available pairs: rows of 20 (the first ten dearer),
+    so a call skips the rows already full (one BITCOUNT each) before the one it fills."""
+    per = BEST_ROWS * BEST_ROW_SEATS
+    return [
+        Option(o, "2027-06-02T19:00:00+09:00", tuple(
+            Seat(o * per + i + 1, i % BEST_ROW_SEATS + 1,
+                 SEAT_PRICE * (2 if i < 10 * BEST_ROW_SEATS else 1),
+                 "VIP" if i < 10 * BEST_ROW_SEATS else "R", str(i // BEST_ROW_SEATS + 1))
+            for i in range(per)))
+        for o in range(1, -(-pairs * BEST_QUANTITY // per) + 1)
+    ]
+
+
 def tokens_of(results: list[dict], status: str | None = None) -> list[Token]:
     """The tokens of issue/status answers (all of ``status`` when given, else an error)."""
     if status is not None and any(v["status"] != status for v in results):
@@ -125,6 +144,8 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
     r = redis.Redis.from_url(url)
     seed_demo(r)
     create_concert(r, BENCH_CONCERT, "Script bench", bench_options(5 * ops))
+    best = best_options(ops)
+    create_concert(r, BEST_CONCERT, "Best available bench", best)
     for first in (PAY_FIRST, STEPS_FIRST):
         fund_customers(r, first, first + ops - 1, 1_000_000 * MINOR_PER_UNIT)
     r.close()
@@ -162,6 +183,9 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
                  for first in (RESERVE_FIRST, CANCEL_FIRST, PAY_FIRST, BARE_FIRST,
                                STEPS_FIRST)}
 
+        best_toks = tokens_of(issue(prep, range(BEST_FIRST, BEST_FIRST + ops), BEST_CONCERT,
+                                    measure=untimed), "ACTIVE")
+
         # Queue: issue to new customers (most wait: 1000 ACTIVE at most, 200 admitted a
         # second), then one status poll of each, then the background tick.
         issued = issue(store, range(ISSUE_FIRST, ISSUE_FIRST + ops), DEMO_CONCERT, chunk=chunk)
@@ -195,6 +219,11 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
         drive(meter, (booking.reserve(bare, t, *seat_of(3 * ops + i))
                       for i, t in enumerate(group[BARE_FIRST])), chunk=chunk, label="reserves",
               suffix="-nolimits")
+        drive(meter, (catalog.seat_list(store, BEST_CONCERT, o.id) for o in best),
+              measure=untimed)  # the seat lists, read once and kept by the engine
+        per = BEST_ROWS * BEST_ROW_SEATS // BEST_QUANTITY
+        drive(meter, (booking.reserve_best(store, t, best[i // per].id, BEST_QUANTITY)
+                      for i, t in enumerate(best_toks)), chunk=chunk, label="best-available holds")
         cancels = hold(group[CANCEL_FIRST], ops)
         drive(meter, (booking.cancel(store, t, s) for t, s in zip(group[CANCEL_FIRST], cancels,
                                                                    strict=True)),

@@ -2,10 +2,13 @@
 --[[
   Best available: hold `quantity` free seats next to each other in one row, trying the rows in
   the order given (the engine sends the option's rows best first: by price, then by row
-  order), all in one atomic step, each seat its own reservation. A row whose free count is too
-  small is skipped with one BITCOUNT; within a row BITPOS finds the next free seat (past the
-  bitmap's end every place is free) and one BITFIELD GET reads the seats after it. The work is bounded (MAX_PROBES calls) even on a
-  100,000-seat performance. Same token, ticket limit and rate limit as reserve.lua.
+  order), all in one atomic step, each seat its own reservation. The rows come in blocks that
+  follow each other in the bitmap; a block (or half of one, and so on down to a row) whose
+  free count is too small is skipped with one BITCOUNT, so the full rows in front of the
+  free ones cost O(log rows), not a call each. Within a row BITPOS finds the next free seat
+  (past the bitmap's end every place is free) and one BITFIELD GET reads the seats after it.
+  The work is bounded (MAX_PROBES calls) even on a 100,000-seat performance. Same token,
+  ticket limit and rate limit as reserve.lua.
 
   KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
@@ -32,7 +35,10 @@
   ARGV[10] events kept in the stream (about)
   ARGV[11] version of the option's seat list the rows come from
   ARGV[12] new reservation ids, one per seat, comma-separated (32 hex chars each)
-  ARGV[13..] per row, best first: first bitmap place, seats, first seat id, price (minor)
+  ARGV[13] the rows, best first: each row's first bitmap place, 8 hex digits a row
+  ARGV[14] the blocks of those rows, best first, comma-separated, each
+           "firstRow:lastRow:lastPlace:firstSeatId:price": rows (1-based) next to each
+           other in the bitmap, seat ids consecutive, one price (minor units)
 
   Returns
     {0, expiresAtMs, row, offset}   held: the seats row's places offset .. offset+quantity-1
@@ -123,27 +129,41 @@ local function run_in(from, last)
   return nil
 end
 
-local rows = (#ARGV - 12) / 4
-for r = 1, rows do
-  if probes >= MAX_PROBES then break end
-  local start, count = tonumber(ARGV[9 + 4 * r]), tonumber(ARGV[10 + 4 * r])
-  local last = start + count - 1
+local starts, last_row = ARGV[13], 0  -- last_row: the last row of the block searched
+local function start_of(r) return tonumber(string.sub(starts, 8 * r - 7, 8 * r), 16) end
+
+-- The best row among rows a..b of a block (whose last row ends at place `last`) with
+-- `quantity` free seats together: row, its first place, the run's first place; or nil.
+local function search(a, b, last)
+  if probes >= MAX_PROBES then return nil end
+  local lo, hi = start_of(a), last
+  if b < last_row then hi = start_of(b + 1) - 1 end
   probes = probes + 1
-  if count >= quantity and
-      count - redis.call('BITCOUNT', taken, start, last, 'BIT') >= quantity then
-    local p = run_in(start, last)
-    if p then
-      local first_seat, price = tonumber(ARGV[11 + 4 * r]), tonumber(ARGV[12 + 4 * r])
-      local expires, i = now + cfg.holdMs, 0
-      for id in string.gmatch(ARGV[12], '%x+') do
-        redis.call('SETBIT', taken, p + i, 1)
-        hold(id, option, string.format('%d', first_seat + p - start + i), p + i, price,
-             expires, t)
-        i = i + 1
-      end
-      ticket_set(customer, t)
-      return {0, expires, r, p - start}
-    end
+  if hi - lo + 1 - redis.call('BITCOUNT', taken, lo, hi, 'BIT') < quantity then return nil end
+  if a == b then
+    local p = run_in(lo, hi)
+    return p and a, lo, p
   end
+  local m = math.floor((a + b) / 2)
+  local r, at, p = search(a, m, last)
+  if r then return r, at, p end
+  return search(m + 1, b, last)
+end
+
+for a, b, last, first_seat, price in string.gmatch(ARGV[14], '(%d+):(%d+):(%d+):(%d+):(%d+)') do
+  last_row = tonumber(b)
+  local r, at, p = search(tonumber(a), last_row, tonumber(last))
+  if r then
+    local seat0 = tonumber(first_seat) + p - start_of(tonumber(a))
+    local expires, i = now + cfg.holdMs, 0
+    for id in string.gmatch(ARGV[12], '%x+') do
+      redis.call('SETBIT', taken, p + i, 1)
+      hold(id, option, string.format('%d', seat0 + i), p + i, tonumber(price), expires, t)
+      i = i + 1
+    end
+    ticket_set(customer, t)
+    return {0, expires, r, p - at}
+  end
+  if probes >= MAX_PROBES then break end
 end
 return refused(22)
