@@ -54,7 +54,7 @@ async def reserve_best(store: Store, token: Token, option_id: int, quantity: int
     for _ in range(2):  # once more when the seat list changed under us
         if section is not None and section not in listing.sections:
             raise SectionNotFound(f"No section {section!r} in this performance.")
-        rows, starts, blocks = listing.best(section)
+        rows, starts, blocks = listing.best(section, quantity)
         secrets = [new_secret() for _ in range(quantity)]
         try:
             _, expires, row, offset = await store.run(

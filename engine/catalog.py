@@ -52,18 +52,20 @@ class SeatList:
     sections: dict[str, tuple[int, int]]  # section -> (offset, count)
     rows: tuple[Row, ...]  # best first: dearest, then in listing order
     by_id: tuple[Row, ...]  # the same, by first seat id (to find a seat by its id)
-    packed: dict = field(default_factory=dict, compare=False)  # section -> best(section)
+    packed: dict = field(default_factory=dict, compare=False)  # (section, q) -> best(...)
 
-    def best(self, section: str | None) -> tuple[tuple[Row, ...], str, str]:
-        """The rows best first (of one section), as reserve_best.lua takes them, made once
-        per section and kept: each row's first bitmap place (8 hex digits a row, so the
+    def best(self, section: str | None, quantity: int) -> tuple[tuple[Row, ...], str, str]:
+        """The rows of at least ``quantity`` seats best first (of one section), as
+        reserve_best.lua takes them, made once per section and quantity (1-8) and kept: each
+        row's first bitmap place (8 hex digits a row, so the
         script reads row i without parsing the rest), and the blocks of rows that follow
         each other in the bitmap with consecutive seat ids and one price, as
         "firstRow:lastRow:lastPlace:firstSeatId:price" (rows 1-based): the script counts a
         block's free seats with one BITCOUNT, and skips it whole when too few are free."""
-        got = self.packed.get(section)
+        got = self.packed.get((section, quantity))
         if got is None:
-            rows = tuple(r for r in self.rows if section is None or r.section == section)
+            rows = tuple(r for r in self.rows if r.count >= quantity
+                         and (section is None or r.section == section))
             blocks, first = [], 0
             for i in range(1, len(rows) + 1):
                 a, b = rows[i - 1], rows[i] if i < len(rows) else None
@@ -73,7 +75,7 @@ class SeatList:
                     blocks.append(f"{first + 1}:{i}:{self.start + a.offset + a.count - 1}:"
                                   f"{head.first_id}:{head.price}")
                     first = i
-            got = self.packed[section] = (
+            got = self.packed[(section, quantity)] = (
                 rows, "".join(f"{self.start + r.offset:08x}" for r in rows), ",".join(blocks))
         return got
 
