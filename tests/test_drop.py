@@ -378,30 +378,17 @@ def test_best_available_past_rows_too_short_or_too_scattered(r: redis.Redis,
         "NoAdjacentSeats"]  # now one seat left in every row
 
 
-def test_best_available_takes_the_first_row_in_best_order_with_room(
-        r: redis.Redis, settings: Settings) -> None:
-    """Against a model of the rule (rows by price, then listing order; the first row with Q
-    free seats together, its leftmost such run), over a venue of three prices, rows of 1-12
-    seats, gaps in the seat ids, a third of the seats taken at random, 300 calls of 1-8
-    seats, of any section or of one."""
-    rng = random.Random(7)
-    seats, sections = [], {"A": 30_000, "B": 90_000, "C": 30_000}  # A and C: one price
-    seat = BIG * 10_000
-    for name in sections:
-        for row in range(1, 31):
-            for number in range(1, rng.randint(1, 12) + 1):
-                seat += 2 if rng.random() < 0.03 else 1  # now and then a gap in the ids
-                seats.append(Seat(seat, number, sections[name], name, str(row)))
-    create_concert(r, CONCERT, "Drop", [Option(BIG, "2027-01-10T19:00:00+09:00",
-                                               tuple(seats))])
+def _check_against_the_rule(r: redis.Redis, settings: Settings, seats: list[Seat],
+                            taken: set[int], calls: list[tuple[int, int, str | None]]) -> list:
+    """Run ``calls`` and check each against a model of the rule: rows by price, then listing
+    order; the first row with Q free seats together, its leftmost such run; and each hold's
+    record: its seat's place and price (minor units). ``taken``: seats of BIG already set."""
     places, k = _places(r), concert_keys(CONCERT)
-    taken = {s.id for s in seats if rng.random() < 0.33}
-    for s in taken:
-        r.setbit(k.taken, places[s], 1)
     rows: list[list[Seat]] = []  # runs of seats: one row, one price, ids consecutive
     for s in sorted(seats, key=lambda s: places[s.id]):
         last = rows[-1][-1] if rows else None
-        if last and (last.section, last.row, last.id + 1) == (s.section, s.row, s.id):
+        if last and (last.section, last.row, last.id + 1, last.price) == (
+                s.section, s.row, s.id, s.price):
             rows[-1].append(s)
         else:
             rows.append([s])
@@ -416,15 +403,83 @@ def test_best_available_takes_the_first_row_in_best_order_with_room(
                         return ids
         return "NoAdjacentSeats"
 
-    calls = [(c, rng.randint(1, 8), rng.choice([None, None, "A", "B", "C"]))
-             for c in range(1, 301)]
     got = _best(settings, calls)
+    records = {int(rec["seat"]): rec for rec in map(orjson.loads, r.hvals(k.res))}
+    price = {s.id: s.price for s in seats}
     for call, answer in zip(calls, got, strict=True):
         expected = model(call[1], call[2])
         assert answer == expected, (call, answer, expected)
         if isinstance(answer, list):
             taken |= set(answer)
+            assert all(records[i]["idx"] == places[i] and records[i]["price"] == price[i]
+                       for i in answer), [records[i] for i in answer]
+    assert len(records) == sum(len(a) for a in got if isinstance(a, list))
+    return got
+
+
+def test_best_available_takes_the_first_row_in_best_order_with_room(
+        r: redis.Redis, settings: Settings) -> None:
+    """A venue of three prices (A and C one price), rows of 1-12 seats, gaps in the seat
+    ids, a third of the seats taken at random; 300 calls of 1-8 seats, of any section or of
+    one."""
+    rng = random.Random(7)
+    seats, sections = [], {"A": 30_000, "B": 90_000, "C": 30_000}
+    seat = BIG * 10_000
+    for name in sections:
+        for row in range(1, 31):
+            for number in range(1, rng.randint(1, 12) + 1):
+                seat += 2 if rng.random() < 0.03 else 1  # now and then a gap in the ids
+                seats.append(Seat(seat, number, sections[name], name, str(row)))
+    create_concert(r, CONCERT, "Drop", [Option(BIG, "2027-01-10T19:00:00+09:00",
+                                               tuple(seats))])
+    places, k = _places(r), concert_keys(CONCERT)
+    taken = {s.id for s in seats if rng.random() < 0.33}
+    for s in taken:
+        r.setbit(k.taken, places[s], 1)
+    calls = [(c, rng.randint(1, 8), rng.choice([None, None, "A", "B", "C"]))
+             for c in range(1, 301)]
+    got = _check_against_the_rule(r, settings, seats, taken, calls)
     assert sum(isinstance(a, list) for a in got) > 100  # most found seats, not all refused
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_best_available_on_random_venues(r: redis.Redis, settings: Settings,
+                                         seed: int) -> None:
+    """Random venues (from the review of the block search): 1-4 sections, a row's price
+    now and then not its section's, gaps in the ids, an option before BIG in the bitmap and
+    one after it (all taken, or free), BIG 0-90 % taken, or its bitmap ending part way."""
+    rng = random.Random(seed)
+    prices = rng.sample([10_000, 20_000, 30_000, 40_000, 55_500], rng.randint(1, 4))
+    seats, sid = [], BIG * 10_000
+    for si in range(rng.randint(1, 4)):
+        section_price = rng.choice(prices)
+        for row in range(1, rng.randint(1, 25) + 1):
+            row_price = rng.choice(prices) if rng.random() < 0.4 else section_price
+            for number in range(1, rng.randint(1, 12) + 1):
+                sid += (2 if rng.random() < 0.03 else 1) + (1000 if rng.random() < 0.01 else 0)
+                seats.append(Seat(sid, number, row_price, f"S{si}", str(row)))
+    before = tuple(Seat((BIG - 1) * 10_000 + i, i, 1000, "P", "1")
+                   for i in range(1, rng.randint(2, 40)))
+    after = tuple(Seat((BIG + 1) * 10_000 + i, i, 1000, "P", "1") for i in range(1, 30))
+    create_concert(r, CONCERT, "Drop", [
+        Option(BIG - 1, "2027-01-09T19:00:00+09:00", before),
+        Option(BIG, "2027-01-10T19:00:00+09:00", tuple(seats)),
+        Option(BIG + 1, "2027-01-11T19:00:00+09:00", after)])
+    places, k = _places(r), concert_keys(CONCERT)
+    start = int(r.hget(k.layout, BIG).split(b":")[0])
+    ends = rng.random() < 0.25  # the bitmap ends part way through BIG
+    cut = rng.randint(0, len(seats)) if ends else len(seats)
+    share = rng.choice([0.0, 0.2, 0.5, 0.9])
+    taken = {s.id for s in seats if places[s.id] - start < cut and rng.random() < share}
+    for s in taken:
+        r.setbit(k.taken, places[s], 1)
+    if not ends and rng.random() < 0.5:  # a run must not spill into the next option
+        after_start = int(r.hget(k.layout, BIG + 1).split(b":")[0])
+        for i in range(len(after)):
+            r.setbit(k.taken, after_start + i, 1)
+    sections = sorted({s.section for s in seats})
+    calls = [(c, rng.randint(1, 8), rng.choice([None, None, *sections])) for c in range(1, 61)]
+    _check_against_the_rule(r, settings, seats, taken, calls)
 
 
 # --- events ---------------------------------------------------------------------------------
