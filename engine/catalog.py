@@ -57,9 +57,9 @@ class SeatList:
     def best(self, section: str | None, quantity: int) -> tuple[tuple[Row, ...], str, str]:
         """The rows of at least ``quantity`` seats best first (of one section), as
         reserve_best.lua takes them, made once per section and quantity (1-8) and kept: each
-        row's first bitmap place (8 hex digits a row, so the
-        script reads row i without parsing the rest), and the blocks of rows that follow
-        each other in the bitmap with consecutive seat ids and one price, as
+        row's first bitmap place (8 hex digits a row, so the script reads row i without
+        parsing the rest), and the blocks of rows that follow each other in the bitmap with
+        consecutive seat ids and one price, as
         "firstRow:lastRow:lastPlace:firstSeatId:price" (rows 1-based): the script counts a
         block's free seats with one BITCOUNT, and skips it whole when too few are free."""
         got = self.packed.get((section, quantity))

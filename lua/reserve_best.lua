@@ -9,8 +9,8 @@
   (past the bitmap's end every place is free) and one BITFIELD GET reads the seats after it.
   The work is bounded (MAX_PROBES calls) even on a 100,000-seat performance: where free
   seats are scattered in every row (so no block can be skipped), blocks of up to 8 rows are
-  counted row by row, for about 1.3 counts a row. Same token,
-  ticket limit and rate limit as reserve.lua.
+  counted row by row, for about 1.3 counts a row. Same token, ticket limit and rate limit as
+  reserve.lua.
 
   KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
