@@ -463,7 +463,8 @@ def analyse(run: Run, admin: Admin, redis_url: str, events_key: str) -> dict:
     requests = read_requests(out)
     events = read_events(redis_url, events_key)
     with open(out / "events.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["type", "at", "reservationId", "seatId", "customerId", "count"])
+        w = csv.DictWriter(f, ["type", "at", "reservationId", "seatId", "customerId", "count"],
+                           restval="")
         w.writeheader()
         w.writerows(events)
     stats = admin.call("GET", f"/admin/concerts/{cfg.concert}/stats")
@@ -545,8 +546,6 @@ def redis_health(redis_url: str, key: str) -> dict:
 
 def check_books(run: Run, buyers: list[dict], events: list[dict], stats: dict,
                 sales: list[dict], accounts: dict) -> dict:
-    cfg = run.cfg
-    prefix = f"{cfg.concert}."
     c: dict[str, Any] = {"stats_end": stats, "sales_rows": len(sales)}
     seat_counts = Counter(s["seatId"] for s in sales)
     rid_counts = Counter(s["reservationId"] for s in sales)
@@ -554,8 +553,7 @@ def check_books(run: Run, buyers: list[dict], events: list[dict], stats: dict,
     c["sales_rid_twice"] = sum(1 for n in rid_counts.values() if n > 1)
     c["oversold"] = max(0, len(seat_counts) - run.seats) + c["seats_sold_twice"]
     c["books_balance"] = stats["freeSeats"] + stats["sold"] + stats["holds"] == run.seats
-    # Events, by type (the stream's reservation ids are the secrets: the API's id without
-    # the concert prefix).
+    # Events, by type (reservation ids as the API gives them).
     by_type: dict[str, list[dict]] = defaultdict(list)
     for e in events:
         by_type[e["type"]].append(e)
@@ -563,7 +561,7 @@ def check_books(run: Run, buyers: list[dict], events: list[dict], stats: dict,
     c["admitted_events"] = sum(int(e["count"]) for e in by_type["ADMITTED"])
 
     def rids(kind: str) -> Counter:
-        return Counter(prefix + e["reservationId"] for e in by_type[kind])
+        return Counter(e["reservationId"] for e in by_type[kind])
 
     held_ev, paid_ev, cancel_ev, expired_ev = (rids(k) for k in
                                                ("HELD", "PAID", "CANCELLED", "EXPIRED"))

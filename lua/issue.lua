@@ -1,12 +1,16 @@
 #!lua
 --[[
   Issue a queue token: return the customer's live token for this concert, or put a new one in
-  the queue. Before the concert's opening (opensAt) a new token joins the pre-queue at a
-  random place (its score: a secure random number from the engine below every place given
-  after the opening), so that at the opening the pre-queue already stands in a uniformly
-  random order, at no cost then; after it, a token joins at the end. Then admit from the
-  queue while the concert has room. Rate limits per customer and per client address come
-  first and refuse without writing. A queue at its cap takes no one new.
+  the queue. A re-issue of the live token is idempotent and costs what a status poll costs: it
+  counts as a poll, is never rate limited and writes nothing else. A new token, before the
+  concert's opening (opensAt), joins the pre-queue at a random place (its score: a secure
+  random number from the engine below every place given after the opening), so that at the
+  opening the pre-queue already stands in a uniformly random order, at no cost then; after
+  it, a new token joins at the end. A queue at its cap takes no one new; then the rate limits,
+  which count new tokens only: per client address, and per customer when the new token
+  replaces an earlier one of the customer's still in the tokens hash (a customer has one live
+  token at most, so a first token needs no bucket: a waiter costs no rate-limit state). Both
+  refuse without writing. Then admit from the queue while the concert has room.
 
   KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue)
   KEYS[2] tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
@@ -26,8 +30,8 @@
   ARGV[7]  most tokens WAITING at once (the queue's cap)
   ARGV[8]  a pre-queue place: a secure random integer in [0, 2^52)
   ARGV[9]  a secure random seed for random-mode draws
-  ARGV[10] issues a second per customer (0: no limit)
-  ARGV[11] issues a second per client address (0: no limit)
+  ARGV[10] new tokens a second per customer (0: no limit)
+  ARGV[11] new tokens a second per client address (0: no limit)
   ARGV[12] the client's address ("" when not limited by address)
   ARGV[13] burst of the rate limits
   ARGV[14] events kept in the stream (about)
@@ -51,8 +55,6 @@ local AFTER_OPENING = 4503599627370496  -- 2^52: places after the opening come a
 
 -- @include clock
 
-if redis.call('EXISTS', concert) == 0 then return {3} end
-
 -- @include settings
 
 local cfg = configured(settings, {
@@ -62,67 +64,60 @@ local cfg = configured(settings, {
 
 -- @include buckets
 
--- Issue's buckets, per customer and per address, are fields of the buckets hash; nothing is
--- written until spend(), once the request is going ahead, so a request refused for another
--- reason (a full queue) changes nothing. The tick drops buckets idle long enough to be full
--- again (admit.lua).
-local drawn = {}
-local function take(field, rate, burst)
-  if rate <= 0 then return 0 end
-  local wait, b = draw(redis.call('HGET', buckets, field), rate, burst)
-  if wait == 0 then drawn[#drawn + 1] = {field, b} end
-  return wait
-end
-
-local function spend()
-  for _, d in ipairs(drawn) do redis.call('HSET', buckets, d[1], d[2]) end
-  drawn = {}
-end
-
-local wait_ms = take('i:' .. customer, per_customer, burst)
-if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address, burst) end
-if wait_ms > 0 then return {20, wait_ms} end
-
 -- @include events
 
 -- @include token_entry
 
 -- @include admission
 
--- A token of this customer that expired or went idle is dropped; a live one is kept (and a
--- WAITING one counts as polled). The entry: include/token_entry.lua.
+-- A live token is the answer (a WAITING one counts as polled); one that expired or went idle
+-- is replaced. The entry: include/token_entry.lua.
 local entry = redis.call('HGET', tokens, customer)
 local kind, secret, ms = entry_of(entry, customer)
-if kind == 'A' then
-  if ms > now then
-    spend()
-    return {0, secret, 1, 0, 0, ms, cfg.opensAt, 0}
-  end
-  secret = nil
-elseif kind == 'W' and ms > now - cfg.idleMs then
+if kind == 'A' and ms > now then return {0, secret, 1, 0, 0, ms, cfg.opensAt, 0} end
+if kind == 'W' and ms > now - cfg.idleMs then
   redis.call('HSET', tokens, customer, secret .. ':' .. now)
-else
-  secret = nil
-end
-if not secret and redis.call('ZCARD', waiting) >= max_waiting then return {19} end
-spend()
-if not secret then
-  if entry then  -- the old token's traces
-    redis.call('ZREM', active, customer)
-    redis.call('ZREM', waiting, customer)
-  end
-  secret = fresh
-  redis.call('HSET', tokens, customer, secret .. ':' .. now)
-  if now < cfg.opensAt then
-    redis.call('ZADD', waiting, place, customer)
-  else
-    redis.call('ZADD', waiting, AFTER_OPENING + redis.call('HINCRBY', concert, 'seq', 1),
-               customer)
-  end
+  local _, until_ms = admit(customer)
+  if until_ms then return {0, secret, 1, 0, 0, until_ms, cfg.opensAt, 0} end
+  local state, position, wait, poll = standing(customer)
+  return {0, secret, state, position, wait, 0, cfg.opensAt, poll}
 end
 
-admit()
-local active_until = tonumber(redis.call('ZSCORE', active, customer))
-if active_until then return {0, secret, 1, 0, 0, active_until, cfg.opensAt, 0} end
-local state, position, wait, poll = standing(customer)
-return {0, secret, state, position, wait, 0, cfg.opensAt, poll}
+-- A new token.
+if redis.call('EXISTS', concert) == 0 then return {3} end
+local queued = redis.call('ZCARD', waiting)
+if queued >= max_waiting then return {19} end
+
+-- Rate limits on new tokens: the buckets are fields of the buckets hash, written only once
+-- the request goes ahead (a refused one changes nothing); the tick drops buckets idle long
+-- enough to be full again (admit.lua).
+local drawn = {}
+local function take(field, per_second)
+  if per_second <= 0 then return 0 end
+  local wait, b = draw(redis.call('HGET', buckets, field), per_second, burst)
+  if wait == 0 then drawn[#drawn + 1] = {field, b} end
+  return wait
+end
+local wait_ms = entry and take('i:' .. customer, per_customer) or 0
+if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address) end
+if wait_ms > 0 then return {20, wait_ms} end
+for _, d in ipairs(drawn) do redis.call('HSET', buckets, d[1], d[2]) end
+
+if entry then  -- the old token's traces
+  redis.call('ZREM', active, customer)
+  queued = queued - redis.call('ZREM', waiting, customer)
+end
+redis.call('HSET', tokens, customer, fresh .. ':' .. now)
+local last = nil  -- a new token after the opening is last in the queue
+if now < cfg.opensAt then
+  redis.call('ZADD', waiting, place, customer)
+else
+  redis.call('ZADD', waiting, AFTER_OPENING + redis.call('HINCRBY', concert, 'seq', 1),
+             customer)
+  last = queued + 1
+end
+
+local _, until_ms, popped = admit(customer)
+if until_ms then return {0, fresh, 1, 0, 0, until_ms, cfg.opensAt, 0} end
+local state, position, wait, poll = standing(customer, last and last - popped)
+return {0, fresh, state, position, wait, 0, cfg.opensAt, poll}

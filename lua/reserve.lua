@@ -92,15 +92,15 @@ local function save()  -- the record, with the rate limit's bucket as drawn
   ticket_set(customer, t)
 end
 
-if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets and
-    not (sweep() and t.paid + #t.ids < cfg.maxTickets) then
-  return {21, cfg.maxTickets}
+-- Refused (the ticket limit, the seat): the attempt still counts against the rate limit.
+local function refused(code, ...)
+  if per_second > 0 then save() end
+  return {code, ...}
 end
 
--- Refused for the seat: the attempt still counts against the rate limit.
-local function refused(code)
-  if per_second > 0 then save() end
-  return {code}
+if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets and
+    not (sweep() and t.paid + #t.ids < cfg.maxTickets) then
+  return refused(21, cfg.maxTickets)
 end
 
 local entry = redis.call('HGET', seats, seat)

@@ -86,15 +86,16 @@ release_due(SWEEP)  -- first, so that the customer's own holds that ran out coun
 local t = ticket_get(customer)
 local wait_ms, bucket = draw(t.bucket, per_second, burst)
 if wait_ms > 0 then return {20, wait_ms} end
-if cfg.maxTickets > 0 and t.paid + #t.ids + quantity > cfg.maxTickets then
-  return {21, cfg.maxTickets}
-end
 t.bucket = bucket
 
--- Refused for the seats: the attempt still counts against the rate limit.
-local function refused(code)
+-- Refused (the ticket limit, the seats): the attempt still counts against the rate limit.
+local function refused(code, ...)
   if per_second > 0 then ticket_set(customer, t) end
-  return {code}
+  return {code, ...}
+end
+
+if cfg.maxTickets > 0 and t.paid + #t.ids + quantity > cfg.maxTickets then
+  return refused(21, cfg.maxTickets)
 end
 
 local slice = redis.call('HGET', layout, option)

@@ -1,7 +1,8 @@
 #!lua flags=allow-oom
 --[[
   An operator revokes a customer's token for a concert: the token ends at once (its next use
-  is 401) and the customer's open holds are released (REVOKED events). A hold being paid
+  is 401; a TOKEN_REVOKED event) and the customer's open holds are released (a REVOKED event
+  each, with its reservation id). A hold being paid
   (PAYING) is left to its pay, marked `revoked`: a pay that completes sells it, a pay that
   fails or is rolled back releases it (REVOKED) instead of holding it again.
 
@@ -55,5 +56,5 @@ end
 local had = redis.call('HDEL', tokens, customer)
 redis.call('ZREM', waiting, customer)
 redis.call('ZREM', active, customer)
-if had == 1 then emit('REVOKED', '', '', customer) end
+if had == 1 then emit_token_revoked(customer) end
 return {0, had, released, paying}

@@ -63,8 +63,7 @@ if ms <= now - cfg.idleMs then
 end
 redis.call('HSET', tokens, customer, secret .. ':' .. now)
 
-admit()
-local active_until = tonumber(redis.call('ZSCORE', active, customer))
+local _, active_until = admit(customer)
 if active_until then return {0, 1, 0, 0, active_until, cfg.opensAt, 0} end
 local state, position, wait, poll = standing(customer)
 return {0, state, position, wait, 0, cfg.opensAt, poll}

@@ -244,15 +244,12 @@ def test_a_burst_is_rate_limited_and_others_go_on(live_server, r: redis.Redis) -
     [[(s, _)]] = fire(HOST, server.port, [[("POST", "/api/reserve", {
         "concertOptionId": BIG, "seatId": BIG * 1000 + 41}, {"Authorization": token})]])
     assert s == 200
-    import http.client
-
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=5)
-    for _ in range(8):
-        conn.request("POST", "/api/token/issue", body=b'{"customerId":1,"concertId":2}',
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        resp.read()
-    assert resp.status == 429 and resp.getheader("Retry-After") == "1"
+    # A re-issue of the live token is idempotent and as cheap as a poll: never limited (the
+    # report's §7 re-issues every 1-5 s from several users of one customer).
+    again = fire(HOST, server.port, [[("POST", "/api/token/issue",
+                                       {"customerId": 1, "concertId": CONCERT}, {})
+                                      for _ in range(12)]])[0]
+    assert {(s, b["tokenValue"]) for s, b in again} == {(200, token)}
 
 
 @pytest.mark.parametrize("kind", SERVERS)  # neither server may take X-Forwarded-For itself

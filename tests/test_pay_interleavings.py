@@ -238,9 +238,9 @@ class World:
         moves = [e.decode().split("|") for e in self.r.lrange(c.history, 0, -1)]
         record = (self.r.hget(c.debits, self.rid) or b"").decode()
         bit = self.r.getbit(k.taken, 0)
-        events = [(e[b"type"].decode(), e[b"reservationId"].decode())
+        events = [(e[b"type"].decode(), e.get(b"reservationId", b"").decode())
                   for _, e in self.r.xrange(k.events)]
-        mine = [kind for kind, of in events if of == self.secret]
+        mine = [kind for kind, of in events if of == self.rid]
         tickets = (self.r.hget(k.tickets, CUSTOMER) or b"0|").decode().split("|")
         where = (f"{kinds} -> {answers}, record {rec}, debit record {record!r}, history "
                  f"{moves}, events {mine}, tickets {tickets}")

@@ -1,25 +1,32 @@
 --[[ include: admission from the queue, by the concert's settings (cfg, include settings).
   admissions() -> second, admitted this second, avg: the rate hash keeps sec (the second of the
   latest admissions), n (how many in it) and avg (admissions a second, a minute's moving
-  average). admit() -> how many it admitted: none while paused or before opensAt; FIFO from
-  the head, or with queueing 1 ("random") a uniform draw from everyone waiting each time.
-  standing(customer) -> state, position, wait, poll of a WAITING token: state 0 in the queue
-  (position 1-based: its rank, or in random mode the expected rank (n + 1) / 2), state 2 in
+  average; read once a call). admit(who) -> n, until, popped: how many it admitted (none
+  while paused or before opensAt; FIFO from the head, or with queueing 1 ("random") a
+  uniform draw from everyone waiting each time), when `who` was one of them its expiry, and
+  how many it took off the queue (admitted or idle).
+  standing(customer, known) -> state, position, wait, poll of a WAITING token: state 0 in the
+  queue (position 1-based: `known` when the caller knows it, else its rank; in random mode the
+  expected rank (n + 1) / 2), state 2 in
   the pre-queue before the opening (position -1, wait: seconds to the opening); poll: the
   seconds after which to poll again (at most 30, a quarter of the wait and a third of the
   idle limit; drawn from the top fifth below that).
   needs locals: tokens, waiting, active, rate, events, events_max, cfg, seed, now
   and the includes events, token_entry ]]
 local DECAY = math.exp(-1 / 60)
+local mark  -- {second, n, avg}: read once a call, kept up to date by admit()
 local function admissions()
-  local second = math.floor(now / 1000)
-  local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg')
-  local sec, n, avg = tonumber(mark[1]) or second, tonumber(mark[2]) or 0, tonumber(mark[3]) or 0
-  if sec < second then
-    avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
-    n = 0
+  if not mark then
+    local second = math.floor(now / 1000)
+    local m = redis.call('HMGET', rate, 'sec', 'n', 'avg')
+    local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
+    if sec < second then
+      avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
+      n = 0
+    end
+    mark = {second, n, avg}
   end
-  return second, n, avg
+  return mark[1], mark[2], mark[3]
 end
 
 -- Park-Miller, seeded per call with a secure random number from the engine: for the random
@@ -43,22 +50,25 @@ local function next_waiter()
 end
 
 -- Admit: at most the free ACTIVE slots and this second's remaining admissions; a waiter that
--- went idle leaves instead of taking a slot.
-local function admit()
-  if cfg.paused == 1 or now < cfg.opensAt then return 0 end
+-- went idle leaves instead of taking a slot. Returns how many it admitted, when `who` was one
+-- of them that token's expiry (so the caller needs no read to know), and how many it took
+-- off the queue (the admitted and the idle).
+local function admit(who)
+  if cfg.paused == 1 or now < cfg.opensAt then return 0, nil, 0 end
   local second, admitted, avg = admissions()
   local room = math.min(cfg.activeLimit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
                         cfg.admitPerSecond - admitted)
-  local n, tries = 0, 0
-  while n < room and tries < room + 100 do
-    tries = tries + 1
+  local n, popped, mine = 0, 0, nil
+  while n < room and popped < room + 100 do
     local head = next_waiter()
     if not head then break end
+    popped = popped + 1
     local kind, secret_of, polled = entry_of(redis.call('HGET', tokens, head), head)
     if kind == 'W' and polled > now - cfg.idleMs then
       local active_until = now + cfg.activeTtlMs
       redis.call('HSET', tokens, head, secret_of .. '@' .. active_until)
       redis.call('ZADD', active, active_until, head)
+      if head == who then mine = active_until end
       n = n + 1
     else
       redis.call('HDEL', tokens, head)
@@ -66,9 +76,10 @@ local function admit()
   end
   if n > 0 then
     redis.call('HSET', rate, 'sec', second, 'n', admitted + n, 'avg', avg)
-    emit('ADMITTED', '', '', '', n)
+    mark = {second, admitted + n, avg}
+    emit_admitted(n)
   end
-  return n
+  return n, mine, popped
 end
 
 -- Seconds until a waiter at this position is admitted, at the last minute's admission rate
@@ -78,7 +89,7 @@ local function estimate(position)
   return math.ceil(position / math.max(avg, n, 1))
 end
 
-local function standing(customer)
+local function standing(customer, known)
   local state, position, wait = 0, -1, 0
   if now < cfg.opensAt then
     state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
@@ -86,7 +97,7 @@ local function standing(customer)
     if cfg.queueing == 1 then
       position = math.ceil((redis.call('ZCARD', waiting) + 1) / 2)
     else
-      position = redis.call('ZRANK', waiting, customer) + 1
+      position = known or redis.call('ZRANK', waiting, customer) + 1
     end
     wait = estimate(position)
   end
