@@ -119,14 +119,35 @@ CONCERT = Field("concertId", ID, "The concert.", where="path", example=7)
 CUSTOMER = Field("customerId", ID, "The customer.", where="path", example=7)
 RESERVATION = Field("reservationId", RESERVATION_ID, "A paid reservation.", where="path",
                     example="7.0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+def _knob_schema(knob: concert_settings.Knob) -> dict:
+    """A setting's schema from its knob (engine/concert_settings.py): the bounds it checks."""
+    if knob.kind in ("count", "seconds"):
+        return {"type": ["integer" if knob.kind == "count" else "number", "null"],
+                "minimum": knob.low, "maximum": knob.high}
+    if knob.kind == "flag":
+        return {"type": ["boolean", "null"]}
+    if knob.kind == "choice":
+        return {"enum": [*knob.choices, None]}
+    return {"type": ["string", "null"], "format": "date-time"}
+
+
+SETTINGS_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "description": "The settings to change; null puts one back to its default.",
+    "properties": {k.name: _knob_schema(k) for k in concert_settings.KNOBS}}
+SETTINGS = Field(WHOLE, Document({**SETTINGS_SCHEMA, "minProperties": 1},
+                                 code="INVALID_SETTING"), example={"paused": True})
+
 VENUE = Field(WHOLE, Document({
     "type": "object", "required": ["concertId", "name", "options"],
     "additionalProperties": False,
     "description": "A catalogue document (README, Operators): the concert, its performances "
                    "and their sections, rows and price tiers; a row may override its "
-                   "section's price.",
+                   "section's price; optionally its settings, set before the concert takes "
+                   "tokens (so it can go on sale paused or with its opening).",
     "properties": {
         "concertId": ID.schema(), "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "settings": SETTINGS_SCHEMA,
         "options": {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["concertOptionId", "date", "sections"],
             "additionalProperties": False, "properties": {
@@ -149,24 +170,6 @@ VENUE = Field(WHOLE, Document({
     example={"concertId": 7, "name": "Stadium night", "options": [
         {"concertOptionId": 70001, "date": "2027-03-01T19:00:00+09:00", "sections": [
             {"name": "A", "price": 150000, "rows": [{"name": "1", "seats": 40}]}]}]})
-def _knob_schema(knob: concert_settings.Knob) -> dict:
-    """A setting's schema from its knob (engine/concert_settings.py): the bounds it checks."""
-    if knob.kind in ("count", "seconds"):
-        return {"type": ["integer" if knob.kind == "count" else "number", "null"],
-                "minimum": knob.low, "maximum": knob.high}
-    if knob.kind == "flag":
-        return {"type": ["boolean", "null"]}
-    if knob.kind == "choice":
-        return {"enum": [*knob.choices, None]}
-    return {"type": ["string", "null"], "format": "date-time"}
-
-
-SETTINGS = Field(WHOLE, Document({
-    "type": "object", "minProperties": 1, "additionalProperties": False,
-    "description": "The settings to change; null puts one back to its default.",
-    "properties": {k.name: _knob_schema(k) for k in concert_settings.KNOBS}},
-    code="INVALID_SETTING"), example={"paused": True})
-
 SETTINGS_BODY = obj({"concertId": ID.schema(), "settings": {"type": "object"},
                      "overridden": {"type": "array", "items": {"type": "string"}}})
 OPERATIONS = [
@@ -176,8 +179,10 @@ OPERATIONS = [
                           "that would change a seat map, a date or the price of a held or "
                           "sold seat is refused whole (400 INVALID_DOCUMENT naming it).",
               inputs=(CONCERT, VENUE), security=ADMIN, writes=True, body_limit=DOCUMENT_LIMIT,
+              codes=("QUEUE_STANDING",),
               ok=Reply(obj({"concertId": ID.schema(), "created": {"type": "array"},
                             "repriced": schemas.COUNT, "unchanged": {"type": "array"},
+                            "settings": {"type": "array", "items": {"type": "string"}},
                             "seats": schemas.COUNT}), "What the load did.")),
     Operation("GET", "/admin/concerts/{concertId}/settings", get_settings, "getSettings",
               tag="admin", summary="A concert's settings in force",
@@ -185,9 +190,12 @@ OPERATIONS = [
               ok=Reply(SETTINGS_BODY, "The settings, and which an operator set.")),
     Operation("PATCH", "/admin/concerts/{concertId}/settings", patch_settings,
               "changeSettings", tag="admin", summary="Change a concert's settings, live",
-              description="Every worker takes a change with its next call.",
+              description="Every worker takes a change with its next call. An opening "
+                          "(opensAt) in the future is refused (409 QUEUE_STANDING) while "
+                          "tokens wait in a queue formed after an opening: it would put "
+                          "every later arrival ahead of them.",
               inputs=(CONCERT, SETTINGS), security=ADMIN, writes=True,
-              codes=("CONCERT_NOT_FOUND",),
+              codes=("CONCERT_NOT_FOUND", "QUEUE_STANDING"),
               ok=Reply(SETTINGS_BODY, "The settings now in force.")),
     Operation("DELETE", "/admin/concerts/{concertId}/tokens/{customerId}", revoke_token,
               "revokeToken", tag="admin", summary="Revoke a customer's token",

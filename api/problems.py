@@ -37,6 +37,7 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.LOAD_IN_PROGRESS: (409, "Load in progress"),
     Code.SEATS_TAKEN: (409, "Seats held or sold"),
     Code.SECTION_NOT_FOUND: (404, "Not found"),
+    Code.QUEUE_STANDING: (409, "A queue stands"),
     Code.INSUFFICIENT_BALANCE: (402, "Insufficient balance"),
     Code.BALANCE_LIMIT: (409, "Balance limit"),
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency key reused"),

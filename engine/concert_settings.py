@@ -134,12 +134,21 @@ def validate(changes: object) -> list[tuple[Knob, str]]:
     return out
 
 
+def stored(changes: object) -> list[str]:
+    """A validated PATCH body (or a catalogue document's "settings") as configure.lua's
+    field, value pairs."""
+    return [x for knob, value in validate(changes) for x in (knob.field, value)]
+
+
+def configure_keys(concert_id: int) -> tuple[str, str, str]:
+    k = concert_keys(concert_id)
+    return k.concert, k.settings, k.waiting
+
+
 async def patch(store: Store, concert_id: int, changes: object) -> dict:
     """Set some settings (null: back to the default), all or none; returns the settings in
-    force. Logged with what changed."""
-    planned = validate(changes)
-    k = concert_keys(concert_id)
-    args = [x for knob, value in planned for x in (knob.field, value)]
-    await store.run("configure", (k.concert, k.settings), args)
+    force. Logged with what changed. An opening in the future while a queue formed after an
+    opening stands is refused (QueueStanding): it would put later arrivals ahead."""
+    await store.run("configure", configure_keys(concert_id), ("patch", *stored(changes)))
     log.info("concert %s settings changed: %s", concert_id, changes)
     return await get(store, concert_id)

@@ -39,6 +39,7 @@ class Code(IntEnum):
     LOAD_IN_PROGRESS = 26  # another load of the same option with another seat count
     SEATS_TAKEN = 27  # a reload would reprice held or sold seats
     SECTION_NOT_FOUND = 28  # (the engine's own: no script answers it)
+    QUEUE_STANDING = 29  # an opening set in the future while a queue formed after one stands
 
 
 class EngineError(Exception):
@@ -238,6 +239,18 @@ class SectionNotFound(EngineError):
     """No such section in this performance."""
 
     code = Code.SECTION_NOT_FOUND
+
+
+class QueueStanding(EngineError):
+    """Tokens wait in a queue formed after an opening: an opening in the future would put
+    every later arrival ahead of them. Set opensAt before the queue forms, or pause the
+    concert instead."""
+
+    code = Code.QUEUE_STANDING
+
+    @property
+    def waiting(self) -> int:
+        return int(self.reply[1])
 
 
 class StoreUnavailable(Exception):

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from engine.concert_settings import SettingError, parse_time
+from engine.concert_settings import SettingError, configure_keys, parse_time, stored
 from engine.errors import EngineError, SeatsTaken, raise_for
 from engine.ids import MAX_ID
 from engine.keys import CONCERTS, concert_keys
@@ -80,6 +80,11 @@ class Venue:
     concert_id: int
     name: str
     options: tuple[Option, ...]
+    # The document's "settings" (their names) and configure.lua's (field, value, ...) for
+    # them, set before the concert exists: a concert can go on sale paused or with its
+    # opening.
+    settings: tuple[str, ...] = ()
+    stored_settings: tuple[str, ...] = ()
 
 
 # --- the document ---------------------------------------------------------------------------
@@ -131,7 +136,7 @@ def id_span(count: int) -> int:
 
 def parse(doc: object) -> Venue:
     """The document as a Venue, or DocumentError naming the first bad field."""
-    top = _fields(doc, "", {"concertId", "name", "options"})
+    top = _fields(doc, "", {"concertId", "name", "options"}, {"settings"})
     concert_id = _id(top["concertId"], "concertId")
     name = _name(top["name"], "name")
     options, seen = [], set()
@@ -161,7 +166,15 @@ def parse(doc: object) -> Venue:
                 ordinal += 1
                 seats.append(Seat(option_id * span + ordinal, number, price, section, row))
         options.append(Option(option_id, o["date"], tuple(seats)))
-    return Venue(concert_id, name, tuple(options))
+    settings: list[str] = []
+    if top.get("settings", {}) != {}:
+        try:
+            settings = stored(top["settings"])
+        except SettingError as e:
+            raise DocumentError(f"settings.{e.field}".replace("settings.(body)", "settings"),
+                                e.message) from None
+    return Venue(concert_id, name, tuple(options), tuple(top.get("settings", ())),
+                 tuple(settings))
 
 
 def _seat_map(sections: object, path: str) -> list[tuple[str, str, int, int]]:
@@ -219,6 +232,11 @@ def _steps(venue: Venue) -> Generator[Call, Any, dict]:
         reply = yield ("catalog", (k.layout, k.seat_view(option.id)), (option.id,))
         changed = _price_changes(venue, i, option, [orjson.loads(v) for v in reply[3:]])
         (reprice.append((option, changed)) if changed else same.append(option.id))
+    # The settings before anything else changes (an opening refused while a queue stands
+    # refuses the whole document), and before the concert exists: it takes tokens once it
+    # has a name.
+    if venue.stored_settings:
+        yield ("configure", configure_keys(venue.concert_id), ("load", *venue.stored_settings))
     repriced = 0
     if reprice:
         keys: list[object] = [k.layout, k.taken]
@@ -247,6 +265,7 @@ def _steps(venue: Venue) -> Generator[Call, Any, dict]:
     yield ("", (), ("SADD", CONCERTS, venue.concert_id))
     report = {"concertId": venue.concert_id, "created": [o.id for o in create],
               "repriced": repriced, "unchanged": same,
+              "settings": sorted(venue.settings),
               "seats": sum(len(o.seats) for o in venue.options)}
     log.info("catalogue of concert %s loaded: %s", venue.concert_id, report)
     return report
