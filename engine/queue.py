@@ -3,13 +3,11 @@ The background tick that admits and sweeps is engine/tick.py."""
 
 from __future__ import annotations
 
-import secrets
-
-from engine.ids import Token, iso_ms, new_secret
+from engine.ids import Token, iso_ms, new_secret, random_below_2_to
 from engine.keys import CONCERTS, concert_keys
 from engine.store import Store
 
-PRE_QUEUE_PLACES = 2**52  # a pre-queue place: a secure random integer below this (issue.lua)
+PRE_QUEUE_BITS = 52  # a pre-queue place: a secure random integer below 2^52 (issue.lua)
 
 
 def queue_args(store: Store) -> tuple[int, int, int, int]:
@@ -19,8 +17,9 @@ def queue_args(store: Store) -> tuple[int, int, int, int]:
 
 
 def seed() -> int:
-    """A secure random seed for the scripts' random-mode draws."""
-    return secrets.randbelow(2**31 - 2) + 1
+    """A secure random seed for the scripts' random-mode draws (1 .. 2^31 - 1; the scripts
+    take it modulo 2^31 - 2)."""
+    return random_below_2_to(31) or 1
 
 
 def _token_view(token: Token, state: int, position: int, wait: int, until: int,
@@ -54,7 +53,7 @@ async def issue_token(store: Store, customer_id: int, concert_id: int,
         (k.concert, k.tokens, k.waiting, k.active, k.rate, k.settings, k.buckets,
          k.events),
         (customer_id, new_secret(), *queue_args(store), s.max_waiting,
-         secrets.randbelow(PRE_QUEUE_PLACES), seed(), s.issue_rate_per_customer,
+         random_below_2_to(PRE_QUEUE_BITS), seed(), s.issue_rate_per_customer,
          s.issue_rate_per_address, address if s.issue_rate_per_address else "", s.rate_burst,
          s.events_maxlen),
     )
