@@ -38,7 +38,7 @@ from api.contract import (
 )
 from api.metrics import MetricsEndpoint
 from api.openapi import document
-from engine import booking, catalog, pay, queue, tick, wallet
+from engine import booking, catalog, memory, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import Token
@@ -376,13 +376,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store.observe = metrics.observe_redis
         store.event = metrics.redis_event
         ticker = asyncio.create_task(_tick_forever(store))
+        watcher = asyncio.create_task(memory.watch(store))  # MEMORY_WATERMARK, 5 reads a second
         _tune_gc()
         try:
             yield {"store": store}
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in (ticker, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             metrics.flush()
             await store.aclose()
 
