@@ -203,7 +203,9 @@ OPERATIONS: list[Operation] = [
         "PATCH", "/api/point/charge", point_charge, "chargePoints", tag="points",
         summary="Add points to a customer's balance",
         description="A balance never exceeds 10^12 (409 BALANCE_LIMIT). In jwt mode this is "
-                    "the payment back end's call: its JWT needs the scope points:charge.",
+                    "the payment back end's call: its JWT needs the scope points:charge. "
+                    "While Redis is past MEMORY_WATERMARK of its memory, a charge that would "
+                    "add a customer never seen or a new Idempotency-Key is 503 STORE_FULL.",
         inputs=(KEY, CUSTOMER_ID, AMOUNT_FIELD), security=CHARGE, writes=True,
         codes=("BALANCE_LIMIT", "IDEMPOTENCY_KEY_REUSED"),
         ok=Reply(schemas.BALANCE, "The new balance.", schemas.BALANCE_EXAMPLE),
