@@ -38,7 +38,7 @@ from api.contract import (
 )
 from api.metrics import MetricsEndpoint
 from api.openapi import document
-from engine import booking, catalog, pay, queue, tick, wallet
+from engine import booking, catalog, memory, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import Token
@@ -203,7 +203,9 @@ OPERATIONS: list[Operation] = [
         "PATCH", "/api/point/charge", point_charge, "chargePoints", tag="points",
         summary="Add points to a customer's balance",
         description="A balance never exceeds 10^12 (409 BALANCE_LIMIT). In jwt mode this is "
-                    "the payment back end's call: its JWT needs the scope points:charge.",
+                    "the payment back end's call: its JWT needs the scope points:charge. "
+                    "While Redis is past MEMORY_WATERMARK of its memory, a charge that would "
+                    "add a customer never seen or a new Idempotency-Key is 503 STORE_FULL.",
         inputs=(KEY, CUSTOMER_ID, AMOUNT_FIELD), security=CHARGE, writes=True,
         codes=("BALANCE_LIMIT", "IDEMPOTENCY_KEY_REUSED"),
         ok=Reply(schemas.BALANCE, "The new balance.", schemas.BALANCE_EXAMPLE),
@@ -376,13 +378,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store.observe = metrics.observe_redis
         store.event = metrics.redis_event
         ticker = asyncio.create_task(_tick_forever(store))
+        watcher = asyncio.create_task(memory.watch(store))  # MEMORY_WATERMARK, 5 reads a second
         _tune_gc()
         try:
             yield {"store": store}
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in (ticker, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             metrics.flush()
             await store.aclose()
 

@@ -41,7 +41,9 @@ MEANINGS = {
     "INTERNAL": "An unexpected error (a bug); it was logged.",
     "STORE_UNAVAILABLE": "Redis did not answer in time; the detail says whether a write may "
                          "have been applied.",
-    "STORE_FULL": "Redis is out of memory or cannot write: writes are refused.",
+    "STORE_FULL": "Redis is out of memory or cannot write: writes are refused (a charge: "
+                  "past MEMORY_WATERMARK, one that would add a new customer or key). Nothing "
+                  "was applied.",
     "OVERLOADED": "This worker has MAX_IN_FLIGHT requests in progress: nothing was done; "
                   "retry after Retry-After.",
 }

@@ -84,6 +84,7 @@ class _Recorder:
         # Pay is one script on one Redis, its three steps on a cluster (engine/pay.py).
         self.cluster = settings.redis_url.startswith(SCHEME)
         self.calls: list[tuple[str, Sequence[str], Sequence[object]]] = []
+        self.crowded: frozenset = frozenset()  # no master past MEMORY_WATERMARK (a charge runs)
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[object] = ()) -> list:
         self.calls.append((name, list(keys), list(args)))

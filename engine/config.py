@@ -90,6 +90,11 @@ class Settings:
     redis_wait_timeout_ms: int = 200
     idempotency_ttl_seconds: float = 86400.0
     history_limit: int = 100
+    # Past this share of a master's maxmemory, a charge that would create a customer's balance
+    # or a new Idempotency-Key record there is refused (503 STORE_FULL; 0: never): what an
+    # anonymous flood can grow without bound stops here, and the rest stays for the queue,
+    # holds and pays (engine/memory.py).
+    memory_watermark: float = 0.75
     # Customer authentication (api/auth.py): "open" (the report's contract: nobody is asked
     # who they are) or "jwt" (a bearer JWT names the customer; charges need a scope).
     auth_mode: str = "open"
@@ -111,6 +116,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._check_auth()
+        if not 0 <= self.memory_watermark <= 1:
+            raise ValueError(f"MEMORY_WATERMARK must be a share from 0 to 1, got "
+                             f"{self.memory_watermark!r}")
         object.__setattr__(self, "idle_ms", self.ms("waiting_idle_seconds"))
         object.__setattr__(self, "hold_ms", self.ms("hold_ttl_seconds"))
         object.__setattr__(self, "active_ttl_ms", self.ms("active_ttl_seconds"))
@@ -154,6 +162,7 @@ class Settings:
             idempotency_ttl_seconds=_seconds("IDEMPOTENCY_TTL_SECONDS",
                                              d.idempotency_ttl_seconds),
             history_limit=_count("HISTORY_LIMIT", d.history_limit),
+            memory_watermark=_env("MEMORY_WATERMARK", d.memory_watermark, float, zero_ok=True),
             auth_mode=os.environ.get("AUTH_MODE", d.auth_mode) or d.auth_mode,
             auth_jwt_secret=os.environ.get("AUTH_JWT_SECRET", ""),
             # A PEM in one line (as .env files and CI secrets often hold it) has "\n" escapes.

@@ -76,6 +76,9 @@ class Store:
         self.observe: Callable[[str, float], None] | None = None
         # event(name) on a WAIT timeout or a redirect, when set (the API's metrics).
         self.event: Callable[[str], None] | None = None
+        # The masters past MEMORY_WATERMARK, as the API's last read found them (engine/memory.py):
+        # while it is not empty, a charge that would add a customer or a key checks first.
+        self.crowded: frozenset[tuple[str, int]] = frozenset()
         self._scripts = {name: Script(name, src) for name, src in load_sources().items()}
 
     async def run(self, name: str, keys: Sequence[Any], args: Sequence[Any] = ()) -> list:

@@ -6,6 +6,10 @@ ticked concurrently (their calls pipeline, on every master at once), in a new ra
 each pass, each bounded by its own timeout: a slow or unreachable concert holds up none of
 the others, and none is always last.
 
+When Redis is full the lease is taken by lua/lease.lua (allow-oom) instead, and the tick's
+scripts that free memory (admit, sweep, forget) are allow-oom too: a full Redis still
+releases expired holds, drops expired tokens and admits.
+
 One concert's tick: admit.lua (expired tokens and holds, admission, stale pays and refunds
 listed, long-closed reservations purged, full rate-limit buckets dropped), sweep.lua as often
 as the queue's size asks, the stale pays and the operators' refunds cut short finished
@@ -45,8 +49,7 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
     the concert's lease (else None); without, at once (tests, the CLI)."""
     s = store.settings
     k = concert_keys(concert_id)
-    # A plain SET, not a script: the workers that find the lease taken cost Redis ~2 µs each.
-    if lease and await store.execute("SET", k.lease, WORKER, "NX", "PX", lease) is None:
+    if lease and not await _take_lease(store, k.lease, lease):
         return None
     _, admitted, dropped, released, stale, forget, refunds = await store.run(
         "admit",
@@ -105,6 +108,19 @@ async def _forget(store: Store, concert_id: int, pairs: list) -> None:
     for customer, rids in by_customer.items():
         await store.run("forget", (CustomerKeys(customer).debits,), rids)
 
+
+
+async def _take_lease(store: Store, key: str, ms: int) -> bool:
+    """A plain SET, not a script: the workers that find the lease taken cost Redis ~2 µs
+    each. Redis refuses that SET when it is full; lease.lua (allow-oom) takes the lease then,
+    so that the tick, which frees memory, goes on."""
+    try:
+        return await store.execute("SET", key, WORKER, "NX", "PX", ms) is not None
+    except StoreUnavailable as e:
+        if not e.full:
+            raise
+    _, taken = await store.run("lease", (key,), (WORKER, ms))
+    return bool(taken)
 
 
 def lease_ms(store: Store) -> int:

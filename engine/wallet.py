@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from engine import memory
 from engine.ids import iso_ms
 from engine.keys import CustomerKeys
 from engine.money import MAX_BALANCE, from_minor
@@ -21,12 +22,15 @@ async def charge(
 ) -> tuple[dict, bool]:
     """Add ``amount_minor`` to the balance. With ``idempotency_key`` a retry of the same
     request returns the first answer and charges once. Returns the answer and whether it was
-    such a replay."""
+    such a replay. Past the memory watermark, a charge that would add a customer's balance or
+    an idempotency record is refused (engine/memory.py)."""
     k = CustomerKeys(customer_id)
     keys = [k.balance, k.history]
     if idempotency_key is not None:
         # Hashed, so the client's key text never becomes part of a Redis key name.
         keys.append(k.idempotency(hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]))
+    if store.crowded:  # a master is past MEMORY_WATERMARK: a new customer or key is refused
+        await memory.refuse_growth(store, [k.balance, *keys[2:]])
     s = store.settings
     _, minor, replayed = await store.run(
         "charge",

@@ -65,11 +65,11 @@ def _recorded_calls(settings: Settings) -> list[tuple[str, list[str], list[objec
 def test_engine_sends_each_script_the_keys_and_args_its_header_names(settings: Settings) -> None:
     calls = _recorded_calls(settings)
     # create_option, reprice, configure: the operators' loads and settings; forget: the
-    # tick's, only with something to forget (each tested apart).
-    # pay.lua: only on one Redis (a cluster pays in steps).
+    # tick's, only with something to forget; lease: the tick's, only when Redis is full (each
+    # tested apart). pay.lua: only on one Redis (a cluster pays in steps).
     cluster = {"pay"} if settings.redis_url.startswith(SCHEME) else set()
-    assert {name for name, _, _ in calls} == set(SOURCES) - {"create_option", "reprice",
-                                                             "configure", "forget"} - cluster
+    assert {name for name, _, _ in calls} == set(SOURCES) - {
+        "create_option", "reprice", "configure", "forget", "lease"} - cluster
     for name, keys, args in calls:
         header = SOURCES[name].split("]]", 1)[0]
         named_keys = re.findall(r"KEYS\[(\d+)\]", header)
