@@ -19,9 +19,11 @@ a quarter of a bare Starlette hello. This module does only what one worker needs
   (``waited=True``) gets its reply only after a ``WAIT`` that the connection appends to each
   batch it writes; one WAIT covers every write of the batch (WAIT waits for all earlier writes
   of its connection), so it costs one replication round trip per batch, not per request.
+  A WAIT holds its connection until it answers: engine/replicated.py gives the waited writes
+  a connection of their own, so that nothing else waits behind them.
 
-This is one node; engine/cluster.py routes calls over the nodes of a Redis Cluster with one
-of these per master. redis-py stays for the CLI, seeding and tests.
+This is one connection to one node; engine/cluster.py routes calls over the nodes of a Redis
+Cluster with one node client per master. redis-py stays for the CLI, seeding and tests.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ class ReplicationTimeout(TransportError):
     maybe_sent = True
 
 
+class ReplicasMissing(TransportError):
+    """Refused before it was sent: the master has fewer replicas than a write must wait for
+    (engine/replicated.py), so it could not be acknowledged. Nothing was applied."""
+
+
 # Stands in the FIFO of a connection for the WAIT appended to a batch of writes.
 _WAIT = object()
 _ASKING = pack(("ASKING",))
@@ -93,9 +100,11 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_lost: Callable[[_Connection, TransportError], None] | None = None,
-                 wait: tuple[int, int] = (0, 0)) -> None:
+                 wait: tuple[int, int] = (0, 0),
+                 on_short: Callable[[Any], None] | None = None) -> None:
         self.loop = loop
         self.on_lost = on_lost
+        self.on_short = on_short  # on_short(WAIT's answer) when it is fewer than asked
         # WAIT <replicas> <timeout ms> after each batch with a write in it (replicas 0: never).
         self.wait_replicas = wait[0]
         self.wait_command = pack(("WAIT", *wait))
@@ -183,7 +192,8 @@ class _Connection(asyncio.Protocol):
 
     def _release(self, acked: Any) -> None:
         """The batch's WAIT answered: its writes are answered, or fail when fewer replicas
-        than asked took them (they were applied on the master: 'may have been')."""
+        than asked took them (they were applied on the master: 'may have been'). An error
+        reply is given as it is: that call wrote nothing to wait for (NOSCRIPT, MOVED, OOM)."""
         held, self.held = self.held, []
         if type(acked) is int and acked >= self.wait_replicas:
             for fut, reply in held:
@@ -192,9 +202,14 @@ class _Connection(asyncio.Protocol):
             return
         error = ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait_replicas} replicas take "
                                    "the write in time")
-        for fut, _ in held:
+        for fut, reply in held:
             if not fut.done():
-                fut.set_exception(error)
+                if type(reply) is ReplyError:
+                    fut.set_result(reply)
+                else:
+                    fut.set_exception(error)
+        if self.on_short is not None:
+            self.on_short(acked)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(ConnectionLost(f"connection to Redis lost ({exc or 'closed'})"))
@@ -233,7 +248,8 @@ class PipelinedRedis:
                  db: int = 0, username: str | None = None, password: str | None = None,
                  connect_timeout: float = 0.25, command_timeout: float = 0.5,
                  max_pending: int = 20_000, wait_replicas: int = 0,
-                 wait_timeout_ms: int = 0) -> None:
+                 wait_timeout_ms: int = 0,
+                 on_short: Callable[[Any], None] | None = None) -> None:
         if url:
             u = urlparse(url)
             if u.scheme not in ("redis", ""):
@@ -249,6 +265,7 @@ class PipelinedRedis:
         self.command_timeout = command_timeout + (wait_timeout_ms / 1000 if wait_replicas else 0)
         self.max_pending = max_pending
         self.wait = (wait_replicas, wait_timeout_ms)
+        self.on_short = on_short  # called with a batch's WAIT answer when it is short
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future | None = None
         self._failed_at = -1e9
@@ -286,6 +303,11 @@ class PipelinedRedis:
         conn.send(_ASKING).add_done_callback(_retrieved)
         return await conn.send(packed, waited)
 
+    @property
+    def connected(self) -> bool:
+        """A connection is open (the next call is sent on it without connecting first)."""
+        return self._conn is not None and not self._conn.closed
+
     def slot_of(self, key: str) -> int:
         return 0
 
@@ -320,7 +342,8 @@ class PipelinedRedis:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self._lost, self.wait), self.host, self.port)
+                    lambda: _Connection(loop, self._lost, self.wait, self.on_short),
+                    self.host, self.port)
                 handshake = []
                 if self.password is not None:
                     auth = ("AUTH", self.username, self.password) if self.username else (

@@ -1,0 +1,227 @@
+"""REDIS_WAIT_REPLICAS=1 on the local cluster (``redis_cluster``), through a live API with two
+workers: a WAIT that cannot be satisfied holds up only the writes that wait on it.
+
+- A master killed (kill -9) and left dead: its replica is promoted with no replica of its
+  own. Its shard's reads are served again as soon as the failover is picked up, its waited
+  writes are refused fast with a detail saying nothing was applied, and the other shards go on.
+- A replica stopped (SIGSTOP) for 2 s: the reads of its shard and the writes of the other
+  shards keep their speed; the waited writes of its shard each get an answer, none hangs.
+
+Each test leaves the cluster healthy (the fixture is shared by the session)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from engine.cluster import key_slot
+from engine.keys import CustomerKeys
+from loadtests.cluster import RedisCluster
+from loadtests.stack import Server, api_server
+from tests.conftest import NO_LIMITS_ENV
+from tests.http import Answer, Client, join, run_threads
+
+WAIT_MS = 200
+NAN = float("nan")
+NOT_APPLIED = "nothing was applied"
+MAYBE_APPLIED = "may or may not have been applied"
+
+
+@pytest.fixture(scope="module")
+def api(redis_cluster: RedisCluster) -> Iterator[Server]:
+    server = api_server({"REDIS_URL": redis_cluster.url, "REDIS_WAIT_REPLICAS": "1",
+                         "REDIS_WAIT_TIMEOUT_MS": str(WAIT_MS), "TICK_SECONDS": "1",
+                         **NO_LIMITS_ENV}, workers=2).start()
+    yield server
+    server.stop()
+
+
+def by_master(cluster: RedisCluster) -> dict[int, list[int]]:
+    """300 customers by the port of the master of their keys' slot."""
+    masters = [n for n in cluster.nodes() if n.is_master and n.slots]
+    shards: dict[int, list[int]] = {}
+    for customer in range(1000, 1300):
+        slot = key_slot(CustomerKeys(customer).balance)
+        shards.setdefault(next(m.port for m in masters if m.serves(slot)), []).append(customer)
+    return shards
+
+
+def load(port: int, roles: list[tuple[str, list[int]]], stop: threading.Event,
+         seconds: float) -> tuple[list[Client], list[threading.Thread]]:
+    """One thread per role: ("read" | "write", customers), round robin over the customers, until
+    ``stop`` or ``seconds``; after a 503 a client pauses 20 ms (as one that heeds Retry-After
+    would, more briefly), so that refused writes do not spin. An answer's ``what`` is
+    "<role> <customer>"."""
+    def work(i: int, c: Client, deadline: float) -> None:
+        role, customers = roles[i]
+        n = i
+        while time.monotonic() < deadline and not stop.is_set():
+            customer = customers[n % len(customers)]
+            n += 1
+            if role == "read":
+                status, _ = c.call("GET", f"/api/point?customerId={customer}",
+                                   what=f"read {customer}")
+            else:
+                status, _ = c.call("PATCH", "/api/point/charge",
+                                   {"customerId": customer, "amount": 1}, what=f"write {customer}")
+            if status == 503:
+                time.sleep(0.02)
+
+    return run_threads(len(roles), seconds, work, port)
+
+
+def pick(answers: list[Answer], role: str, customers: list[int], after: float = 0.0,
+         before: float = float("inf")) -> list[Answer]:
+    """The answers to ``role`` requests for ``customers`` sent in [after, before]."""
+    wanted = {f"{role} {c}" for c in customers}
+    return [a for a in answers if a.what in wanted and after <= a.at <= before]
+
+
+def p95(answers: list[Answer]) -> float:
+    """The 95th percentile of the answers' times (NaN for none: it fails any bound)."""
+    times = [a.seconds for a in answers]
+    return statistics.quantiles(times, n=20)[-1] if len(times) > 1 else max(times, default=NAN)
+
+
+def until(check: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``check()`` is true; fails the test past ``timeout``."""
+    t0 = time.monotonic()
+    while not check():
+        assert time.monotonic() - t0 < timeout, f"not within {timeout} s"
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+def charged(port: int, customer: int) -> Callable[[], bool]:
+    client = Client(port)
+    return lambda: client.call("PATCH", "/api/point/charge",
+                               {"customerId": customer, "amount": 1})[0] == 200
+
+
+def test_a_dead_master_holds_up_neither_its_reads_nor_its_refusals(
+        redis_cluster: RedisCluster, api: Server) -> None:
+    cluster = redis_cluster
+    cluster.flushall()
+    shards = by_master(cluster)
+    victim = sorted(shards)[0]
+    dead = shards[victim]
+    alive = [c for port, cs in shards.items() if port != victim for c in cs]
+    roles = [("read", dead)] * 2 + [("write", dead)] * 6 + [("read", alive), ("write", alive)]
+    stop = threading.Event()
+    clients, threads = load(api.port, roles, stop, seconds=12)
+    restarted = False
+    try:
+        time.sleep(1.0)
+        cluster.kill(victim)  # and left dead while measured
+        killed = time.monotonic()
+        # The measurement: until 1.5 s after the first read of the dead shard came back, or
+        # 8 s (where the reads waited behind each write's WAIT, they came back after 15-34 s).
+        promoted = float("inf")
+        while time.monotonic() < killed + 8:
+            if promoted == float("inf") and not any(n.port == victim and n.slots
+                                                    for n in cluster.nodes()):
+                promoted = time.monotonic() - killed
+            answers = [a for c in clients for a in c.answers]
+            back = [a.at + a.seconds for a in pick(answers, "read", dead, killed)
+                    if a.status == 200]
+            if back and time.monotonic() > min(back) + 1.5:
+                break
+            time.sleep(0.1)
+        stop.set()
+        join(threads)
+        cluster.wait_promoted(victim, timeout=20)
+        cluster.restart(victim)  # back as a replica of its successor: healthy again
+        restarted = True
+        # The promoted master has a replica again: its writes are acknowledged again.
+        recovered = until(charged(api.port, dead[0]), 5)
+    finally:
+        stop.set()
+        if not restarted:
+            cluster.restart(victim)
+    answers = [a for c in clients for a in c.answers]
+    reads = pick(answers, "read", dead, killed)
+    served = min((a.at + a.seconds for a in reads if a.status == 200), default=float("inf"))
+    reads_back = served - killed
+    # Writes sent once the failover was picked up (half a second for every worker to have
+    # probed the new master): refused at once.
+    writes = pick(answers, "write", dead, served + 0.5)
+    refused = [a for a in writes if a.status == 503]
+    others = pick(answers, "read", alive, killed) + pick(answers, "write", alive, killed)
+    share = sum(a.status == 200 for a in others) / max(1, len(others))
+    later_reads = pick(answers, "read", dead, served + 0.5)
+    print(f"\nWAIT 1, master {victim} killed and left dead: replica promoted after "
+          f"{promoted:.1f} s; its shard's reads served again after {reads_back:.2f} s "
+          f"(then p95 {p95(later_reads) * 1000:.1f} ms over {len(later_reads)}); its writes "
+          f"refused: {len(refused)} of {len(writes)}, p95 {p95(refused) * 1000:.1f} ms, max "
+          f"{max((a.seconds for a in refused), default=NAN) * 1000:.1f} ms; "
+          f"other shards: {share:.1%} of {len(others)} succeeded; writes acknowledged again "
+          f"{recovered:.2f} s after the old master was back")
+    assert all(a.status in (200, 503) for a in answers), {a.status for a in answers}
+    assert reads_back <= 5.0
+    assert all(a.status == 200 for a in later_reads) and p95(later_reads) < 0.05
+    assert len(refused) == len(writes) > 20
+    assert all(NOT_APPLIED in a.detail for a in refused), refused[0].detail
+    assert p95(refused) < 0.05 and max(a.seconds for a in refused) < WAIT_MS / 1000
+    assert share > 0.99
+
+
+def test_a_stopped_replica_delays_only_the_writes_that_wait_on_it(
+        redis_cluster: RedisCluster, api: Server) -> None:
+    cluster = redis_cluster
+    cluster.flushall()
+    shards = by_master(cluster)
+    master = sorted(shards)[-1]
+    nodes = cluster.nodes()
+    master_id = next(n.id for n in nodes if n.port == master)
+    replica = next(n.port for n in nodes if n.master_id == master_id)
+    pid = cluster.pid(replica)
+    assert pid is not None
+    slow = shards[master]
+    fast = [c for port, cs in shards.items() if port != master for c in cs]
+    roles = [("read", slow)] * 2 + [("write", slow)] * 2 + [("write", fast)] * 2
+    stop = threading.Event()
+    clients, threads = load(api.port, roles, stop, seconds=10)
+    try:
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        time.sleep(2.0)
+        os.kill(pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        time.sleep(1.0)
+        stop.set()
+        join(threads)
+    finally:
+        stop.set()
+        os.kill(pid, signal.SIGCONT)
+    recovered = until(charged(api.port, slow[0]), 5)
+    cluster.wait_healthy(30)
+    answers = [a for c in clients for a in c.answers]
+    before_reads = pick(answers, "read", slow, before=stopped)
+    reads = pick(answers, "read", slow, stopped, resumed)
+    other_writes = pick(answers, "write", fast, stopped, resumed)
+    writes = pick(answers, "write", slow, stopped, resumed)
+    late = [a for a in writes if a.status == 503 and MAYBE_APPLIED in a.detail]
+    refused = [a for a in writes if a.status == 503 and NOT_APPLIED in a.detail]
+    print(f"\nWAIT 1, replica {replica} of {master} stopped 2 s: its shard's reads p95 "
+          f"{p95(reads) * 1000:.1f} ms over {len(reads)} (before: "
+          f"{p95(before_reads) * 1000:.1f} ms); other shards' writes p95 "
+          f"{p95(other_writes) * 1000:.1f} ms over {len(other_writes)}, "
+          f"{sum(a.status == 200 for a in other_writes)} acknowledged; its shard's writes: "
+          f"{sum(a.status == 200 for a in writes)} acknowledged, {len(late)} 503 after the "
+          f"WAIT timeout (max {max((a.seconds for a in late), default=0) * 1000:.0f} ms), "
+          f"{len(refused)} refused at once (p95 {p95(refused) * 1000:.1f} ms); acknowledged "
+          f"again {recovered:.2f} s after SIGCONT + 1 s")
+    assert all(a.status == 200 for a in reads) and p95(reads) < 0.05
+    assert all(a.status == 200 for a in other_writes) and p95(other_writes) < 0.05
+    assert len(late) + len(refused) + sum(a.status == 200 for a in writes) == len(writes)
+    assert len(refused) > 10 and p95(refused) < 0.05
+    # None hangs: a write waits at most for one WAIT (its timeout runs to Redis's next
+    # 100 ms tick) and the command timeout.
+    assert max(a.seconds for a in writes) < WAIT_MS / 1000 + 0.5
