@@ -19,8 +19,11 @@ a quarter of a bare Starlette hello. This module does only what one worker needs
   (``waited=True``) gets its reply only after a ``WAIT`` that the connection appends to each
   batch it writes; one WAIT covers every write of the batch (WAIT waits for all earlier writes
   of its connection), so it costs one replication round trip per batch, not per request.
-  A WAIT holds its connection until it answers: engine/replicated.py gives the waited writes
-  a connection of their own, so that nothing else waits behind them.
+  Redis runs nothing else of a connection while its WAIT blocks, so writes that arrive while
+  a WAIT is out wait for its answer here and then go out together, under one WAIT; when it
+  saw too few replicas they are refused unsent instead of each waiting out a timeout of its
+  own behind it. engine/replicated.py gives the waited writes a connection of their own, so
+  that nothing else waits behind a WAIT.
 
 This is one connection to one node; engine/cluster.py routes calls over the nodes of a Redis
 Cluster with one node client per master. redis-py stays for the CLI, seeding and tests.
@@ -101,7 +104,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_lost: Callable[[_Connection, TransportError], None] | None = None,
                  wait: tuple[int, int] = (0, 0),
-                 on_short: Callable[[Any], None] | None = None) -> None:
+                 on_short: Callable[[Any], None] | None = None,
+                 max_queued: int = 20_000) -> None:
         self.loop = loop
         self.on_lost = on_lost
         self.on_short = on_short  # on_short(WAIT's answer) when it is fewer than asked
@@ -110,6 +114,9 @@ class _Connection(asyncio.Protocol):
         self.wait_command = pack(("WAIT", *wait))
         self.unwaited = False  # a write is in the buffer, not yet followed by a WAIT
         self.held: list[tuple[asyncio.Future, Any]] = []  # writes' replies until their WAIT
+        self.waiting = False  # a WAIT is out: writes are queued until it answers
+        self.queued: list[tuple[asyncio.Future, bytes]] = []  # those writes, not yet sent
+        self.max_queued = max_queued
         # Set by the first reply that is not an error: the connection worked. One that is
         # lost before (a Redis at maxclients answers an error and closes) counts as a failed
         # connect.
@@ -135,6 +142,13 @@ class _Connection(asyncio.Protocol):
         if not self.pending:
             self.last_progress = self.loop.time()
         if waited and self.wait_replicas:
+            if self.waiting:  # the next group: sent when the WAIT out now answers
+                if len(self.queued) >= self.max_queued:
+                    fut.set_exception(Overloaded(f"{self.max_queued} writes already wait "
+                                                 "for a WAIT"))
+                else:
+                    self.queued.append((fut, packed))
+                return fut
             self.pending.append((fut,))
             self.unwaited = True
         else:
@@ -154,6 +168,7 @@ class _Connection(asyncio.Protocol):
     def flush(self) -> None:
         if self.unwaited and not self.closed:  # one WAIT for every write of the batch
             self.unwaited = False
+            self.waiting = True
             self.buffer.append(self.wait_command)
             self.pending.append(_WAIT)
         if self.buffer and not self.closed:
@@ -193,12 +208,21 @@ class _Connection(asyncio.Protocol):
     def _release(self, acked: Any) -> None:
         """The batch's WAIT answered: its writes are answered, or fail when fewer replicas
         than asked took them (they were applied on the master: 'may have been'). An error
-        reply is given as it is: that call wrote nothing to wait for (NOSCRIPT, MOVED, OOM)."""
+        reply is given as it is: that call wrote nothing to wait for (NOSCRIPT, MOVED, OOM).
+        The writes queued meanwhile go out as the next group, or are refused unsent."""
         held, self.held = self.held, []
+        queued, self.queued = self.queued, []
+        self.waiting = False
         if type(acked) is int and acked >= self.wait_replicas:
             for fut, reply in held:
                 if not fut.done():
                     fut.set_result(reply)
+            if queued:
+                for fut, packed in queued:
+                    self.pending.append((fut,))
+                    self.buffer.append(packed)
+                self.unwaited = True
+                self.flush()
             return
         error = ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait_replicas} replicas take "
                                    "the write in time")
@@ -208,6 +232,11 @@ class _Connection(asyncio.Protocol):
                     fut.set_result(reply)
                 else:
                     fut.set_exception(error)
+        refused = ReplicasMissing(f"WAIT saw {acked!r} of {self.wait_replicas} replicas take "
+                                  "the writes before: refused before it was sent")
+        for fut, _ in queued:
+            if not fut.done():
+                fut.set_exception(refused)
         if self.on_short is not None:
             self.on_short(acked)
 
@@ -221,6 +250,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.buffer.clear()
         self.unwaited = False
+        unsent = NotSent(f"the connection to Redis closed before it was sent ({error})")
+        for fut, _ in self.queued:
+            if not fut.done():
+                fut.set_exception(unsent)
+        self.queued = []
         waiting = [f for f, _ in self.held]
         self.held = []
         while self.pending:
@@ -296,12 +330,19 @@ class PipelinedRedis:
 
     async def call_asking(self, packed: bytes, waited: bool = False) -> Any:
         """``ASKING`` then the command, back to back on this connection (a cluster's ASK
-        redirect during a slot migration)."""
+        redirect during a slot migration). ASKING holds for the next command only, so a
+        waited write is not queued for the group commit: it gets a WAIT of its own."""
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connect()
         conn.send(_ASKING).add_done_callback(_retrieved)
-        return await conn.send(packed, waited)
+        reply = await conn.send(packed)
+        if waited and self.wait[0] and type(reply) is not ReplyError:
+            acked = await conn.send(conn.wait_command)
+            if not (type(acked) is int and acked >= self.wait[0]):
+                raise ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait[0]} replicas take "
+                                         "the write in time")
+        return reply
 
     @property
     def connected(self) -> bool:
@@ -342,8 +383,8 @@ class PipelinedRedis:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self._lost, self.wait, self.on_short),
-                    self.host, self.port)
+                    lambda: _Connection(loop, self._lost, self.wait, self.on_short,
+                                        self.max_pending), self.host, self.port)
                 handshake = []
                 if self.password is not None:
                     auth = ("AUTH", self.username, self.password) if self.username else (

@@ -220,3 +220,50 @@ def test_without_wait_a_node_is_one_connection(redis_server, r) -> None:
     client, clients = asyncio.run(go())
     assert type(client) is PipelinedRedis and client.wait[0] == 0
     assert clients == 2  # ours and the test's
+
+
+def test_writes_sent_as_a_replica_stops_wait_for_one_wait_timeout_not_one_each(pair) -> None:
+    """Redis runs a connection's commands in order and a WAIT blocks the rest: writes sent
+    behind a WAIT that will time out each wait out a WAIT of their own after it (30 batches:
+    6-9 s for the last). Writes that arrive while a WAIT is out wait for its answer in the
+    client and go out together with the next one, or are refused unsent when it is short."""
+    master, replica = pair
+    m = redis.Redis(port=master.port)
+
+    async def go() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        node = ReplicatedNode(master.url, wait_replicas=1, wait_timeout_ms=200)
+        assert await waited(node, "INCR", "n") == 1
+
+        async def one() -> tuple[str, float]:
+            t0 = loop.time()
+            try:
+                await waited(node, "INCR", "n")
+                outcome = "acknowledged"
+            except ReplicationTimeout:
+                outcome = "late"
+            except ReplicasMissing:
+                outcome = "refused"
+            return outcome, loop.time() - t0
+
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            calls = []
+            for _ in range(30):  # one every 5 ms: a batch of its own each
+                calls.append(asyncio.ensure_future(one()))
+                await asyncio.sleep(0.005)
+            results = await asyncio.wait_for(asyncio.gather(*calls), 20)
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        await node.aclose()
+        return results
+
+    results = asyncio.run(go())
+    outcomes = [o for o, _ in results]
+    longest = max(t for _, t in results)
+    print(f"\n30 writes as the replica stopped: {outcomes.count('late')} late, "
+          f"{outcomes.count('refused')} refused unsent; the longest answered in "
+          f"{longest * 1000:.0f} ms")
+    assert longest < 0.7
+    assert outcomes.count("refused") >= 25 and "acknowledged" not in outcomes
+    assert int(m.get("n")) == 1 + outcomes.count("late")  # the refused ones were not applied
