@@ -40,6 +40,11 @@ def pair(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
     while replica_client.info("replication").get("master_link_status") != "up":
         assert time.monotonic() < deadline, "the replica did not sync"
         time.sleep(0.05)
+    # Synced is not yet acking at once (it may be rewriting its first AOF): wait until it is.
+    master_client = redis.Redis(port=master.port)
+    master_client.set("warm", 1)
+    assert master_client.execute_command("WAIT", 1, 5000) == 1
+    master_client.delete("warm")
     yield master, replica
     if replica.proc and replica.proc.poll() is None:
         os.kill(replica.proc.pid, signal.SIGCONT)
@@ -76,6 +81,11 @@ def test_a_replica_that_does_not_answer_makes_a_fast_503_that_may_have_applied(p
                       "TICK_SECONDS": "3600"}).start()
     m = redis.Redis(port=master.port)
     try:
+        # A first charge loads the script: an EVALSHA answered NOSCRIPT wrote nothing, and
+        # its EVAL would be refused unsent once the WAIT after it came back short.
+        [[(warm, _)]] = fire(HOST, api.port, [[(
+            "PATCH", "/api/point/charge", {"customerId": 4, "amount": 7}, {})]])
+        assert warm == 200
         os.kill(replica.proc.pid, signal.SIGSTOP)
         t0 = time.monotonic()
         [[(status, body)]] = fire(HOST, api.port, [[(
@@ -267,3 +277,57 @@ def test_writes_sent_as_a_replica_stops_wait_for_one_wait_timeout_not_one_each(p
     assert longest < 0.7
     assert outcomes.count("refused") >= 25 and "acknowledged" not in outcomes
     assert int(m.get("n")) == 1 + outcomes.count("late")  # the refused ones were not applied
+
+
+def test_min_replicas_to_write_acknowledges_what_no_replica_has_for_a_second(pair) -> None:
+    """The server-side way, compared on the same pair: with ``min-replicas-to-write 1`` and
+    ``min-replicas-max-lag 1`` (its tightest), a master goes on acknowledging writes for 1-2 s
+    after its replica stopped (replicas ack once a second), writes a failover then loses; a
+    ReplicatedNode acknowledges none sent after the stop and refuses them after one WAIT."""
+    master, replica = pair
+    m = redis.Redis(port=master.port)
+    m.config_set("min-replicas-to-write", 1)
+    m.config_set("min-replicas-max-lag", 1)
+
+    async def go() -> dict[str, float]:
+        loop = asyncio.get_running_loop()
+        node = ReplicatedNode(master.url, wait_replicas=1, wait_timeout_ms=200)
+        assert await waited(node, "INCR", "b") == 1
+        plain = redis.asyncio.Redis(port=master.port)
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        t0 = loop.time()
+        try:
+            accepted = acked = 0
+            refused_at = noreplicas_at = None
+            while noreplicas_at is None or refused_at is None:
+                assert loop.time() - t0 < 5
+                if noreplicas_at is None:
+                    try:
+                        await plain.incr("a")
+                        accepted += 1
+                    except redis.ResponseError as e:
+                        assert str(e).startswith("NOREPLICAS")
+                        noreplicas_at = loop.time() - t0
+                if refused_at is None:
+                    try:
+                        await waited(node, "INCR", "b")
+                        acked += 1
+                    except ReplicationTimeout:
+                        pass
+                    except ReplicasMissing:
+                        refused_at = loop.time() - t0
+                await asyncio.sleep(0.002)
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        await plain.aclose()
+        await node.aclose()
+        return {"accepted": accepted, "noreplicas_at": noreplicas_at, "acked": acked,
+                "refused_at": refused_at}
+
+    got = asyncio.run(go())
+    print(f"\nreplica stopped: min-replicas-to-write 1 (max lag 1 s) acknowledged "
+          f"{got['accepted']} writes no replica had, for {got['noreplicas_at']:.2f} s; "
+          f"ReplicatedNode acknowledged {got['acked']}, refusing from "
+          f"{got['refused_at'] * 1000:.0f} ms")
+    assert got["accepted"] > 0 and got["noreplicas_at"] > 1.0
+    assert got["acked"] == 0 and got["refused_at"] < 0.5
