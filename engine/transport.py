@@ -143,11 +143,10 @@ class _Connection(asyncio.Protocol):
             self.last_progress = self.loop.time()
         if waited and self.wait_replicas:
             if self.waiting:  # the next group: sent when the WAIT out now answers
-                if len(self.queued) >= self.max_queued:
-                    fut.set_exception(Overloaded(f"{self.max_queued} writes already wait "
-                                                 "for a WAIT"))
-                else:
+                if len(self.queued) < self.max_queued:
                     self.queued.append((fut, packed))
+                else:
+                    fut.set_exception(Overloaded(f"{self.max_queued} writes wait for a WAIT"))
                 return fut
             self.pending.append((fut,))
             self.unwaited = True
@@ -217,12 +216,11 @@ class _Connection(asyncio.Protocol):
             for fut, reply in held:
                 if not fut.done():
                     fut.set_result(reply)
-            if queued:
-                for fut, packed in queued:
-                    self.pending.append((fut,))
-                    self.buffer.append(packed)
+            for fut, packed in queued:
+                self.pending.append((fut,))
+                self.buffer.append(packed)
                 self.unwaited = True
-                self.flush()
+            self.flush()  # the next group, if any, under its WAIT
             return
         error = ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait_replicas} replicas take "
                                    "the write in time")
@@ -340,13 +338,14 @@ class PipelinedRedis:
         if waited and self.wait[0] and type(reply) is not ReplyError:
             acked = await conn.send(conn.wait_command)
             if not (type(acked) is int and acked >= self.wait[0]):
+                if self.on_short is not None:
+                    self.on_short(acked)
                 raise ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait[0]} replicas take "
                                          "the write in time")
         return reply
 
     @property
-    def connected(self) -> bool:
-        """A connection is open (the next call is sent on it without connecting first)."""
+    def connected(self) -> bool:  # the next call is sent without connecting first
         return self._conn is not None and not self._conn.closed
 
     def slot_of(self, key: str) -> int:
