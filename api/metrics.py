@@ -51,7 +51,9 @@ EVENTS = Counter("ticketing_events_total",
 CHARGED = Counter("ticketing_charged_points_total", "Points charged (sum of amounts)")
 REDIS_EVENTS = Counter("ticketing_redis_events_total",
                        "Redis answers worth watching: wait_timeout (a WAIT saw too few replicas "
-                       "take a write: answered 503), redirect (a cluster MOVED or ASK followed)",
+                       "take a write: answered 503), replicas_missing (a write refused unsent, "
+                       "its master short of replicas: answered 503), redirect (a cluster MOVED "
+                       "or ASK followed)",
                        ["event"])
 
 _events = {e: EVENTS.labels(e) for e in ("token_issued", "hold", "sale", "charge", "cancel")}
@@ -61,7 +63,8 @@ def event(name: str) -> None:
     _events[name].inc()
 
 
-_redis_events = {e: REDIS_EVENTS.labels(e) for e in ("wait_timeout", "redirect")}
+_redis_events = {e: REDIS_EVENTS.labels(e) for e in ("wait_timeout", "replicas_missing",
+                                                    "redirect")}
 
 
 def redis_event(name: str) -> None:

@@ -14,8 +14,8 @@ master, and a slot map that sends each call to the master of its slot.
   restart as soon as the cluster has promoted a replica. ``TRYAGAIN`` and ``CLUSTERDOWN`` are
   answers, which the Store turns into a fast 503.
 
-Each master's connection keeps the single-node design: auto-pipelined, no per-call timers, a
-watchdog, bounded pending, group-commit WAIT.
+Each master's client keeps the single-node design: auto-pipelined, no per-call timers, a
+watchdog, bounded pending, group-commit WAIT on a connection of its own (engine/replicated.py).
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+from engine.replicated import ReplicatedNode, node_client
 from engine.transport import ConnectFailed, PipelinedRedis, ReplyError, TransportError, pack
 
 SLOTS = 16384
 SCHEME = "redis+cluster://"
 Address = tuple[str, int]
+Node = PipelinedRedis | ReplicatedNode
 
 
 def key_slot(key: str) -> int:
@@ -110,8 +112,8 @@ class ClusterRedis:
     def __init__(self, url: str, **node_options: Any) -> None:
         self.seeds, self.username, self.password = parse_url(url)
         self.node_options = node_options
-        self.nodes: dict[Address, PipelinedRedis] = {}
-        self.by_slot: list[PipelinedRedis] | None = None
+        self.nodes: dict[Address, Node] = {}
+        self.by_slot: list[Node] | None = None
         self.redirects = 0  # MOVED and ASK answers followed (a metric)
         # on_change(map) after each new map (the API logs failovers), when set
         self.on_change: Callable[[dict[Address, int]], None] | None = None
@@ -180,10 +182,10 @@ class ClusterRedis:
         return reply
 
     # --- the map -------------------------------------------------------------------------
-    def _node(self, addr: Address) -> PipelinedRedis:
+    def _node(self, addr: Address) -> Node:
         node = self.nodes.get(addr)
         if node is None:
-            node = self.nodes[addr] = PipelinedRedis(
+            node = self.nodes[addr] = node_client(
                 host=addr[0], port=addr[1], username=self.username, password=self.password,
                 **self.node_options)
         return node
@@ -224,7 +226,7 @@ class ClusterRedis:
             if ranges is not None and self._apply(ranges):
                 return
 
-    async def _read_map(self, node: PipelinedRedis) -> list[tuple[int, int, Address]] | None:
+    async def _read_map(self, node: Node) -> list[tuple[int, int, Address]] | None:
         reply = await node.execute("CLUSTER", "SHARDS")
         if type(reply) is ReplyError:
             reply = await node.execute("CLUSTER", "SLOTS")
@@ -232,7 +234,7 @@ class ClusterRedis:
         return parse_shards(reply, node.host)
 
     def _apply(self, ranges: list[tuple[int, int, Address]]) -> bool:
-        by_slot: list[PipelinedRedis | None] = [None] * SLOTS
+        by_slot: list[Node | None] = [None] * SLOTS
         for first, last, addr in ranges:
             node = self._node(addr)
             for slot in range(first, last + 1):

@@ -12,22 +12,25 @@ from typing import Any
 from engine.cluster import SCHEME, ClusterRedis, key_slot
 from engine.config import Settings
 from engine.errors import StoreUnavailable, raise_for
+from engine.replicated import ReplicatedNode, node_client
 from engine.scripts import READ_ONLY, WRITES, load_sources
 from engine.transport import (
     PipelinedRedis,
+    ReplicasMissing,
     ReplicationTimeout,
     ReplyError,
     TransportError,
     pack,
 )
 
-Redis = PipelinedRedis | ClusterRedis
+Redis = PipelinedRedis | ReplicatedNode | ClusterRedis
 MAX_REDIRECTS = 5  # MOVED/ASK answers followed for one call (a slot moves once at a time)
 
 
 def connect(settings: Settings) -> Redis:
-    """The API's Redis: one pipelined, fail-fast connection (engine/transport.py), or one per
-    master of a Redis Cluster for a ``redis+cluster://`` URL (engine/cluster.py)."""
+    """The API's Redis: one pipelined, fail-fast connection (engine/transport.py), two when
+    changes wait for replicas (engine/replicated.py), or that for each master of a Redis
+    Cluster for a ``redis+cluster://`` URL (engine/cluster.py)."""
     options = {"connect_timeout": settings.redis_connect_timeout,
                "command_timeout": settings.redis_command_timeout,
                "max_pending": settings.redis_max_pending,
@@ -35,7 +38,7 @@ def connect(settings: Settings) -> Redis:
                "wait_timeout_ms": settings.redis_wait_timeout_ms}
     if settings.redis_url.startswith(SCHEME):
         return ClusterRedis(settings.redis_url, **options)
-    return PipelinedRedis(settings.redis_url, **options)
+    return node_client(settings.redis_url, **options)
 
 
 class Script:
@@ -74,7 +77,8 @@ class Store:
         self.waited = WRITES if settings.redis_wait_replicas else frozenset()
         # observe(script, seconds) after each script call, when set (the API's metrics).
         self.observe: Callable[[str, float], None] | None = None
-        # event(name) on a WAIT timeout or a redirect, when set (the API's metrics).
+        # event(name) on a WAIT timeout, a write refused for want of replicas or a redirect,
+        # when set (the API's metrics).
         self.event: Callable[[str], None] | None = None
         # The masters past MEMORY_WATERMARK, as the API's last read found them (engine/memory.py):
         # while it is not empty, a charge that would add a customer or a key checks first.
@@ -95,6 +99,12 @@ class Store:
                 reply = await self._recover(reply, script, keys, args, slot, waited)
             if self.observe is not None:
                 self.observe(name, time.perf_counter() - started)
+        except ReplicasMissing as e:  # the node answers, but cannot acknowledge a change now
+            self.redis.trouble(slot)  # a replica just promoted has none: is the map current?
+            if self.event is not None:
+                self.event("replicas_missing")
+            raise StoreUnavailable(f"Redis cannot take changes now: {e}; nothing was applied",
+                                   maybe_applied=False) from e
         except TransportError as e:
             self.redis.trouble(slot)
             if isinstance(e, ReplicationTimeout) and self.event is not None:
@@ -149,8 +159,10 @@ def _reply_error(name: str, reply: ReplyError) -> Exception:
     if text.startswith("OOM"):
         return StoreUnavailable("Redis is out of memory: writes are refused", full=True)
     if text.startswith(("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "MISCONF", "READONLY",
-                        "NOAUTH", "ERR max number of clients", "CLUSTERDOWN", "MOVED", "ASK")):
+                        "NOAUTH", "ERR max number of clients", "CLUSTERDOWN", "MOVED", "ASK",
+                        "NOREPLICAS")):
         # MISCONF: Redis cannot write its AOF (disk full): every write fails until fixed.
+        # NOREPLICAS: min-replicas-to-write is set and too few replicas are in sync.
         # TRYAGAIN: a multi-key call during a slot migration; CLUSTERDOWN: the cluster is not
         # serving this slot (no master for it yet); MOVED/ASK: still moving after redirects.
         return StoreUnavailable(f"Redis cannot serve now: {text}")

@@ -19,9 +19,14 @@ a quarter of a bare Starlette hello. This module does only what one worker needs
   (``waited=True``) gets its reply only after a ``WAIT`` that the connection appends to each
   batch it writes; one WAIT covers every write of the batch (WAIT waits for all earlier writes
   of its connection), so it costs one replication round trip per batch, not per request.
+  Redis runs nothing else of a connection while its WAIT blocks, so writes that arrive while
+  a WAIT is out wait for its answer here and then go out together, under one WAIT; when it
+  saw too few replicas they are refused unsent instead of each waiting out a timeout of its
+  own behind it. engine/replicated.py gives the waited writes a connection of their own, so
+  that nothing else waits behind a WAIT.
 
-This is one node; engine/cluster.py routes calls over the nodes of a Redis Cluster with one
-of these per master. redis-py stays for the CLI, seeding and tests.
+This is one connection to one node; engine/cluster.py routes calls over the nodes of a Redis
+Cluster with one node client per master. redis-py stays for the CLI, seeding and tests.
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ class ReplicationTimeout(TransportError):
     maybe_sent = True
 
 
+class ReplicasMissing(TransportError):
+    """Refused before it was sent: the master has fewer replicas than a write must wait for
+    (engine/replicated.py), so it could not be acknowledged. Nothing was applied."""
+
+
 # Stands in the FIFO of a connection for the WAIT appended to a batch of writes.
 _WAIT = object()
 _ASKING = pack(("ASKING",))
@@ -93,14 +103,20 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_lost: Callable[[_Connection, TransportError], None] | None = None,
-                 wait: tuple[int, int] = (0, 0)) -> None:
+                 wait: tuple[int, int] = (0, 0),
+                 on_short: Callable[[Any], None] | None = None,
+                 max_queued: int = 20_000) -> None:
         self.loop = loop
         self.on_lost = on_lost
+        self.on_short = on_short  # on_short(WAIT's answer) when it is fewer than asked
         # WAIT <replicas> <timeout ms> after each batch with a write in it (replicas 0: never).
         self.wait_replicas = wait[0]
         self.wait_command = pack(("WAIT", *wait))
         self.unwaited = False  # a write is in the buffer, not yet followed by a WAIT
         self.held: list[tuple[asyncio.Future, Any]] = []  # writes' replies until their WAIT
+        self.waiting = False  # a WAIT is out: writes are queued until it answers
+        self.queued: list[tuple[asyncio.Future, bytes]] = []  # those writes, not yet sent
+        self.max_queued = max_queued
         # Set by the first reply that is not an error: the connection worked. One that is
         # lost before (a Redis at maxclients answers an error and closes) counts as a failed
         # connect.
@@ -126,6 +142,12 @@ class _Connection(asyncio.Protocol):
         if not self.pending:
             self.last_progress = self.loop.time()
         if waited and self.wait_replicas:
+            if self.waiting:  # the next group: sent when the WAIT out now answers
+                if len(self.queued) < self.max_queued:
+                    self.queued.append((fut, packed))
+                else:
+                    fut.set_exception(Overloaded(f"{self.max_queued} writes wait for a WAIT"))
+                return fut
             self.pending.append((fut,))
             self.unwaited = True
         else:
@@ -145,6 +167,7 @@ class _Connection(asyncio.Protocol):
     def flush(self) -> None:
         if self.unwaited and not self.closed:  # one WAIT for every write of the batch
             self.unwaited = False
+            self.waiting = True
             self.buffer.append(self.wait_command)
             self.pending.append(_WAIT)
         if self.buffer and not self.closed:
@@ -183,18 +206,37 @@ class _Connection(asyncio.Protocol):
 
     def _release(self, acked: Any) -> None:
         """The batch's WAIT answered: its writes are answered, or fail when fewer replicas
-        than asked took them (they were applied on the master: 'may have been')."""
+        than asked took them (they were applied on the master: 'may have been'). An error
+        reply is given as it is: that call wrote nothing to wait for (NOSCRIPT, MOVED, OOM).
+        The writes queued meanwhile go out as the next group, or are refused unsent."""
         held, self.held = self.held, []
+        queued, self.queued = self.queued, []
+        self.waiting = False
         if type(acked) is int and acked >= self.wait_replicas:
             for fut, reply in held:
                 if not fut.done():
                     fut.set_result(reply)
+            for fut, packed in queued:
+                self.pending.append((fut,))
+                self.buffer.append(packed)
+                self.unwaited = True
+            self.flush()  # the next group, if any, under its WAIT
             return
         error = ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait_replicas} replicas take "
                                    "the write in time")
-        for fut, _ in held:
+        for fut, reply in held:
             if not fut.done():
-                fut.set_exception(error)
+                if type(reply) is ReplyError:
+                    fut.set_result(reply)
+                else:
+                    fut.set_exception(error)
+        refused = ReplicasMissing(f"WAIT saw {acked!r} of {self.wait_replicas} replicas take "
+                                  "the writes before: refused before it was sent")
+        for fut, _ in queued:
+            if not fut.done():
+                fut.set_exception(refused)
+        if self.on_short is not None:
+            self.on_short(acked)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(ConnectionLost(f"connection to Redis lost ({exc or 'closed'})"))
@@ -206,6 +248,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.buffer.clear()
         self.unwaited = False
+        unsent = NotSent(f"the connection to Redis closed before it was sent ({error})")
+        for fut, _ in self.queued:
+            if not fut.done():
+                fut.set_exception(unsent)
+        self.queued = []
         waiting = [f for f, _ in self.held]
         self.held = []
         while self.pending:
@@ -233,7 +280,8 @@ class PipelinedRedis:
                  db: int = 0, username: str | None = None, password: str | None = None,
                  connect_timeout: float = 0.25, command_timeout: float = 0.5,
                  max_pending: int = 20_000, wait_replicas: int = 0,
-                 wait_timeout_ms: int = 0) -> None:
+                 wait_timeout_ms: int = 0,
+                 on_short: Callable[[Any], None] | None = None) -> None:
         if url:
             u = urlparse(url)
             if u.scheme not in ("redis", ""):
@@ -249,6 +297,7 @@ class PipelinedRedis:
         self.command_timeout = command_timeout + (wait_timeout_ms / 1000 if wait_replicas else 0)
         self.max_pending = max_pending
         self.wait = (wait_replicas, wait_timeout_ms)
+        self.on_short = on_short  # called with a batch's WAIT answer when it is short
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future | None = None
         self._failed_at = -1e9
@@ -279,12 +328,25 @@ class PipelinedRedis:
 
     async def call_asking(self, packed: bytes, waited: bool = False) -> Any:
         """``ASKING`` then the command, back to back on this connection (a cluster's ASK
-        redirect during a slot migration)."""
+        redirect during a slot migration). ASKING holds for the next command only, so a
+        waited write is not queued for the group commit: it gets a WAIT of its own."""
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connect()
         conn.send(_ASKING).add_done_callback(_retrieved)
-        return await conn.send(packed, waited)
+        reply = await conn.send(packed)
+        if waited and self.wait[0] and type(reply) is not ReplyError:
+            acked = await conn.send(conn.wait_command)
+            if not (type(acked) is int and acked >= self.wait[0]):
+                if self.on_short is not None:
+                    self.on_short(acked)
+                raise ReplicationTimeout(f"WAIT saw {acked!r} of {self.wait[0]} replicas take "
+                                         "the write in time")
+        return reply
+
+    @property
+    def connected(self) -> bool:  # the next call is sent without connecting first
+        return self._conn is not None and not self._conn.closed
 
     def slot_of(self, key: str) -> int:
         return 0
@@ -320,7 +382,8 @@ class PipelinedRedis:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self._lost, self.wait), self.host, self.port)
+                    lambda: _Connection(loop, self._lost, self.wait, self.on_short,
+                                        self.max_pending), self.host, self.port)
                 handshake = []
                 if self.password is not None:
                     auth = ("AUTH", self.username, self.password) if self.username else (

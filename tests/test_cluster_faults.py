@@ -4,12 +4,9 @@ master, with and without replicated acknowledgements (REDIS_WAIT_REPLICAS)."""
 
 from __future__ import annotations
 
-import http.client
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -20,8 +17,7 @@ from engine.keys import CustomerKeys, concert_keys
 from loadtests.cluster import QUICK_SYNC, RedisCluster
 from loadtests.stack import api_server
 from tests.conftest import CONCERT, NO_LIMITS_ENV, OPTION, OTHER_OPTION, small_catalog
-
-HOST = "127.0.0.1"
+from tests.http import Client, join, run_threads
 
 
 @pytest.fixture(scope="module")
@@ -31,61 +27,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
                      node_timeout_ms=1000, extra=QUICK_SYNC).start()
     yield c
     c.stop()
-
-
-@dataclass
-class Answer:
-    at: float
-    status: int
-    code: str
-    seconds: float
-    what: str
-
-
-@dataclass
-class Client:
-    """One keep-alive connection; every answer is kept with its time and code."""
-
-    port: int
-    answers: list[Answer] = field(default_factory=list)
-    conn: http.client.HTTPConnection | None = None
-
-    def call(self, method: str, path: str, body: object = None,
-             headers: dict[str, str] | None = None, what: str = "") -> tuple[int, dict]:
-        t0 = time.monotonic()
-        for attempt in (0, 1):  # a keep-alive connection the server closed: once more
-            try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(HOST, self.port, timeout=10)
-                self.conn.request(method, path, body=orjson.dumps(body) if body else None,
-                                  headers={"Content-Type": "application/json",
-                                           **(headers or {})})
-                resp = self.conn.getresponse()
-                data = orjson.loads(resp.read() or b"{}")
-                break
-            except (ConnectionError, http.client.HTTPException):
-                self.conn = None
-                if attempt:
-                    raise
-        self.answers.append(Answer(t0, resp.status, data.get("code", ""),
-                                   time.monotonic() - t0, what or path))
-        return resp.status, data
-
-
-def run_threads(n: int, seconds: float, work: Callable[[int, Client, float], None],
-                port: int) -> list[Client]:
-    clients = [Client(port) for _ in range(n)]
-    deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=work, args=(i, c, deadline)) for i, c in
-               enumerate(clients)]
-    for t in threads:
-        t.start()
-    return clients, threads  # type: ignore[return-value]
-
-
-def join(threads: list[threading.Thread]) -> None:
-    for t in threads:
-        t.join(60)
 
 
 # --- a slot migrated under the booking mix --------------------------------------------------

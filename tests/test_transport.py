@@ -13,7 +13,14 @@ import pytest
 import redis
 import uvloop
 
-from engine.transport import PipelinedRedis, ReplyTimeout, TransportError, pack
+from engine.transport import (
+    PipelinedRedis,
+    ReplicationTimeout,
+    ReplyError,
+    ReplyTimeout,
+    TransportError,
+    pack,
+)
 from loadtests.stack import RedisServer
 
 
@@ -140,3 +147,24 @@ def test_a_busy_event_loop_is_not_taken_for_a_hung_redis(redis_server, r) -> Non
             await client.aclose()
 
     assert asyncio.run(go()) == b"PONG"
+
+
+def test_an_error_reply_is_not_held_hostage_by_a_short_wait(redis_server, r) -> None:
+    """A batch's WAIT saw too few replicas (this Redis has none): its writes fail as 'may have
+    been applied', but a call Redis refused (NOSCRIPT, MOVED) wrote nothing and gets its own
+    answer, so the Store can send the script or follow the redirect. The node is told."""
+    shorts: list[object] = []
+
+    async def go() -> list[object]:
+        client = PipelinedRedis(redis_server.url, wait_replicas=1, wait_timeout_ms=50,
+                                on_short=shorts.append)
+        replies = await asyncio.gather(
+            client.call(pack(("EVALSHA", "0" * 40, 0)), 0, True),
+            client.call(pack(("INCR", "n")), 0, True), return_exceptions=True)
+        await client.aclose()
+        return replies
+
+    noscript, incr = asyncio.run(go())
+    assert isinstance(noscript, ReplyError) and str(noscript).startswith("NOSCRIPT")
+    assert isinstance(incr, ReplicationTimeout)
+    assert r.get("n") == b"1" and shorts == [0]
