@@ -13,7 +13,8 @@
   KEYS[2]  waiting    zset  customerId -> queue place
   KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
   KEYS[4]  rate       hash  sec, n, avg: admissions (see include/admission.lua); bcursor,
-                            tcursor: where the idle-bucket scans of buckets and tickets are
+                            tcursor: where the idle-bucket scans of buckets and tickets are;
+                            bpass: the buckets' count when their walk began
   KEYS[5]  holds      zset  reservation id -> hold expiry (ms)
   KEYS[6]  paying     zset  reservation id -> pay start (ms)
   KEYS[7]  res        hash  reservation id -> JSON record
@@ -106,8 +107,14 @@ local function idle(bucket)
   local last = string.match(bucket, ':(%d+)$')
   return last and tonumber(last) < now - bucket_idle_ms
 end
-local cursors = redis.call('HMGET', rate, 'bcursor', 'tcursor')
-local scan = redis.call('HSCAN', buckets, cursors[1] or '0', 'COUNT', 200)
+local cursors = redis.call('HMGET', rate, 'bcursor', 'tcursor', 'bpass')
+-- Enough of the buckets a tick that a walk covers them all in about one idle time (new
+-- tokens per address can make many): the size at the walk's start over the idle time's
+-- ticks, at least 200 and at most 10,000 a tick.
+local pass = tonumber(cursors[3]) or 0
+if (cursors[1] or '0') == '0' then pass = redis.call('HLEN', buckets) end
+local per_tick = math.min(10000, math.max(200, math.ceil(pass * 1000 / bucket_idle_ms)))
+local scan = redis.call('HSCAN', buckets, cursors[1] or '0', 'COUNT', per_tick)
 for i = 1, #scan[2], 2 do
   if idle(scan[2][i + 1]) then redis.call('HDEL', buckets, scan[2][i]) end
 end
@@ -116,7 +123,7 @@ for i = 1, #tscan[2], 2 do
   local bucket = string.match(tscan[2][i + 1], '^0||[^|]*|%d*|(.+)$')
   if bucket and idle(bucket) then redis.call('HDEL', tickets, tscan[2][i]) end
 end
-redis.call('HSET', rate, 'bcursor', scan[1], 'tcursor', tscan[1])
+redis.call('HSET', rate, 'bcursor', scan[1], 'tcursor', tscan[1], 'bpass', pass)
 
 local stale = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', paying, '-inf', now - stale_ms, 'LIMIT', 0, 100)) do

@@ -269,3 +269,32 @@ def test_a_reload_with_an_opening_is_refused_while_a_queue_stands(
     resp = client.put("/admin/concerts/79", headers=ADMIN, json=_document(
         79, {"opensAt": iso(datetime.now(UTC) + timedelta(hours=1))}))
     assert resp.status_code == 409 and resp.json()["code"] == "QUEUE_STANDING", resp.text
+
+
+# --- rate-limit state stays bounded by time, not by the tick's pace ---------------------------
+def test_idle_address_buckets_are_dropped_within_an_idle_time(settings, catalog) -> None:
+    """Per-address buckets of new tokens (ISSUE_RATE_PER_ADDRESS) from many addresses: the
+    tick walks enough of them a tick to drop every idle one within about one idle time
+    (RATE_BURST / rate seconds), however many there are. It dropped ~200 a tick: 7x
+    MAX_WAITING of made-up ids in 40 s (mem_buckets.py)."""
+    import asyncio
+    import dataclasses
+
+    from engine import tick
+    from engine.store import Store, connect
+
+    s = dataclasses.replace(settings, issue_rate_per_address=1.0, rate_burst=5)
+    idle_ticks = s.bucket_idle_ms // 1000  # ticks a second: one idle time is this many
+    k = concert_keys(CONCERT)
+    stale = int(time.time() * 1000) - 60_000
+    catalog.hset(k.buckets, mapping={f"a:10.0.{i // 250}.{i % 250}": f"0.000:{stale}"
+                                     for i in range(20_000)})
+
+    async def ticks(n: int) -> None:
+        store = Store(connect(s), s)
+        for _ in range(n):
+            await tick.tick(store, CONCERT)
+        await store.aclose()
+
+    asyncio.run(ticks(idle_ticks))
+    assert catalog.hlen(k.buckets) == 0
