@@ -1,9 +1,11 @@
 """The script registry: every ``lua/*.lua`` file by its name, with its includes expanded.
 
-Lines that several scripts share (the token check, the hold release, admission) live once in
-``lua/include/<name>.lua`` and a script pulls one in with a line ``-- @include <name>``; the
-registry replaces that line with the include's text before the script is loaded (as BullMQ's
-loader does). A copy per script drifts; an include cannot. The price: a script file is not
+Helpers that several scripts share (the token check, the hold release, admission) live once
+in ``lua/include/<name>.lua`` as functions that take what they need as parameters, and a
+script pulls one in with a line ``-- @include <name>``; the registry replaces that line with
+the include's text before the script is loaded (as BullMQ's loader does). An include may pull
+in another the same way: each is emitted once per script, before what needs it, and a loop is
+refused. A copy per script drifts; an include cannot. The price: a script file is not
 runnable by itself, so ``expanded_file`` writes the text Redis runs to ``var/lua/`` and
 ``python -m engine debug`` prints the ``redis-cli --eval``/``--ldb`` line for that file.
 
@@ -35,19 +37,24 @@ _INCLUDE = re.compile(r"^-- @include (\w+)[ \t]*$", re.M)
 
 
 def expand(source: str, include_dir: Path = INCLUDE_DIR) -> str:
-    """``source`` with each ``-- @include name`` line replaced by ``include/name.lua``, marked
-    with a comment line before and after (includes do not nest)."""
+    """``source`` with each ``-- @include name`` line replaced by ``include/name.lua`` (marked
+    with a comment line before and after), whose own include lines are expanded the same
+    way: each include once, at its first use, so before whatever needs it. A loop raises."""
+    emitted: set[str] = set()
 
-    def text(m: re.Match[str]) -> str:
-        path = include_dir / f"{m[1]}.lua"
+    def one(name: str, stack: tuple[str, ...]) -> str:
+        if name in stack:
+            raise RuntimeError(f"include loop: {' -> '.join((*stack, name))}")
+        if name in emitted:
+            return f"-- (include/{name}.lua: above)"
+        path = include_dir / f"{name}.lua"
         if not path.is_file():
-            raise RuntimeError(f"-- @include {m[1]}: no file {path}")
-        body = path.read_text().rstrip("\n")
-        if _INCLUDE.search(body):
-            raise RuntimeError(f"{path}: includes do not nest")
-        return f"-- >>> include/{m[1]}.lua\n{body}\n-- <<< include/{m[1]}.lua"
+            raise RuntimeError(f"-- @include {name}: no file {path}")
+        emitted.add(name)
+        body = _INCLUDE.sub(lambda m: one(m[1], (*stack, name)), path.read_text().rstrip("\n"))
+        return f"-- >>> include/{name}.lua\n{body}\n-- <<< include/{name}.lua"
 
-    return _INCLUDE.sub(text, source)
+    return _INCLUDE.sub(lambda m: one(m[1], ()), source)
 
 
 def includes_of(source: str) -> list[str]:

@@ -3,8 +3,8 @@
   The background tick of one concert (about once a second in all, by whichever API worker
   takes the concert's short lease first, see engine/tick.py): drop expired ACTIVE tokens,
   release expired holds, purge long-closed reservations, admit from the queue, drop rate-limit
-  buckets that are full again (and ticket records that held nothing else), and list the pays stuck in PAYING and the refunds stuck in
-  REFUNDING for the engine to finish. Idle WAITING tokens are sweep.lua's. Every step is
+  buckets that are full again (and ticket records that held nothing else), and list the pays
+  stuck in PAYING and the refunds stuck in REFUNDING for the engine to finish. Idle WAITING tokens are sweep.lua's. Every step is
   bounded, so one tick never blocks Redis for long.
 
   Flag allow-oom: its sweeps are what frees memory, so they must run when Redis is full.
@@ -45,60 +45,54 @@
              whose customer-side records forget.lua drops (at most 1000)
     refunds: {reservationId, ...}  refunds stuck in REFUNDING (at most 100)
 ]]
-local tokens, waiting, active, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds, paying, res, taken, free, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-  KEYS[10]
-local settings, tickets, buckets, refunding, events = KEYS[11], KEYS[12], KEYS[13], KEYS[14],
-  KEYS[15]
+-- @include clock
+-- @include settings
+-- @include events
+-- @include release
+-- @include admission
+
+local k = {tokens = KEYS[1], waiting = KEYS[2], active = KEYS[3], rate = KEYS[4],
+           holds = KEYS[5], paying = KEYS[6], res = KEYS[7], taken = KEYS[8], free = KEYS[9],
+           gone = KEYS[10], settings = KEYS[11], tickets = KEYS[12], buckets = KEYS[13],
+           refunding = KEYS[14], events = KEYS[15]}
 local stale_ms, keep_ms, seed = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local events_max, bucket_idle_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
 local SWEEP = 1000
-
--- @include clock
-
--- @include settings
-
-local cfg = configured(settings, {
+local now = time_ms()
+local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[1]), admitPerSecond = tonumber(ARGV[2]),
   activeTtlMs = tonumber(ARGV[3]), idleMs = tonumber(ARGV[4]), paused = 0, opensAt = 0,
   queueing = 0})
-
--- @include tickets
-
--- @include events
-
--- @include release
-
--- @include token_entry
-
--- @include admission
+local stream = event_stream(k.events, events_max, now)
 
 local dropped = 0
-for _, customer in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, SWEEP)) do
-  redis.call('ZREM', active, customer)
-  redis.call('HDEL', tokens, customer)
+for _, customer in ipairs(redis.call('ZRANGEBYSCORE', k.active, '-inf', now, 'LIMIT', 0,
+                                                    SWEEP)) do
+  redis.call('ZREM', k.active, customer)
+  redis.call('HDEL', k.tokens, customer)
   dropped = dropped + 1
 end
 
-local released = release_due(SWEEP)
+local released = release_due(k, now, stream, SWEEP)
 
 -- Closed long ago: an expired, cancelled or refunded record goes; a PAID one stays (it is
 -- the ticket).
 local forget = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', gone, '-inf', now - keep_ms, 'LIMIT', 0, SWEEP)) do
-  local raw = redis.call('HGET', res, id)
+for _, res_id in ipairs(redis.call('ZRANGEBYSCORE', k.gone, '-inf', now - keep_ms, 'LIMIT', 0,
+                                              SWEEP)) do
+  local raw = redis.call('HGET', k.res, res_id)
   local rec = raw and cjson.decode(raw)
   if not (rec and rec.status == 'REFUNDING') then  -- a refund under way finishes first
-    if rec and rec.status ~= 'PAID' then redis.call('HDEL', res, id) end
-    redis.call('ZREM', gone, id)
+    if rec and rec.status ~= 'PAID' then redis.call('HDEL', k.res, res_id) end
+    redis.call('ZREM', k.gone, res_id)
     if rec and rec.attempt > 0 then
-      forget[#forget + 1] = id
+      forget[#forget + 1] = res_id
       forget[#forget + 1] = rec.customer
     end
   end
 end
 
-local admitted = admit()
+local admitted = queue_of(k, cfg, now, seed, stream).admit()
 
 -- Rate-limit buckets untouched long enough are full again: as good as none. A ticket record
 -- that is nothing but such a bucket (a customer whose reserves were all refused, cancelled or
@@ -107,30 +101,32 @@ local function idle(bucket)
   local last = string.match(bucket, ':(%d+)$')
   return last and tonumber(last) < now - bucket_idle_ms
 end
-local cursors = redis.call('HMGET', rate, 'bcursor', 'tcursor', 'bpass')
+local cursors = redis.call('HMGET', k.rate, 'bcursor', 'tcursor', 'bpass')
 -- Enough of the buckets a tick that a walk covers them all in about one idle time (new
 -- tokens per address can make many): the size at the walk's start over the idle time's
 -- ticks, at least 200 and at most 10,000 a tick.
 local pass = tonumber(cursors[3]) or 0
-if (cursors[1] or '0') == '0' then pass = redis.call('HLEN', buckets) end
+if (cursors[1] or '0') == '0' then pass = redis.call('HLEN', k.buckets) end
 local per_tick = math.min(10000, math.max(200, math.ceil(pass * 1000 / bucket_idle_ms)))
-local scan = redis.call('HSCAN', buckets, cursors[1] or '0', 'COUNT', per_tick)
+local scan = redis.call('HSCAN', k.buckets, cursors[1] or '0', 'COUNT', per_tick)
 for i = 1, #scan[2], 2 do
-  if idle(scan[2][i + 1]) then redis.call('HDEL', buckets, scan[2][i]) end
+  if idle(scan[2][i + 1]) then redis.call('HDEL', k.buckets, scan[2][i]) end
 end
-local tscan = redis.call('HSCAN', tickets, cursors[2] or '0', 'COUNT', 200)
+local tscan = redis.call('HSCAN', k.tickets, cursors[2] or '0', 'COUNT', 200)
 for i = 1, #tscan[2], 2 do
   local bucket = string.match(tscan[2][i + 1], '^0||[^|]*|%d*|(.+)$')
-  if bucket and idle(bucket) then redis.call('HDEL', tickets, tscan[2][i]) end
+  if bucket and idle(bucket) then redis.call('HDEL', k.tickets, tscan[2][i]) end
 end
-redis.call('HSET', rate, 'bcursor', scan[1], 'tcursor', tscan[1], 'bpass', pass)
+redis.call('HSET', k.rate, 'bcursor', scan[1], 'tcursor', tscan[1], 'bpass', pass)
 
 local stale = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', paying, '-inf', now - stale_ms, 'LIMIT', 0, 100)) do
-  local rec = cjson.decode(redis.call('HGET', res, id))
-  stale[#stale + 1] = id
+for _, res_id in ipairs(redis.call('ZRANGEBYSCORE', k.paying, '-inf', now - stale_ms, 'LIMIT', 0,
+                                              100)) do
+  local rec = cjson.decode(redis.call('HGET', k.res, res_id))
+  stale[#stale + 1] = res_id
   stale[#stale + 1] = rec.customer
   stale[#stale + 1] = rec.attempt
 end
-local refunds = redis.call('ZRANGEBYSCORE', refunding, '-inf', now - stale_ms, 'LIMIT', 0, 100)
+local refunds = redis.call('ZRANGEBYSCORE', k.refunding, '-inf', now - stale_ms, 'LIMIT', 0,
+                           100)
 return {0, admitted, dropped, released, stale, forget, refunds}

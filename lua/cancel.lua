@@ -18,7 +18,7 @@
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
   ARGV[3] default waiting idle limit (ms)
-  ARGV[4] reservation id (32 hex chars)
+  ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] events kept in the stream (about)
 
   Returns
@@ -26,28 +26,23 @@
     {1} token unknown/expired   {2} token WAITING   {7} no such reservation of this customer
     {8} already paid   {9} hold expired   {10} a pay is in progress   {15} already cancelled
 ]]
-local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local taken, free, gone = KEYS[5], KEYS[6], KEYS[7]
-local settings, tickets, events = KEYS[8], KEYS[9], KEYS[10]
-local customer, secret, id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
-
 -- @include clock
-
-local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
-
--- @include token_entry
-
+-- @include settings
 -- @include token_state
-
--- @include tickets
-
 -- @include events
-
 -- @include release
 
-local state = token_state()
+local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], taken = KEYS[5],
+           free = KEYS[6], gone = KEYS[7], settings = KEYS[8], tickets = KEYS[9],
+           events = KEYS[10]}
+local customer, secret, res_id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
+local now = time_ms()
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
+local stream = event_stream(k.events, events_max, now)
+
+local state = token_state(k, customer, secret, cfg.idleMs, now)
 if state ~= 0 then return {state} end
-local raw = redis.call('HGET', res, id)
+local raw = redis.call('HGET', k.res, res_id)
 if not raw then return {7} end
 local rec = cjson.decode(raw)
 if rec.customer ~= customer then return {7} end
@@ -58,8 +53,8 @@ if rec.status == 'PAYING' then return {10} end
 if rec.status == 'EXPIRED' then return {9} end
 if rec.status == 'CANCELLED' then return {15} end
 if rec.expires <= now then
-  release(id, rec, 'EXPIRED')
+  release(k, now, stream, res_id, rec, 'EXPIRED')
   return {9}
 end
-release(id, rec, 'CANCELLED')
+release(k, now, stream, res_id, rec, 'CANCELLED')
 return {0}

@@ -6,8 +6,8 @@
 
   KEYS[1] balance   string  integer minor units
   KEYS[2] history   list    "kind|amount|balance|atMs|ref", newest first (up to keep + 10)
-  KEYS[3] (optional) idempotency record  string, expires: "fingerprint|balance" (charged) or
-                                          "fingerprint|!12" (refused with that code)
+  KEYS[3] idem      string  (optional) the idempotency record, expires: "fingerprint|balance"
+                            (charged) or "fingerprint|!12" (refused with that code)
 
   ARGV[1] amount (minor units, > 0)
   ARGV[2] balance limit (minor units)
@@ -22,13 +22,12 @@
                       refusal is its first answer)
     {13}              idempotency key reused with another request (nothing changed)
 ]]
-local balance_key, history, idem = KEYS[1], KEYS[2], KEYS[3]
+-- @include clock
+-- @include history
+
+local balance, history, idem = KEYS[1], KEYS[2], KEYS[3]
 local amount, max_balance = tonumber(ARGV[1]), tonumber(ARGV[2])
 local fingerprint, idem_ttl, keep = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-
--- @include clock
-
--- @include history
 
 if idem then
   local first = redis.call('GET', idem)
@@ -40,13 +39,13 @@ if idem then
   end
 end
 
-if tonumber(redis.call('GET', balance_key) or '0') + amount > max_balance then
+if tonumber(redis.call('GET', balance) or '0') + amount > max_balance then
   if idem then redis.call('SET', idem, fingerprint .. '|!12', 'PX', idem_ttl) end
   return {12}
 end
-local balance = redis.call('INCRBY', balance_key, amount)
-remember('CHARGE', amount, balance)
+local after = redis.call('INCRBY', balance, amount)
+remember(history, keep, time_ms(), 'CHARGE', amount, after)
 if idem then
-  redis.call('SET', idem, string.format('%s|%d', fingerprint, balance), 'PX', idem_ttl)
+  redis.call('SET', idem, string.format('%s|%d', fingerprint, after), 'PX', idem_ttl)
 end
-return {0, balance, 0}
+return {0, after, 0}

@@ -21,10 +21,11 @@
     {29, waiting}   an opening in the future while `waiting` tokens stand in a queue formed
                     after an opening (nothing changed)
 ]]
+-- @include clock
+
 local concert, settings, waiting = KEYS[1], KEYS[2], KEYS[3]
 local AFTER_OPENING = 4503599627370496  -- 2^52: the places given after an opening
-
--- @include clock
+local now = time_ms()
 
 if ARGV[1] ~= 'load' and redis.call('EXISTS', concert) == 0 then return {3} end
 for i = 2, #ARGV, 2 do

@@ -17,7 +17,7 @@
   KEYS[4] layout   hash  optionId -> "start:count:version" of its seats in the bitmap;
                          "pending:<optionId>" the same while its chunks are written
   KEYS[5] seats    hash  seatId -> "number:price:index" (price in minor units)
-  KEYS[6] view     zset  the seat as JSON {"id","number","price","section","row"} -> offset
+  KEYS[6] seatview zset  the seat as JSON {"id","number","price","section","row"} -> offset
 
   ARGV[1] optionId
   ARGV[2] date (RFC 3339)
@@ -33,7 +33,7 @@
     {0, 0}   the option already existed (nothing changed)
     {26}     a load with another seat count is under way for this option
 ]]
-local concert, options, free, layout, seats, view =
+local concert, options, free, layout, seats, seatview =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local option, date, name, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local total, first = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -57,7 +57,7 @@ for i = 0, n - 1 do
   local seat, number, price, json = ARGV[7 + 4 * i], ARGV[8 + 4 * i], ARGV[9 + 4 * i],
                                      ARGV[10 + 4 * i]
   redis.call('HSET', seats, seat, number .. ':' .. price .. ':' .. (start + first + i))
-  redis.call('ZADD', view, first + i, json)
+  redis.call('ZADD', seatview, first + i, json)
 end
 if first + n < total then return {0, 2} end
 redis.call('HSET', options, option, date)

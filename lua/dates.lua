@@ -28,37 +28,31 @@
                      [{"concertOptionId":..,"date":"..","availableSeats":..}, ...]
     {1} token unknown/expired   {2} token WAITING   {3} not the token's concert
 ]]
-local tokens, active, options, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds, res, taken, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
+-- @include clock
+-- @include settings
+-- @include token_state
+-- @include events
+-- @include release
+
+local k = {tokens = KEYS[1], active = KEYS[2], options = KEYS[3], free = KEYS[4],
+           holds = KEYS[5], res = KEYS[6], taken = KEYS[7], gone = KEYS[8], settings = KEYS[9],
+           tickets = KEYS[10], events = KEYS[11]}
 local customer, secret = ARGV[1], ARGV[2]
 local same_concert, events_max = ARGV[4] == '1', tonumber(ARGV[5])
 local SWEEP = 100
+local now = time_ms()
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
 
--- @include clock
-
-local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
-
--- @include token_entry
-
--- @include token_state
-
--- @include tickets
-
--- @include events
-
--- @include release
-
-local state = token_state()
+local state = token_state(k, customer, secret, cfg.idleMs, now)
 if state ~= 0 then return {state} end
 if not same_concert then return {3} end
 
-release_due(SWEEP)
+release_due(k, now, event_stream(k.events, events_max, now), SWEEP)
 
-local dates = redis.call('HGETALL', options)
+local dates = redis.call('HGETALL', k.options)
 local ids = {}
 for i = 1, #dates, 2 do ids[#ids + 1] = dates[i] end
-local counts = #ids > 0 and redis.call('HMGET', free, unpack(ids)) or {}
+local counts = #ids > 0 and redis.call('HMGET', k.free, unpack(ids)) or {}
 local rows = {}
 for i = 1, #ids do
   rows[i] = {dates[2 * i], tonumber(ids[i]), '{"concertOptionId":' .. ids[i] .. ',"date":' ..

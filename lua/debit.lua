@@ -36,14 +36,11 @@
     {16}                           this attempt is void, superseded by a later one, or its
                                    debit was refunded (nothing debited)
 ]]
-local balance_key, debits, history = KEYS[1], KEYS[2], KEYS[3]
-local id, attempt, amount = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local mode, keep = ARGV[4], tonumber(ARGV[5])
-
 -- @include clock
-
--- @include history
-
 -- @include debit_step
 
-return debit_step(id, attempt, amount, mode)
+local u = {balance = KEYS[1], debits = KEYS[2], history = KEYS[3]}
+local rid, attempt, amount = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local mode, keep = ARGV[4], tonumber(ARGV[5])
+
+return debit_step(u, keep, time_ms(), rid, attempt, amount, mode)

@@ -46,46 +46,41 @@
     {19}               the queue is full (nothing written)
     {20, retryAfterMs} rate limited (nothing written)
 ]]
-local concert, tokens, waiting, active, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local settings, buckets, events = KEYS[6], KEYS[7], KEYS[8]
+-- @include clock
+-- @include settings
+-- @include buckets
+-- @include events
+-- @include admission
+
+local k = {concert = KEYS[1], tokens = KEYS[2], waiting = KEYS[3], active = KEYS[4],
+           rate = KEYS[5], settings = KEYS[6], buckets = KEYS[7], events = KEYS[8]}
 local customer, fresh, max_waiting, place = ARGV[1], ARGV[2], tonumber(ARGV[7]), ARGV[8]
 local seed, per_customer, per_address = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local address, burst, events_max = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14])
 local AFTER_OPENING = 4503599627370496  -- 2^52: places after the opening come after these
-
--- @include clock
-
--- @include settings
-
-local cfg = configured(settings, {
+local now = time_ms()
+local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
   activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]), paused = 0, opensAt = 0,
   queueing = 0})
-
--- @include buckets
-
--- @include events
-
--- @include token_entry
-
--- @include admission
+local q = queue_of(k, cfg, now, seed, event_stream(k.events, events_max, now))
 
 -- A live token is the answer (a WAITING one counts as polled); one that expired or went idle
 -- is replaced. The entry: include/token_entry.lua.
-local entry = redis.call('HGET', tokens, customer)
-local kind, secret, ms = entry_of(entry, customer)
+local entry = redis.call('HGET', k.tokens, customer)
+local kind, secret, ms = entry_of(k.active, entry, customer)
 if kind == 'A' and ms > now then return {0, secret, 1, 0, 0, ms, cfg.opensAt, 0} end
 if kind == 'W' and ms > now - cfg.idleMs then
-  redis.call('HSET', tokens, customer, secret .. ':' .. now)
-  local _, until_ms = admit(customer)
+  redis.call('HSET', k.tokens, customer, secret .. ':' .. now)
+  local _, until_ms = q.admit(customer)
   if until_ms then return {0, secret, 1, 0, 0, until_ms, cfg.opensAt, 0} end
-  local state, position, wait, poll = standing(customer)
+  local state, position, wait, poll = q.standing(customer)
   return {0, secret, state, position, wait, 0, cfg.opensAt, poll}
 end
 
 -- A new token.
-if redis.call('EXISTS', concert) == 0 then return {3} end
-local queued = redis.call('ZCARD', waiting)
+if redis.call('EXISTS', k.concert) == 0 then return {3} end
+local queued = redis.call('ZCARD', k.waiting)
 if queued >= max_waiting then return {19} end
 
 -- Rate limits on new tokens: the buckets are fields of the buckets hash, written only once
@@ -94,30 +89,30 @@ if queued >= max_waiting then return {19} end
 local drawn = {}
 local function take(field, per_second)
   if per_second <= 0 then return 0 end
-  local wait, b = draw(redis.call('HGET', buckets, field), per_second, burst)
+  local wait, b = draw(redis.call('HGET', k.buckets, field), per_second, burst, now)
   if wait == 0 then drawn[#drawn + 1] = {field, b} end
   return wait
 end
 local wait_ms = entry and take('i:' .. customer, per_customer) or 0
 if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address) end
 if wait_ms > 0 then return {20, wait_ms} end
-for _, d in ipairs(drawn) do redis.call('HSET', buckets, d[1], d[2]) end
+for _, d in ipairs(drawn) do redis.call('HSET', k.buckets, d[1], d[2]) end
 
 if entry then  -- the old token's traces
-  redis.call('ZREM', active, customer)
-  queued = queued - redis.call('ZREM', waiting, customer)
+  redis.call('ZREM', k.active, customer)
+  queued = queued - redis.call('ZREM', k.waiting, customer)
 end
-redis.call('HSET', tokens, customer, fresh .. ':' .. now)
+redis.call('HSET', k.tokens, customer, fresh .. ':' .. now)
 local last = nil  -- a new token after the opening is last in the queue
 if now < cfg.opensAt then
-  redis.call('ZADD', waiting, place, customer)
+  redis.call('ZADD', k.waiting, place, customer)
 else
-  redis.call('ZADD', waiting, AFTER_OPENING + redis.call('HINCRBY', concert, 'seq', 1),
+  redis.call('ZADD', k.waiting, AFTER_OPENING + redis.call('HINCRBY', k.concert, 'seq', 1),
              customer)
   last = queued + 1
 end
 
-local _, until_ms, popped = admit(customer)
+local _, until_ms, popped = q.admit(customer)
 if until_ms then return {0, fresh, 1, 0, 0, until_ms, cfg.opensAt, 0} end
-local state, position, wait, poll = standing(customer, last and last - popped)
+local state, position, wait, poll = q.standing(customer, last and last - popped)
 return {0, fresh, state, position, wait, 0, cfg.opensAt, poll}

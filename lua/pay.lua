@@ -29,7 +29,7 @@
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
   ARGV[3] default waiting idle limit (ms)
-  ARGV[4] reservation id (32 hex chars)
+  ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] a pay in PAYING this long is stale: its payer crashed (ms)
   ARGV[6] events kept in the stream (about)
   ARGV[7] reservation id, with its concert ("<concertId>.<32 hex>")
@@ -45,44 +45,32 @@
     lua/debit.lua (a record of a later attempt: refused like 11, nothing debited); {7} and
     {17} of lua/pay_finish.lua cannot come here (the attempt is PAYING under this call)
 ]]
-local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local paying, taken, free, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local settings, tickets, events, concert = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local balance_key, debits, history = KEYS[13], KEYS[14], KEYS[15]
-local customer, secret = ARGV[1], ARGV[2]
-local id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local rid, keep = ARGV[7], tonumber(ARGV[8])
-
 -- @include clock
-
-local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
-
--- @include token_entry
-
--- @include token_state
-
--- @include tickets
-
+-- @include settings
 -- @include events
-
--- @include release
-
--- @include history
-
 -- @include pay_begin_step
-
 -- @include debit_step
-
 -- @include pay_finish_step
 
-local begun = pay_begin_step(id)
+local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], paying = KEYS[5],
+           taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
+           tickets = KEYS[10], events = KEYS[11], concert = KEYS[12]}
+local u = {balance = KEYS[13], debits = KEYS[14], history = KEYS[15]}
+local customer, secret = ARGV[1], ARGV[2]
+local res_id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local rid, keep = ARGV[7], tonumber(ARGV[8])
+local now = time_ms()
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
+local stream = event_stream(k.events, events_max, now)
+
+local begun = pay_begin_step(k, now, stream, customer, secret, cfg.idleMs, stale_ms, res_id)
 if begun[1] ~= 0 then return begun end
 local price, attempt = begun[2], begun[3]
-local debited = debit_step(rid, attempt, price, 'DEBIT')
+local debited = debit_step(u, keep, now, rid, attempt, price, 'DEBIT')
 if debited[1] ~= 0 then
-  pay_finish_step(id, attempt, 'REFUSED', 0)
+  pay_finish_step(k, now, stream, res_id, attempt, 'REFUSED', 0)
   return debited
 end
 -- The attempt is PAYING under this call since step 1: step 3 cannot answer 17 or 7 here.
-pay_finish_step(id, attempt, 'PAID', debited[2])
+pay_finish_step(k, now, stream, res_id, attempt, 'PAID', debited[2])
 return {0, price, debited[2]}

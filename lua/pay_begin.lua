@@ -24,7 +24,7 @@
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
   ARGV[3] default waiting idle limit (ms)
-  ARGV[4] reservation id (32 hex chars)
+  ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] a pay in PAYING this long is stale: its payer crashed (ms)
   ARGV[6] events kept in the stream (about)
 
@@ -37,26 +37,18 @@
     {9} hold expired   {10} another pay is in progress   {15} cancelled
     {24} refunded (by an operator)
 ]]
-local tokens, active, res, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local paying, taken, free, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
-local customer, secret = ARGV[1], ARGV[2]
-local id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-
 -- @include clock
-
-local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
-
--- @include token_entry
-
--- @include token_state
-
--- @include tickets
-
+-- @include settings
 -- @include events
-
--- @include release
-
 -- @include pay_begin_step
 
-return pay_begin_step(id)
+local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], paying = KEYS[5],
+           taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
+           tickets = KEYS[10], events = KEYS[11]}
+local customer, secret = ARGV[1], ARGV[2]
+local res_id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = time_ms()
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
+
+return pay_begin_step(k, now, event_stream(k.events, events_max, now), customer, secret,
+                      cfg.idleMs, stale_ms, res_id)

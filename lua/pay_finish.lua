@@ -20,7 +20,7 @@
   KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
   KEYS[11] events   stream the concert's events
 
-  ARGV[1] reservation id (32 hex chars)
+  ARGV[1] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[2] attempt number (from pay_begin.lua)
   ARGV[3] PAID | REFUSED
   ARGV[4] balance right after the debit (minor units; PAID only, kept as the pay's answer)
@@ -33,20 +33,16 @@
     {17}                 PAID for an attempt that is not the one PAYING: its debit buys
                          nothing (the caller refunds that attempt's debit)
 ]]
-local res, paying, holds, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local tokens, active, concert, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local tickets, events = KEYS[10], KEYS[11]
-local id, attempt, outcome, balance = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local events_max = tonumber(ARGV[5])
-
 -- @include clock
-
--- @include tickets
-
 -- @include events
-
--- @include release
-
 -- @include pay_finish_step
 
-return pay_finish_step(id, attempt, outcome, balance)
+local k = {res = KEYS[1], paying = KEYS[2], holds = KEYS[3], taken = KEYS[4], free = KEYS[5],
+           tokens = KEYS[6], active = KEYS[7], concert = KEYS[8], gone = KEYS[9],
+           tickets = KEYS[10], events = KEYS[11]}
+local res_id, attempt, outcome, balance = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local events_max = tonumber(ARGV[5])
+local now = time_ms()
+
+return pay_finish_step(k, now, event_stream(k.events, events_max, now), res_id, attempt,
+                       outcome, balance)

@@ -27,30 +27,29 @@
     {0, balance, amount}   refunded now
     {0, balance, 0}        nothing to refund (no such debit, or refunded before)
 ]]
-local balance_key, debits, history = KEYS[1], KEYS[2], KEYS[3]
-local id, attempt, keep, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-
 -- @include clock
-
 -- @include history
 
-local record = redis.call('HGET', debits, id) or ''
+local balance, debits, history = KEYS[1], KEYS[2], KEYS[3]
+local rid, attempt, keep, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+
+local record = redis.call('HGET', debits, rid) or ''
 local kind, of, amount = string.match(record, '^(%u):(%d+):(%d+)')
 if not kind and string.match(record, '^D:%d+$') then  -- "D:<amount>" of before: any attempt's
   kind, of, amount = 'D', attempt, string.sub(record, 3)
 end
 if kind == 'R' or (string.sub(record, 1, 2) == 'R:' and not kind) then
-  return {0, tonumber(redis.call('GET', balance_key) or '0'), 0}
+  return {0, tonumber(redis.call('GET', balance) or '0'), 0}
 end
 if mode == 'SALE' then
   if kind ~= 'D' then kind, amount = 'D', ARGV[5] end  -- its record was forgotten
   of = attempt
 end
 if kind ~= 'D' or of ~= attempt then
-  return {0, tonumber(redis.call('GET', balance_key) or '0'), 0}
+  return {0, tonumber(redis.call('GET', balance) or '0'), 0}
 end
 amount = tonumber(amount)
-local balance = redis.call('INCRBY', balance_key, amount)
-redis.call('HSET', debits, id, 'R:' .. attempt .. ':' .. amount)
-remember('REFUND', amount, balance, id)
-return {0, balance, amount}
+local after = redis.call('INCRBY', balance, amount)
+redis.call('HSET', debits, rid, 'R:' .. attempt .. ':' .. amount)
+remember(history, keep, time_ms(), 'REFUND', amount, after, rid)
+return {0, after, amount}

@@ -15,34 +15,33 @@
   KEYS[7] tickets    hash  customerId -> ticket record (include/tickets.lua)
   KEYS[8] events     stream the concert's events
 
-  ARGV[1] reservation id (32 hex chars)
+  ARGV[1] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[2] events kept in the stream (about)
 
   Returns
     {0, 1}   refunded now       {0, 0}   it was done before       {7}   no such reservation
 ]]
-local res, refunding, taken, free, concert, gone, tickets, events = KEYS[1], KEYS[2], KEYS[3],
-  KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local id, events_max = ARGV[1], tonumber(ARGV[2])
-
 -- @include clock
-
+-- @include events
 -- @include tickets
 
--- @include events
+local k = {res = KEYS[1], refunding = KEYS[2], taken = KEYS[3], free = KEYS[4],
+           concert = KEYS[5], gone = KEYS[6], tickets = KEYS[7], events = KEYS[8]}
+local res_id, events_max = ARGV[1], tonumber(ARGV[2])
+local now = time_ms()
 
-local raw = redis.call('HGET', res, id)
+local raw = redis.call('HGET', k.res, res_id)
 if not raw then return {7} end
 local rec = cjson.decode(raw)
 if rec.status ~= 'REFUNDING' then return {0, 0} end
 rec.status = 'REFUNDED'
 rec.refunded = now
-redis.call('HSET', res, id, cjson.encode(rec))
-redis.call('ZREM', refunding, id)
-redis.call('SETBIT', taken, rec.idx, 0)
-redis.call('HINCRBY', free, rec.option, 1)
-redis.call('HINCRBY', concert, 'sold', -1)
-redis.call('ZADD', gone, now, id)
-ticket_unpaid(rec.customer)
-emit('REFUNDED', id, rec.seat, rec.customer)
+redis.call('HSET', k.res, res_id, cjson.encode(rec))
+redis.call('ZREM', k.refunding, res_id)
+redis.call('SETBIT', k.taken, rec.idx, 0)
+redis.call('HINCRBY', k.free, rec.option, 1)
+redis.call('HINCRBY', k.concert, 'sold', -1)
+redis.call('ZADD', k.gone, now, res_id)
+ticket_unpaid(k, rec.customer)
+event_stream(k.events, events_max, now).reservation('REFUNDED', res_id, rec.seat, rec.customer)
 return {0, 1}

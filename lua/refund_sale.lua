@@ -9,24 +9,24 @@
   KEYS[1] res        hash  reservation id -> JSON record
   KEYS[2] refunding  zset  reservation id -> refund start (ms)
 
-  ARGV[1] reservation id (32 hex chars)
+  ARGV[1] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
 
   Returns
     {0, status, priceMinor, customerId, attempt}   status REFUNDING (to finish) or REFUNDED
     {7}   no such reservation
     {25}  not paid (held, being paid, expired or cancelled): nothing to refund
 ]]
-local res, refunding, id = KEYS[1], KEYS[2], ARGV[1]
-
 -- @include clock
 
-local raw = redis.call('HGET', res, id)
+local res, refunding, res_id = KEYS[1], KEYS[2], ARGV[1]
+
+local raw = redis.call('HGET', res, res_id)
 if not raw then return {7} end
 local rec = cjson.decode(raw)
 if rec.status == 'PAID' then
   rec.status = 'REFUNDING'
-  redis.call('HSET', res, id, cjson.encode(rec))
-  redis.call('ZADD', refunding, now, id)
+  redis.call('HSET', res, res_id, cjson.encode(rec))
+  redis.call('ZADD', refunding, time_ms(), res_id)
 elseif rec.status ~= 'REFUNDING' and rec.status ~= 'REFUNDED' then
   return {25}
 end

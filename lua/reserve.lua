@@ -26,7 +26,7 @@
   ARGV[3]  default waiting idle limit (ms)
   ARGV[4]  optionId
   ARGV[5]  seatId
-  ARGV[6]  new reservation id (32 hex chars)
+  ARGV[6]  res_id of the new reservation (32 hex chars)
   ARGV[7]  default hold TTL (ms)
   ARGV[8]  default most tickets per customer (0: no limit)
   ARGV[9]  reserves a second per customer (0: no limit)
@@ -39,40 +39,30 @@
     {5} no such seat in this option   {6} seat held or sold
     {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
 ]]
-local tokens, active, options, seats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local taken, free, holds, res, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local settings, tickets, events = KEYS[10], KEYS[11], KEYS[12]
-local customer, secret = ARGV[1], ARGV[2]
-local option, seat, id = ARGV[4], ARGV[5], ARGV[6]
-local per_second, burst, events_max = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local SWEEP = 100
-
 -- @include clock
-
 -- @include settings
-
-local cfg = configured(settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[7]),
-                                  maxTickets = tonumber(ARGV[8])})
-local idle_ms = cfg.idleMs
-
--- @include token_entry
-
 -- @include token_state
-
 -- @include buckets
-
--- @include tickets
-
 -- @include events
-
 -- @include release
-
 -- @include hold
 
-local state = token_state()
+local k = {tokens = KEYS[1], active = KEYS[2], options = KEYS[3], seats = KEYS[4],
+           taken = KEYS[5], free = KEYS[6], holds = KEYS[7], res = KEYS[8], gone = KEYS[9],
+           settings = KEYS[10], tickets = KEYS[11], events = KEYS[12]}
+local customer, secret = ARGV[1], ARGV[2]
+local option, seat, res_id = ARGV[4], ARGV[5], ARGV[6]
+local per_second, burst, events_max = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local SWEEP = 100
+local now = time_ms()
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[7]),
+                                    maxTickets = tonumber(ARGV[8])})
+local stream = event_stream(k.events, events_max, now)
+
+local state = token_state(k, customer, secret, cfg.idleMs, now)
 if state ~= 0 then return {state} end
-local t = ticket_get(customer)
-local wait_ms, bucket = draw(t.bucket, per_second, burst)
+local t = ticket_get(k, customer)
+local wait_ms, bucket = draw(t.bucket, per_second, burst, now)
 if wait_ms > 0 then return {20, wait_ms} end
 
 -- Holds whose time is up are released here only when one may stand in the way (the seat, or
@@ -82,14 +72,14 @@ local swept = false
 local function sweep()
   if swept then return false end
   swept = true
-  if release_due(SWEEP) == 0 then return false end
-  t = ticket_get(customer)
+  if release_due(k, now, stream, SWEEP) == 0 then return false end
+  t = ticket_get(k, customer)
   return true
 end
 
 local function save()  -- the record, with the rate limit's bucket as drawn
   t.bucket = bucket
-  ticket_set(customer, t)
+  ticket_set(k, customer, t)
 end
 
 -- Refused (the ticket limit, the seat): the attempt still counts against the rate limit.
@@ -103,21 +93,21 @@ if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets and
   return refused(21, cfg.maxTickets)
 end
 
-local entry = redis.call('HGET', seats, seat)
--- Only now tell an unknown option from an unknown seat (one call less); an option id that is
+local entry = redis.call('HGET', k.seats, seat)
+-- Only now tell an unknown option from an unknown seat (one call less); an option res_id that is
 -- not digits is unknown (hold() writes it into the record as is).
 if not entry or string.find(option, '%D') then
-  if redis.call('HEXISTS', options, option) == 0 then return refused(4) end
+  if redis.call('HEXISTS', k.options, option) == 0 then return refused(4) end
   return refused(5)
 end
 
 local price, index = string.match(entry, '^%d+:(%d+):(%d+)$')
-if redis.call('SETBIT', taken, index, 1) == 1 and
-    not (sweep() and redis.call('SETBIT', taken, index, 1) == 0) then
+if redis.call('SETBIT', k.taken, index, 1) == 1 and
+    not (sweep() and redis.call('SETBIT', k.taken, index, 1) == 0) then
   return refused(6)
 end
 price, index = tonumber(price), tonumber(index)
 local expires = now + cfg.holdMs
-hold(id, option, seat, index, price, expires, t)
+hold(k, stream, customer, secret, res_id, option, seat, index, price, expires, t)
 save()
 return {0, price, expires}

@@ -50,47 +50,38 @@
     {22} no `quantity` free seats next to each other in these rows
     {23} the option's seat list changed (reload it and call again)
 ]]
-local tokens, active, layout, taken, free = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local holds, res, gone = KEYS[6], KEYS[7], KEYS[8]
-local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
+-- @include clock
+-- @include settings
+-- @include token_state
+-- @include buckets
+-- @include events
+-- @include release
+-- @include hold
+
+local k = {tokens = KEYS[1], active = KEYS[2], layout = KEYS[3], taken = KEYS[4],
+           free = KEYS[5], holds = KEYS[6], res = KEYS[7], gone = KEYS[8], settings = KEYS[9],
+           tickets = KEYS[10], events = KEYS[11]}
 local customer, secret, option, quantity = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 local per_second, burst, events_max = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local version = ARGV[11]
 local SWEEP, MAX_PROBES = 100, 5000
+local taken = k.taken
+local now = time_ms()
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[6]),
+                                    maxTickets = tonumber(ARGV[7])})
+local stream = event_stream(k.events, events_max, now)
 
--- @include clock
-
--- @include settings
-
-local cfg = configured(settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[6]),
-                                  maxTickets = tonumber(ARGV[7])})
-local idle_ms = cfg.idleMs
-
--- @include token_entry
-
--- @include token_state
-
--- @include buckets
-
--- @include tickets
-
--- @include events
-
--- @include release
-
--- @include hold
-
-local state = token_state()
+local state = token_state(k, customer, secret, cfg.idleMs, now)
 if state ~= 0 then return {state} end
-release_due(SWEEP)  -- first, so that the customer's own holds that ran out count no more
-local t = ticket_get(customer)
-local wait_ms, bucket = draw(t.bucket, per_second, burst)
+release_due(k, now, stream, SWEEP)  -- first: the customer's own expired holds count no more
+local t = ticket_get(k, customer)
+local wait_ms, bucket = draw(t.bucket, per_second, burst, now)
 if wait_ms > 0 then return {20, wait_ms} end
 t.bucket = bucket
 
 -- Refused (the ticket limit, the seats): the attempt still counts against the rate limit.
 local function refused(code, ...)
-  if per_second > 0 then ticket_set(customer, t) end
+  if per_second > 0 then ticket_set(k, customer, t) end
   return {code, ...}
 end
 
@@ -98,7 +89,7 @@ if cfg.maxTickets > 0 and t.paid + #t.ids + quantity > cfg.maxTickets then
   return refused(21, cfg.maxTickets)
 end
 
-local slice = redis.call('HGET', layout, option)
+local slice = redis.call('HGET', k.layout, option)
 if not slice then return refused(4) end
 if string.match(slice, ':(%w+)$') ~= version then return refused(23) end
 
@@ -178,12 +169,13 @@ for a, b, last, first_seat, price in string.gmatch(ARGV[14], '(%d+):(%d+):(%d+):
   if r then
     local seat0 = tonumber(first_seat) + p - start_of(tonumber(a))
     local expires, i = now + cfg.holdMs, 0
-    for id in string.gmatch(ARGV[12], '%x+') do
+    for res_id in string.gmatch(ARGV[12], '%x+') do
       redis.call('SETBIT', taken, p + i, 1)
-      hold(id, option, string.format('%d', seat0 + i), p + i, tonumber(price), expires, t)
+      hold(k, stream, customer, secret, res_id, option, string.format('%d', seat0 + i), p + i,
+           tonumber(price), expires, t)
       i = i + 1
     end
-    ticket_set(customer, t)
+    ticket_set(k, customer, t)
     return {0, expires, r, p - at}
   end
   if probes >= MAX_PROBES then break end

@@ -2,7 +2,7 @@
 --[[
   An operator revokes a customer's token for a concert: the token ends at once (its next use
   is 401; a TOKEN_REVOKED event) and the customer's open holds are released (a REVOKED event
-  each, with its reservation id). A hold being paid
+  each, with its reservation res_id). A hold being paid
   (PAYING) is left to its pay, marked `revoked`: a pay that completes sells it, a pay that
   fails or is rolled back releases it (REVOKED) instead of holding it again.
 
@@ -25,36 +25,34 @@
   Returns
     {0, hadToken, holdsReleased, holdsBeingPaid}
 ]]
-local tokens, waiting, active, res = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holds, taken, free, gone, tickets, events = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-  KEYS[10]
-local customer, events_max = ARGV[1], tonumber(ARGV[2])
-
 -- @include clock
-
--- @include tickets
-
 -- @include events
-
 -- @include release
 
+local k = {tokens = KEYS[1], waiting = KEYS[2], active = KEYS[3], res = KEYS[4],
+           holds = KEYS[5], taken = KEYS[6], free = KEYS[7], gone = KEYS[8], tickets = KEYS[9],
+           events = KEYS[10]}
+local customer, events_max = ARGV[1], tonumber(ARGV[2])
+local now = time_ms()
+local stream = event_stream(k.events, events_max, now)
+
 local released, paying = 0, 0
-for _, id in ipairs(ticket_get(customer).ids) do
-  local raw = redis.call('HGET', res, id)
+for _, res_id in ipairs(ticket_get(k, customer).ids) do
+  local raw = redis.call('HGET', k.res, res_id)
   local rec = raw and cjson.decode(raw)
   if rec and rec.status == 'HELD' then
-    release(id, rec, 'CANCELLED', 'REVOKED')
+    release(k, now, stream, res_id, rec, 'CANCELLED', 'REVOKED')
     released = released + 1
   elseif rec and rec.status == 'PAYING' then
     rec.revoked = true
-    redis.call('HSET', res, id, cjson.encode(rec))
+    redis.call('HSET', k.res, res_id, cjson.encode(rec))
     paying = paying + 1
   elseif not rec then
-    ticket_close(customer, id, false)  -- a stale entry: nothing left to release
+    ticket_close(k, customer, res_id, false)  -- a stale entry: nothing left to release
   end
 end
-local had = redis.call('HDEL', tokens, customer)
-redis.call('ZREM', waiting, customer)
-redis.call('ZREM', active, customer)
-if had == 1 then emit_token_revoked(customer) end
+local had = redis.call('HDEL', k.tokens, customer)
+redis.call('ZREM', k.waiting, customer)
+redis.call('ZREM', k.active, customer)
+if had == 1 then stream.token_revoked(customer) end
 return {0, had, released, paying}

@@ -36,33 +36,27 @@
                                        bits are 0); version: that of the option's seat list
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
 ]]
-local tokens, active, layout = KEYS[1], KEYS[2], KEYS[3]
-local holds, res, taken, free, gone = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local settings, tickets, events = KEYS[9], KEYS[10], KEYS[11]
+-- @include clock
+-- @include settings
+-- @include token_state
+-- @include events
+-- @include release
+
+local k = {tokens = KEYS[1], active = KEYS[2], layout = KEYS[3], holds = KEYS[4],
+           res = KEYS[5], taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
+           tickets = KEYS[10], events = KEYS[11]}
 local customer, secret, option = ARGV[1], ARGV[2], ARGV[4]
 local offset, wanted, events_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local SWEEP = 100
+local now = time_ms()
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
 
--- @include clock
-
-local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[3])
-
--- @include token_entry
-
--- @include token_state
-
--- @include tickets
-
--- @include events
-
--- @include release
-
-local state = token_state()
+local state = token_state(k, customer, secret, cfg.idleMs, now)
 if state ~= 0 then return {state} end
 
-release_due(SWEEP)
+release_due(k, now, event_stream(k.events, events_max, now), SWEEP)
 
-local slice = redis.call('HGET', layout, option)
+local slice = redis.call('HGET', k.layout, option)
 if not slice then return {4} end
 local start, count, version = string.match(slice, '^(%d+):(%d+):(%w+)$')
 start, count = tonumber(start), tonumber(count)
@@ -71,5 +65,5 @@ count = count - offset
 if wanted >= 0 then count = math.min(count, wanted) end
 start = start + offset
 if count == 0 then return {0, version, start, 0, ''} end
-return {0, version, start, count, redis.call('GETRANGE', taken, math.floor(start / 8),
+return {0, version, start, count, redis.call('GETRANGE', k.taken, math.floor(start / 8),
                                              math.floor((start + count - 1) / 8))}

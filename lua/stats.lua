@@ -18,10 +18,11 @@
     minute's moving average, or this second's when higher, as text; paused 0/1; opensAt ms,
     0 when none)
 ]]
+-- @include clock
+
 local waiting, active, holds, paying, concert, free, rate, settings =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-
--- @include clock
+local now = time_ms()
 
 local DECAY = math.exp(-1 / 60)
 local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg')

@@ -31,39 +31,35 @@
                                       WAITING in the pre-queue (opensAt ms, 0: none)
     {1}                                                unknown, expired, idle or finished
 ]]
-local tokens, waiting, active, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local settings, events = KEYS[5], KEYS[6]
-local customer, secret, seed, events_max = ARGV[1], ARGV[2], ARGV[7], tonumber(ARGV[8])
-
 -- @include clock
-
 -- @include settings
+-- @include events
+-- @include admission
 
-local cfg = configured(settings, {
+local k = {tokens = KEYS[1], waiting = KEYS[2], active = KEYS[3], rate = KEYS[4],
+           settings = KEYS[5], events = KEYS[6]}
+local customer, secret, seed, events_max = ARGV[1], ARGV[2], ARGV[7], tonumber(ARGV[8])
+local now = time_ms()
+local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
   activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]), paused = 0, opensAt = 0,
   queueing = 0})
 
--- @include events
-
--- @include token_entry
-
--- @include admission
-
-local kind, s, ms = entry_of(redis.call('HGET', tokens, customer), customer)
+local kind, s, ms = entry_of(k.active, redis.call('HGET', k.tokens, customer), customer)
 if s ~= secret then return {1} end
 if kind == 'A' then
   if ms > now then return {0, 1, 0, 0, ms, cfg.opensAt, 0} end
   return {1}
 end
 if ms <= now - cfg.idleMs then
-  redis.call('ZREM', waiting, customer)
-  redis.call('HDEL', tokens, customer)
+  redis.call('ZREM', k.waiting, customer)
+  redis.call('HDEL', k.tokens, customer)
   return {1}
 end
-redis.call('HSET', tokens, customer, secret .. ':' .. now)
+redis.call('HSET', k.tokens, customer, secret .. ':' .. now)
 
-local _, active_until = admit(customer)
+local q = queue_of(k, cfg, now, seed, event_stream(k.events, events_max, now))
+local _, active_until = q.admit(customer)
 if active_until then return {0, 1, 0, 0, active_until, cfg.opensAt, 0} end
-local state, position, wait, poll = standing(customer)
+local state, position, wait, poll = q.standing(customer)
 return {0, state, position, wait, 0, cfg.opensAt, poll}

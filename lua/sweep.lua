@@ -19,12 +19,13 @@
     {0, dropped, looked, waiting}   waiting: the queue's length after the call; the cursor
                                     went back to the head when looked < slice
 ]]
+-- @include clock
+-- @include settings
+
 local tokens, waiting, rate, settings = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local n = tonumber(ARGV[2])
-
--- @include clock
-
-local idle_ms = tonumber(redis.call('HGET', settings, 'idleMs')) or tonumber(ARGV[1])
+local now = time_ms()
+local idle_ms = configured(settings, {idleMs = tonumber(ARGV[1])}).idleMs
 local cursor = tonumber(redis.call('HGET', rate, 'cursor') or '0')
 local slice = redis.call('ZRANGE', waiting, cursor, cursor + n - 1)
 local dropped = 0

@@ -78,4 +78,4 @@ def test_debug_prints_a_runnable_line(redis_url: str, mode: str, catalog: redis.
         assert steps.count("--ldb --eval") == 1 and "var/lua/pay.lua" in steps
         expanded = (REPO / "var" / "lua" / "pay.lua").read_text()
         assert "local function debit_step(" in expanded
-    assert "-- @include" not in expanded and "local function token_state()" in expanded
+    assert "-- @include" not in expanded and "local function token_state(k, " in expanded

@@ -74,13 +74,18 @@ def test_engine_sends_each_script_the_keys_and_args_its_header_names(settings: S
         header = SOURCES[name].split("]]", 1)[0]
         named_keys = re.findall(r"KEYS\[(\d+)\]", header)
         named_args = re.findall(r"ARGV\[(\d+)\]", header)
-        optional = len(re.findall(r"KEYS\[\d+\] \(optional\)", header))
+        optional = len(re.findall(r"KEYS\[\d+\] \w+\s+\w+\s+\(optional\)", header))
         assert len(named_keys) - optional <= len(keys) <= len(named_keys), name
         rest = re.search(r"ARGV\[(\d+)\.\.\]", header)  # "ARGV[13..] per row: ..."
         if rest:
             assert len(args) >= int(rest[1]) - 1, name
         else:
             assert len(args) == len(named_args), name
+        # Keys by name: each key's kind (what follows its hash tag: tk:{c:2}:tokens is
+        # "tokens", tk:{c:2}:seats:41150 "seats") is the name its header gives that place.
+        names = re.findall(r"KEYS\[\d+\]\s+(\w+)", header)
+        kinds = [k.split("}:", 1)[1].split(":", 1)[0] for k in keys]
+        assert kinds == names[:len(kinds)], f"{name}: sent {kinds}, the header names {names}"
         tags = {re.search(r"\{[^}]*\}", k).group(0) for k in keys}
         # pay.lua alone spans a concert and a customer: it runs only where they share a Redis.
         assert len(tags) == (2 if name == "pay" else 1), f"{name}: keys span {tags}"
@@ -117,41 +122,82 @@ def test_lua_dir_holds_only_scripts() -> None:
     assert sorted(p.stem for p in LUA_DIR.glob("*.lua")) == sorted(SOURCES)
 
 
-def test_shared_lines_live_in_includes_only() -> None:
-    """A helper that several scripts need is written once in lua/include/ and pulled in with
-    ``-- @include``; no script file defines one of its own, and every include a script pulls
-    in finds the locals it needs bound before the include line."""
-    includes = {p.stem: p.read_text() for p in INCLUDE_DIR.glob("*.lua")}
-    defined = {name: set(re.findall(r"^local function (\w+)", text, re.M))
-               for name, text in includes.items()}
-    users: dict[str, int] = {}
-    for path in sorted(LUA_DIR.glob("*.lua")):
-        raw = path.read_text()
-        own = set(re.findall(r"^local function (\w+)", raw, re.M))
-        for name in includes_of(raw):
-            users[name] = users.get(name, 0) + 1
-            assert not own & defined[name], f"{path.name} redefines {own & defined[name]}"
-            # "needs locals: a, b, c [and the includes x, y]" in the include's header
-            needs = includes[name].split("needs locals:", 1)[1].split("]]", 1)[0]
-            locals_part, _, includes_part = needs.partition("and the include")
-            before_raw = raw.split(f"-- @include {name}\n", 1)[0]
-            before = expand(before_raw)  # earlier includes too
-            bound = set(re.findall(r"\b(\w+)\b", " ".join(
-                re.findall(r"^local ([\w, ]+?)(?: =|$)", before, re.M))))
-            for local in re.findall(r"\w+", locals_part.replace("(none)", "")):
-                assert local in bound, f"{path.name}: include {name} needs local {local!r}"
-            for other in re.findall(r"\w+", includes_part.removeprefix("s")):
-                assert other in includes_of(before_raw), f"{path.name}: {name} needs {other}"
-    assert set(users) == set(includes), "an include that no script uses"
-    assert all(n >= 2 for n in users.values()), users
+LUA_KEYWORDS = set("and break do else elseif end false for function if in local nil not or "
+                   "repeat return then true until while".split())
+LUA_GLOBALS = {"redis", "cjson", "string", "math", "table", "tonumber", "tostring", "ipairs",
+               "pairs", "unpack", "type", "error", "select"}
 
 
-def test_expand_refuses_unknown_and_nested_includes(tmp_path) -> None:
-    (tmp_path / "a.lua").write_text("-- @include b\n")
+def _code(text: str) -> str:
+    """Lua text without its comments and strings (each string becomes "")."""
+    text = re.sub(r"--\[\[.*?\]\]", " ", text, flags=re.S)
+    text = re.sub(r"--[^\n]*", " ", text)
+    return re.sub(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", '""', text)
+
+
+def _declared(code: str) -> set[str]:
+    """Every name a chunk declares: locals, functions, parameters, loop variables."""
+    names: set[str] = set()
+    for group in re.findall(r"\blocal\s+(?:function\s+)?([\w,\s]+?)(?:=|\n|\()", code):
+        names |= set(re.findall(r"\w+", group))
+    for params in re.findall(r"\bfunction\b[\w.:\s]*\(([^)]*)\)", code):
+        names |= set(re.findall(r"\w+", params))
+    for group in re.findall(r"\bfor\s+([\w,\s]+?)\s+(?:in|=)", code):
+        names |= set(re.findall(r"\w+", group))
+    return names
+
+
+def _functions(code: str) -> set[str]:
+    return set(re.findall(r"^local function (\w+)", code, re.M))
+
+
+INCLUDES = {p.stem: p.read_text() for p in INCLUDE_DIR.glob("*.lua")}
+
+
+@pytest.mark.parametrize("name", sorted(INCLUDES))
+def test_an_include_reads_only_what_it_is_given(name: str) -> None:
+    """An include defines functions that take their inputs as parameters (BullMQ's
+    includes/*.lua): every name it reads is its own, a parameter, a function of an include it
+    pulls in itself, or Redis's Lua (redis, cjson, string, ...). Never a caller's local."""
+    code = _code(INCLUDES[name])
+    known = _declared(code) | LUA_KEYWORDS | LUA_GLOBALS
+    for other in includes_of(INCLUDES[name]):
+        known |= _functions(_code(expand(f"-- @include {other}\n")))
+    read = {m.group(1) for m in re.finditer(r"(?<![.:\w])([A-Za-z_]\w*)(?!\w)(?!\s*=[^=])",
+                                            code)}
+    assert read <= known, f"include/{name}.lua reads names it is not given: {read - known}"
+    assert not re.search(r"\b(KEYS|ARGV)\b", code), f"include/{name}.lua reads KEYS or ARGV"
+
+
+@pytest.mark.parametrize("path", sorted(LUA_DIR.glob("*.lua")), ids=lambda p: p.stem)
+def test_a_script_includes_what_it_calls_and_nothing_else(path) -> None:
+    """A script names only the includes whose functions it calls itself (what those need
+    comes with them), and defines none of their functions again."""
+    raw = path.read_text()
+    own = _code(raw)
+    for name in includes_of(raw):
+        defined = _functions(_code(INCLUDES[name]))
+        assert re.search(rf"\b({'|'.join(defined)})\s*\(", own), (
+            f"{path.name} includes {name} and calls none of {defined}")
+        assert not _functions(own) & defined, f"{path.name} redefines {defined}"
+
+
+def test_every_include_is_used() -> None:
+    used = {n for p in LUA_DIR.glob("*.lua") for n in includes_of(p.read_text())}
+    used |= {n for text in INCLUDES.values() for n in includes_of(text)}
+    assert used == set(INCLUDES)
+
+
+def test_expand_emits_each_include_once_and_refuses_loops(tmp_path) -> None:
+    (tmp_path / "a.lua").write_text("-- @include b\nlocal function a() end")
+    (tmp_path / "b.lua").write_text("local function b() end")
     with pytest.raises(RuntimeError, match="no file"):
         expand("-- @include zzz\n", tmp_path)
-    with pytest.raises(RuntimeError, match="do not nest"):
+    assert expand("x\n-- @include a\n-- @include b\ny\n", tmp_path) == (
+        "x\n-- >>> include/a.lua\n-- >>> include/b.lua\nlocal function b() end\n"
+        "-- <<< include/b.lua\nlocal function a() end\n-- <<< include/a.lua\n"
+        "-- (include/b.lua: above)\ny\n")
+    (tmp_path / "b.lua").write_text("-- @include c\n")
+    (tmp_path / "c.lua").write_text("-- @include a\n")
+    with pytest.raises(RuntimeError, match="include loop: a -> b -> c -> a"):
         expand("-- @include a\n", tmp_path)
-    (tmp_path / "b.lua").write_text("local x = 1")
-    assert expand("x\n-- @include b\ny\n", tmp_path) == (
-        "x\n-- >>> include/b.lua\nlocal x = 1\n-- <<< include/b.lua\ny\n")

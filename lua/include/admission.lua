@@ -1,111 +1,118 @@
---[[ include: admission from the queue, by the concert's settings (cfg, include settings).
-  admissions() -> second, admitted this second, avg: the rate hash keeps sec (the second of the
-  latest admissions), n (how many in it) and avg (admissions a second, a minute's moving
-  average; read once a call). admit(who) -> n, until, popped: how many it admitted (none
-  while paused or before opensAt; FIFO from the head, or with queueing 1 ("random") a
-  uniform draw from everyone waiting each time), when `who` was one of them its expiry, and
-  how many it took off the queue (admitted or idle).
-  standing(customer, known) -> state, position, wait, poll of a WAITING token: state 0 in the
-  queue (position 1-based: `known` when the caller knows it, else its rank; in random mode the
-  expected rank (n + 1) / 2), state 2 in
-  the pre-queue before the opening (position -1, wait: seconds to the opening); poll: the
-  seconds after which to poll again (at most 30, a quarter of the wait and a third of the
-  idle limit; drawn from the top fifth below that).
-  needs locals: tokens, waiting, active, rate, events, events_max, cfg, seed, now
-  and the includes events, token_entry ]]
-local DECAY = math.exp(-1 / 60)
-local mark  -- {second, n, avg}: read once a call, kept up to date by admit()
-local function admissions()
-  if not mark then
-    local second = math.floor(now / 1000)
-    local m = redis.call('HMGET', rate, 'sec', 'n', 'avg')
-    local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
-    if sec < second then
-      avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
-      n = 0
+--[[ include: queue_of(k, cfg, now, seed, stream) -> the concert's queue, by its settings cfg
+  (include/settings: activeLimit, admitPerSecond, activeTtlMs, idleMs, paused, opensAt,
+  queueing), its keys k (tokens, waiting, active, rate) and its event stream
+  (include/events); seed: a secure random number from the engine for random-mode draws.
+    q.admissions() -> second, admitted this second, avg: the rate hash keeps sec (the second
+      of the latest admissions), n (how many in it) and avg (admissions a second, a minute's
+      moving average); read once a call.
+    q.admit(who) -> n, until, popped: how many it admitted (none while paused or before
+      opensAt; FIFO from the head, or with queueing 1 ("random") a uniform draw from
+      everyone waiting each time), when `who` was one of them its expiry, and how many it
+      took off the queue (admitted or idle).
+    q.standing(customer, known) -> state, position, wait, poll of a WAITING token: state 0
+      in the queue (position 1-based: `known` when the caller knows it, else its rank; in
+      random mode the expected rank (n + 1) / 2), state 2 in the pre-queue before the
+      opening (position -1, wait: seconds to the opening); poll: the seconds after which to
+      poll again (at most 30, a quarter of the wait and a third of the idle limit; drawn from
+      the top fifth below that). ]]
+-- @include token_entry
+local function queue_of(k, cfg, now, seed, stream)
+  local q = {}
+  local DECAY = math.exp(-1 / 60)
+  local mark  -- {second, n, avg}: read once a call, kept up to date by admit()
+
+  function q.admissions()
+    if not mark then
+      local second = math.floor(now / 1000)
+      local m = redis.call('HMGET', k.rate, 'sec', 'n', 'avg')
+      local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
+      if sec < second then
+        avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
+        n = 0
+      end
+      mark = {second, n, avg}
     end
-    mark = {second, n, avg}
+    return mark[1], mark[2], mark[3]
   end
-  return mark[1], mark[2], mark[3]
-end
 
--- Park-Miller, seeded per call with a secure random number from the engine: for the random
--- draws of queueing "random" (exact in doubles: 16807 * 2^31 < 2^53).
-local prng = tonumber(seed) % 2147483646 + 1
-local function rand()
-  prng = (prng * 16807) % 2147483647
-  return prng / 2147483647
-end
-
-local function next_waiter()
-  if cfg.queueing == 1 then
-    local n = redis.call('ZCARD', waiting)
-    if n == 0 then return nil end
-    local at = math.floor(rand() * n)
-    local pick = redis.call('ZRANGE', waiting, at, at)[1]
-    redis.call('ZREM', waiting, pick)
-    return pick
+  -- Park-Miller, seeded per call with a secure random number from the engine: for the
+  -- random draws of queueing "random" (exact in doubles: 16807 * 2^31 < 2^53).
+  local prng = tonumber(seed) % 2147483646 + 1
+  local function rand()
+    prng = (prng * 16807) % 2147483647
+    return prng / 2147483647
   end
-  return redis.call('ZPOPMIN', waiting)[1]
-end
 
--- Admit: at most the free ACTIVE slots and this second's remaining admissions; a waiter that
--- went idle leaves instead of taking a slot. Returns how many it admitted, when `who` was one
--- of them that token's expiry (so the caller needs no read to know), and how many it took
--- off the queue (the admitted and the idle).
-local function admit(who)
-  if cfg.paused == 1 or now < cfg.opensAt then return 0, nil, 0 end
-  local second, admitted, avg = admissions()
-  local room = math.min(cfg.activeLimit - redis.call('ZCOUNT', active, '(' .. now, '+inf'),
-                        cfg.admitPerSecond - admitted)
-  local n, popped, mine = 0, 0, nil
-  while n < room and popped < room + 100 do
-    local head = next_waiter()
-    if not head then break end
-    popped = popped + 1
-    local kind, secret_of, polled = entry_of(redis.call('HGET', tokens, head), head)
-    if kind == 'W' and polled > now - cfg.idleMs then
-      local active_until = now + cfg.activeTtlMs
-      redis.call('HSET', tokens, head, secret_of .. '@' .. active_until)
-      redis.call('ZADD', active, active_until, head)
-      if head == who then mine = active_until end
-      n = n + 1
-    else
-      redis.call('HDEL', tokens, head)
-    end
-  end
-  if n > 0 then
-    redis.call('HSET', rate, 'sec', second, 'n', admitted + n, 'avg', avg)
-    mark = {second, admitted + n, avg}
-    emit_admitted(n)
-  end
-  return n, mine, popped
-end
-
--- Seconds until a waiter at this position is admitted, at the last minute's admission rate
--- (or this second's, when higher: right after a drop starts), floored at one a second.
-local function estimate(position)
-  local _, n, avg = admissions()
-  return math.ceil(position / math.max(avg, n, 1))
-end
-
-local function standing(customer, known)
-  local state, position, wait = 0, -1, 0
-  if now < cfg.opensAt then
-    state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
-  else
+  local function next_waiter()
     if cfg.queueing == 1 then
-      position = math.ceil((redis.call('ZCARD', waiting) + 1) / 2)
-    else
-      position = known or redis.call('ZRANK', waiting, customer) + 1
+      local n = redis.call('ZCARD', k.waiting)
+      if n == 0 then return nil end
+      local at = math.floor(rand() * n)
+      local pick = redis.call('ZRANGE', k.waiting, at, at)[1]
+      redis.call('ZREM', k.waiting, pick)
+      return pick
     end
-    wait = estimate(position)
+    return redis.call('ZPOPMIN', k.waiting)[1]
   end
-  -- The next poll: a quarter of the wait, at most 30 s and a third of the idle limit (a poll
-  -- keeps the token in the queue), at least 1 s; so that a surge of pollers slows itself.
-  -- Drawn from the top fifth below that bound, so that pollers told alike at one moment (at
-  -- the opening, say) drift apart instead of polling in waves.
-  local most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
-  local poll = most - math.floor(rand() * math.floor(most / 5 + 1))
-  return state, position, wait, poll
+
+  -- At most the free ACTIVE slots and this second's remaining admissions; a waiter that went
+  -- idle leaves instead of taking a slot.
+  function q.admit(who)
+    if cfg.paused == 1 or now < cfg.opensAt then return 0, nil, 0 end
+    local second, admitted, avg = q.admissions()
+    local room = math.min(cfg.activeLimit - redis.call('ZCOUNT', k.active, '(' .. now, '+inf'),
+                          cfg.admitPerSecond - admitted)
+    local n, popped, mine = 0, 0, nil
+    while n < room and popped < room + 100 do
+      local head = next_waiter()
+      if not head then break end
+      popped = popped + 1
+      local kind, secret, polled = entry_of(k.active, redis.call('HGET', k.tokens, head), head)
+      if kind == 'W' and polled > now - cfg.idleMs then
+        local until_ms = now + cfg.activeTtlMs
+        redis.call('HSET', k.tokens, head, secret .. '@' .. until_ms)
+        redis.call('ZADD', k.active, until_ms, head)
+        if head == who then mine = until_ms end
+        n = n + 1
+      else
+        redis.call('HDEL', k.tokens, head)
+      end
+    end
+    if n > 0 then
+      redis.call('HSET', k.rate, 'sec', second, 'n', admitted + n, 'avg', avg)
+      mark = {second, admitted + n, avg}
+      stream.admitted(n)
+    end
+    return n, mine, popped
+  end
+
+  -- Seconds until a waiter at this position is admitted, at the last minute's admission
+  -- rate (or this second's, when higher: right after a drop starts), floored at one a second.
+  local function estimate(position)
+    local _, n, avg = q.admissions()
+    return math.ceil(position / math.max(avg, n, 1))
+  end
+
+  function q.standing(customer, known)
+    local state, position, wait = 0, -1, 0
+    if now < cfg.opensAt then
+      state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
+    else
+      if cfg.queueing == 1 then
+        position = math.ceil((redis.call('ZCARD', k.waiting) + 1) / 2)
+      else
+        position = known or redis.call('ZRANK', k.waiting, customer) + 1
+      end
+      wait = estimate(position)
+    end
+    -- The next poll: a quarter of the wait, at most 30 s and a third of the idle limit (a
+    -- poll keeps the token in the queue), at least 1 s; so that a surge of pollers slows
+    -- itself. Drawn from the top fifth below that bound, so that pollers told alike at one
+    -- moment (at the opening, say) drift apart instead of polling in waves.
+    local most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
+    local poll = most - math.floor(rand() * math.floor(most / 5 + 1))
+    return state, position, wait, poll
+  end
+
+  return q
 end

@@ -1,10 +1,9 @@
---[[ include: a token bucket, "level:lastMs", refilled at `rate` a second up to `burst`.
-  draw(b, rate, burst) -> wait, bucket: wait 0 when a request may pass, else the ms until one
-  may; bucket: what to store once the request goes ahead (b itself when refused; '' with rate
-  0, no limit: nothing to store). The reserve's bucket lives in the customer's ticket record
-  (include/tickets.lua), issue's in the buckets hash (issue.lua).
-  needs locals: now ]]
-local function draw(b, rate, burst)
+--[[ include: draw(b, rate, burst, now) -> wait, bucket: a token bucket "level:lastMs",
+  refilled at `rate` a second up to `burst`. wait 0 when a request may pass, else the ms
+  until one may; bucket: what to store once the request goes ahead (b itself when refused;
+  '' with rate 0, no limit: nothing to store). The reserve's bucket lives in the customer's
+  ticket record (include/tickets.lua), issue's in the buckets hash (issue.lua). ]]
+local function draw(b, rate, burst, now)
   if rate <= 0 then return 0, '' end
   local level = burst
   if b and b ~= '' then

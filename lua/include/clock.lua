@@ -1,4 +1,6 @@
---[[ include: now, Redis's clock in whole milliseconds (a script decides expiry by it).
-  needs locals: (none) ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--[[ include: time_ms() -> Redis's clock in whole milliseconds (a script decides expiry by
+  it, never by a time its caller sends). ]]
+local function time_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end

@@ -1,16 +1,17 @@
---[[ include: debit_step(rid, attempt, amount, mode) -> pay step 2 for one attempt of
-  reservation rid ("<concertId>.<32 hex>"): DEBIT or VOID; its records and replies are
-  lua/debit.lua's.
-  needs locals: balance_key, debits, history, keep, now and the include history ]]
-local function debit_step(rid, attempt, amount, mode)
-  local record = redis.call('HGET', debits, rid) or 'V:0'
+--[[ include: debit_step(u, keep, now, rid, attempt, amount, mode) -> pay step 2 for one
+  attempt of reservation rid ("<concertId>.<32 hex>"): DEBIT or VOID; its records and replies
+  are lua/debit.lua's. u: the customer's keys by name (balance, debits, history); keep: the
+  history's length kept (include/history). ]]
+-- @include history
+local function debit_step(u, keep, now, rid, attempt, amount, mode)
+  local record = redis.call('HGET', u.debits, rid) or 'V:0'
   local kind, of, paid, after = string.match(record, '^(%u):(%d+):?(%d*):?(%d*)$')
   if kind == 'D' and paid == '' then
     -- Written before records named their attempt ("D:<amount>"): it meant "debited" to any
     -- attempt, and the pay that wrote it is the one in flight now. Read it that way, once.
     paid, of = of, attempt
-    after = redis.call('GET', balance_key) or '0'
-    redis.call('HSET', debits, rid, string.format('D:%d:%s:%s', attempt, paid, after))
+    after = redis.call('GET', u.balance) or '0'
+    redis.call('HSET', u.debits, rid, string.format('D:%d:%s:%s', attempt, paid, after))
   elseif kind == 'R' and paid == '' then
     return {16}  -- "R:<amount>" of before: refunded, for every attempt
   end
@@ -23,21 +24,21 @@ local function debit_step(rid, attempt, amount, mode)
   -- The record speaks for an earlier attempt, which can no longer be PAID.
   local refunded = false
   if kind == 'D' then
-    local back = redis.call('INCRBY', balance_key, paid)
-    remember('REFUND', tonumber(paid), back, rid)
+    local back = redis.call('INCRBY', u.balance, paid)
+    remember(u.history, keep, now, 'REFUND', tonumber(paid), back, rid)
     refunded = true
   end
   if mode == 'VOID' then
-    redis.call('HSET', debits, rid, 'V:' .. attempt)
+    redis.call('HSET', u.debits, rid, 'V:' .. attempt)
     return {16}
   end
-  local balance = tonumber(redis.call('GET', balance_key) or '0')
+  local balance = tonumber(redis.call('GET', u.balance) or '0')
   if balance < amount then
-    if refunded then redis.call('HSET', debits, rid, 'V:' .. attempt) end
+    if refunded then redis.call('HSET', u.debits, rid, 'V:' .. attempt) end
     return {11, balance}
   end
-  balance = redis.call('DECRBY', balance_key, amount)
-  redis.call('HSET', debits, rid, string.format('D:%d:%d:%d', attempt, amount, balance))
-  remember('PAYMENT', amount, balance, rid)
+  balance = redis.call('DECRBY', u.balance, amount)
+  redis.call('HSET', u.debits, rid, string.format('D:%d:%d:%d', attempt, amount, balance))
+  remember(u.history, keep, now, 'PAYMENT', amount, balance, rid)
   return {0, balance, 0, amount}
 end

@@ -1,26 +1,26 @@
---[[ include: events of the concert's stream, appended inside the script that makes the change
-  (so none is lost or invented), trimmed to about events_max entries. Each type has only its
-  own fields, and `at` (ms):
-    emit(kind, id, seat, customer): a reservation's HELD CANCELLED EXPIRED PAID REFUNDED
-      REVOKED, with reservationId (the API's "<concertId>.<32 hex>", from id: the 32 hex),
-      seatId and customerId;
-    emit_admitted(n): ADMITTED, count (how many tokens a batch made ACTIVE);
-    emit_token_revoked(customer): TOKEN_REVOKED, customerId (an operator ended the token;
-      its released holds have their own REVOKED events).
-  needs locals: events, events_max, now ]]
-local rid_prefix = string.match(events, '{c:(%d+)}') .. '.'  -- the concert's id, from its key
-
-local function emit(kind, id, seat, customer)
-  redis.call('XADD', events, 'MAXLEN', '~', events_max, '*', 'type', kind, 'reservationId',
-             rid_prefix .. id, 'seatId', seat, 'customerId', customer, 'at', now)
-end
-
-local function emit_admitted(n)
-  redis.call('XADD', events, 'MAXLEN', '~', events_max, '*', 'type', 'ADMITTED', 'count', n,
-             'at', now)
-end
-
-local function emit_token_revoked(customer)
-  redis.call('XADD', events, 'MAXLEN', '~', events_max, '*', 'type', 'TOKEN_REVOKED',
-             'customerId', customer, 'at', now)
+--[[ include: event_stream(key, maxlen, now) -> the concert's stream of events, appended
+  inside the script that makes the change (so none is lost or invented), trimmed to about
+  `maxlen` entries. Each type has only its own fields, and `at` (ms):
+    stream.reservation(kind, res_id, seat, customer): a reservation's HELD CANCELLED EXPIRED
+      PAID REFUNDED REVOKED, with reservationId (the API's "<concertId>.<res_id>"; res_id:
+      the reservation's 32 hex), seatId and customerId;
+    stream.admitted(n): ADMITTED, count (how many tokens a batch made ACTIVE);
+    stream.token_revoked(customer): TOKEN_REVOKED, customerId (an operator ended the token;
+      its released holds have their own REVOKED events). ]]
+local function event_stream(key, maxlen, now)
+  local rid_prefix = string.match(key, '{c:(%d+)}') .. '.'  -- the concert's id, from its key
+  return {
+    reservation = function(kind, res_id, seat, customer)
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'reservationId',
+                 rid_prefix .. res_id, 'seatId', seat, 'customerId', customer, 'at', now)
+    end,
+    admitted = function(n)
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', 'ADMITTED', 'count', n,
+                 'at', now)
+    end,
+    token_revoked = function(customer)
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', 'TOKEN_REVOKED',
+                 'customerId', customer, 'at', now)
+    end,
+  }
 end

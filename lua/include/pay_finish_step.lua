@@ -1,9 +1,10 @@
---[[ include: pay_finish_step(id, attempt, outcome, balance) -> pay step 3 for one attempt
-  of reservation id (32 hex): PAID or REFUSED; its replies are lua/pay_finish.lua's.
-  needs locals: res, paying, holds, taken, free, tokens, active, concert, gone, tickets,
-  events, events_max, now and the includes tickets, events, release ]]
-local function pay_finish_step(id, attempt, outcome, balance)
-  local raw = redis.call('HGET', res, id)
+--[[ include: pay_finish_step(k, now, stream, res_id, attempt, outcome, balance) -> pay step 3
+  for one attempt of reservation id (32 hex): PAID or REFUSED; its replies are
+  lua/pay_finish.lua's. k: the concert's keys by name (res, paying, holds, taken, free,
+  tokens, active, concert, gone, tickets); stream: include/events. ]]
+-- @include release
+local function pay_finish_step(k, now, stream, res_id, attempt, outcome, balance)
+  local raw = redis.call('HGET', k.res, res_id)
   if not raw then return {7} end
   local rec = cjson.decode(raw)
 
@@ -16,32 +17,32 @@ local function pay_finish_step(id, attempt, outcome, balance)
     rec.revoked = nil
     rec.balance = balance
     rec.paid = now
-    redis.call('HSET', res, id, cjson.encode(rec))
-    redis.call('ZREM', paying, id)
-    redis.call('ZADD', gone, now, id)
-    redis.call('HINCRBY', concert, 'sold', 1)
-    local left = ticket_close(rec.customer, id, true, rec.token)
-    emit('PAID', id, rec.seat, rec.customer)
-    local entry = left == 0 and redis.call('HGET', tokens, rec.customer)
+    redis.call('HSET', k.res, res_id, cjson.encode(rec))
+    redis.call('ZREM', k.paying, res_id)
+    redis.call('ZADD', k.gone, now, res_id)
+    redis.call('HINCRBY', k.concert, 'sold', 1)
+    local left = ticket_close(k, rec.customer, res_id, true, rec.token)
+    stream.reservation('PAID', res_id, rec.seat, rec.customer)
+    local entry = left == 0 and redis.call('HGET', k.tokens, rec.customer)
     if entry and string.sub(entry, 1, 32) == rec.token then
-      redis.call('ZREM', active, rec.customer)  -- its last hold paid: the token is done
-      redis.call('HDEL', tokens, rec.customer)
+      redis.call('ZREM', k.active, rec.customer)  -- its last hold paid: the token is done
+      redis.call('HDEL', k.tokens, rec.customer)
       return {0, 1}
     end
     return {0, 0}
   end
 
   if rec.status ~= 'PAYING' or rec.attempt ~= attempt then return {0, 0} end
-  redis.call('ZREM', paying, id)
+  redis.call('ZREM', k.paying, res_id)
   if rec.revoked then  -- its customer was revoked during the pay (lua/revoke.lua)
     rec.revoked = nil
-    release(id, rec, 'CANCELLED', 'REVOKED')
+    release(k, now, stream, res_id, rec, 'CANCELLED', 'REVOKED')
   elseif rec.expires > now then
     rec.status = 'HELD'
-    redis.call('HSET', res, id, cjson.encode(rec))
-    redis.call('ZADD', holds, rec.expires, id)
+    redis.call('HSET', k.res, res_id, cjson.encode(rec))
+    redis.call('ZADD', k.holds, rec.expires, res_id)
   else
-    release(id, rec, 'EXPIRED')
+    release(k, now, stream, res_id, rec, 'EXPIRED')
   end
   return {0, 0}
 end

@@ -1,24 +1,25 @@
---[[ include: release(id, rec, status, kind) frees a hold's seat, closes the reservation
-  (status EXPIRED or CANCELLED), uncounts it from the customer's tickets (and the token it was
-  made under), and emits the event `kind` (default: the status); release_due(n)
-  releases at most n holds whose time is up.
-  needs locals: taken, free, holds, res, gone, tickets, events, events_max, now
-  and the includes tickets, events ]]
-local function release(id, rec, status, kind)
-  redis.call('SETBIT', taken, rec.idx, 0)
-  redis.call('HINCRBY', free, rec.option, 1)
-  redis.call('ZREM', holds, id)
+--[[ include: release(k, now, stream, res_id, rec, status, kind) frees a hold's seat, closes the
+  reservation `id` (32 hex; status EXPIRED or CANCELLED), uncounts it from the customer's
+  tickets (and the token it was made under), and adds the event `kind` (default: the status)
+  to `stream` (include/events). release_due(k, now, stream, n) releases at most n holds whose
+  time is up and returns how many. k: the concert's keys by name (taken, free, holds, res,
+  gone, tickets). ]]
+-- @include tickets
+local function release(k, now, stream, res_id, rec, status, kind)
+  redis.call('SETBIT', k.taken, rec.idx, 0)
+  redis.call('HINCRBY', k.free, rec.option, 1)
+  redis.call('ZREM', k.holds, res_id)
   rec.status = status
-  redis.call('HSET', res, id, cjson.encode(rec))
-  redis.call('ZADD', gone, now, id)
-  ticket_close(rec.customer, id, false, rec.token)
-  emit(kind or status, id, rec.seat, rec.customer)
+  redis.call('HSET', k.res, res_id, cjson.encode(rec))
+  redis.call('ZADD', k.gone, now, res_id)
+  ticket_close(k, rec.customer, res_id, false, rec.token)
+  stream.reservation(kind or status, res_id, rec.seat, rec.customer)
 end
 
-local function release_due(n)
-  local due = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, n)
+local function release_due(k, now, stream, n)
+  local due = redis.call('ZRANGEBYSCORE', k.holds, '-inf', now, 'LIMIT', 0, n)
   for i = 1, #due do
-    release(due[i], cjson.decode(redis.call('HGET', res, due[i])), 'EXPIRED')
+    release(k, now, stream, due[i], cjson.decode(redis.call('HGET', k.res, due[i])), 'EXPIRED')
   end
   return #due
 end

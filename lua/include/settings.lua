@@ -1,8 +1,8 @@
 --[[ include: configured(key, defaults) -> the concert's settings: each name's value from the
-  concert's settings hash (set by an operator: PATCH /admin/concerts/{id}/settings, python -m
-  engine settings) or else its default, which the engine sends from the environment. Values
-  are numbers (times in ms, flags 0/1). One HMGET.
-  needs locals: (none) ]]
+  concert's settings hash `key` (set by an operator: PATCH /admin/concerts/{id}/settings,
+  python -m engine settings) or else its default, which the engine sends from the
+  environment. Values are numbers (times in ms, flags 0/1). One HMGET: the one way a script
+  reads a setting. ]]
 local function configured(key, defaults)
   local names, n = {}, 0
   for name in pairs(defaults) do

@@ -7,22 +7,22 @@
   the reserve rate limit's "level:lastMs" (include/buckets.lua), empty when none. A record of
   the former "<paid>|<open ids>" (a deploy over a live drop) is read with the token of its
   latest hold and that token's holds counted from their records, and no bucket.
-  ticket_get(c) -> {paid, ids, token, held, bucket}; ticket_set(c, t) writes it (deletes it
-  when empty); ticket_close(c, id, sold, token) -> the holds `token` still has open, once
-  hold `id` is gone (sold: it counts as a paid seat); ticket_unpaid(c): a paid seat refunded.
-  Open holds plus paid seats never exceed maxTicketsPerCustomer.
-  needs locals: tickets, res ]]
-local function ticket_get(customer)
-  local raw = redis.call('HGET', tickets, customer)
+  k: the concert's keys by name (k.tickets, and k.res for a record of the former form).
+  ticket_get(k, c) -> {paid, ids, token, held, bucket}; ticket_set(k, c, t) writes it
+  (deletes it when empty); ticket_close(k, c, res_id, sold, token) -> the holds `token` still
+  has open, once hold res_id is gone (sold: it counts as a paid seat); ticket_unpaid(k, c): a
+  paid seat refunded. Open holds plus paid seats never exceed maxTicketsPerCustomer. ]]
+local function ticket_get(k, customer)
+  local raw = redis.call('HGET', k.tickets, customer)
   local t = {paid = 0, ids = {}, token = '', held = 0, bucket = ''}
   if raw then
     local paid, list, token, held, bucket =
       string.match(raw, '^(%d+)|([^|]*)|?(%x*)|?(%d*)|?(.*)$')
     t.paid, t.token, t.held, t.bucket = tonumber(paid), token, tonumber(held) or 0, bucket
-    for id in string.gmatch(list, '%x+') do t.ids[#t.ids + 1] = id end
+    for res_id in string.gmatch(list, '%x+') do t.ids[#t.ids + 1] = res_id end
     if held == '' then  -- the former form: the count from the open holds' own records
-      for _, id in ipairs(t.ids) do
-        local rec = redis.call('HGET', res, id)
+      for _, res_id in ipairs(t.ids) do
+        local rec = redis.call('HGET', k.res, res_id)
         rec = rec and cjson.decode(rec)
         if rec and rec.token ~= t.token then t.token, t.held = rec.token, 0 end
         if rec then t.held = t.held + 1 end  -- ids are in hold order: the last token counts
@@ -32,21 +32,21 @@ local function ticket_get(customer)
   return t
 end
 
-local function ticket_set(customer, t)
+local function ticket_set(k, customer, t)
   if #t.ids == 0 then t.token, t.held = '', 0 end
   if t.paid == 0 and #t.ids == 0 and t.bucket == '' then
-    redis.call('HDEL', tickets, customer)
+    redis.call('HDEL', k.tickets, customer)
   else
-    redis.call('HSET', tickets, customer, t.paid .. '|' .. table.concat(t.ids, ',') .. '|' ..
+    redis.call('HSET', k.tickets, customer, t.paid .. '|' .. table.concat(t.ids, ',') .. '|' ..
                t.token .. '|' .. t.held .. '|' .. t.bucket)
   end
 end
 
-local function ticket_close(customer, id, sold, token)
-  local t = ticket_get(customer)
+local function ticket_close(k, customer, res_id, sold, token)
+  local t = ticket_get(k, customer)
   local found = false
   for i = #t.ids, 1, -1 do
-    if t.ids[i] == id then
+    if t.ids[i] == res_id then
       table.remove(t.ids, i)
       found = true
     end
@@ -57,12 +57,12 @@ local function ticket_close(customer, id, sold, token)
     t.held = t.held - 1
     left = t.held
   end
-  ticket_set(customer, t)
+  ticket_set(k, customer, t)
   return left
 end
 
-local function ticket_unpaid(customer)
-  local t = ticket_get(customer)
+local function ticket_unpaid(k, customer)
+  local t = ticket_get(k, customer)
   t.paid = math.max(0, t.paid - 1)
-  ticket_set(customer, t)
+  ticket_set(k, customer, t)
 end
