@@ -114,9 +114,10 @@ def binder(inputs: tuple[Field, ...]) -> Callable[[Scope, bytes], list]:
 
 
 def reservation(rid: str, tok: Token) -> str:
-    """The secret of a reservation id (already checked by contract.RESERVATION_ID) of the
-    token's concert; another concert's is 404 like any reservation that is not yours."""
-    concert, _, secret = rid.partition(".")
+    """The res_id (32 hex) of a reservationId "<concertId>.<res_id>" (already checked by
+    contract.RESERVATION_ID) of the token's concert; another concert's is 404 like any
+    reservation that is not yours."""
+    concert, _, res_id = rid.partition(".")
     if int(concert) != tok.concert_id:
         raise ApiError(404, "RESERVATION_NOT_FOUND", "No such reservation.", "Not found")
-    return secret
+    return res_id

@@ -7,7 +7,7 @@ import orjson
 
 from engine.catalog import seat_list
 from engine.errors import CatalogChanged, SectionNotFound
-from engine.ids import Token, iso_ms, new_secret, reservation_id
+from engine.ids import Token, iso_ms, new_hex, reservation_id
 from engine.keys import concert_keys
 from engine.money import from_minor
 from engine.store import Store
@@ -24,17 +24,17 @@ def _limits(store: Store) -> tuple[int, int, float, int, int]:
 async def reserve(store: Store, token: Token, option_id: int, seat_id: int) -> dict:
     """Hold a seat for the hold TTL; of concurrent holds of one seat exactly one wins."""
     k = concert_keys(token.concert_id)
-    secret = new_secret()
+    res_id = new_hex()
     hold_ms, max_tickets, per_second, burst, events = _limits(store)
     _, price, expires = await store.run(
         "reserve",
         (k.tokens, k.active, k.options, k.seats(option_id), k.taken, k.free, k.holds,
          k.res, k.gone, k.settings, k.tickets, k.events),
         (token.customer_id, token.secret, store.settings.idle_ms, option_id,
-         seat_id, secret, hold_ms, max_tickets, per_second, burst, events),
+         seat_id, res_id, hold_ms, max_tickets, per_second, burst, events),
     )
     return {
-        "reservationId": reservation_id(token.concert_id, secret),
+        "reservationId": reservation_id(token.concert_id, res_id),
         "concertOptionId": option_id,
         "seatId": seat_id,
         "price": from_minor(price),
@@ -55,7 +55,7 @@ async def reserve_best(store: Store, token: Token, option_id: int, quantity: int
         if section is not None and section not in listing.sections:
             raise SectionNotFound(f"No section {section!r} in this performance.")
         rows, starts, blocks = listing.best(section, quantity)
-        secrets = [new_secret() for _ in range(quantity)]
+        res_ids = [new_hex() for _ in range(quantity)]
         try:
             _, expires, row, offset = await store.run(
                 "reserve_best",
@@ -63,30 +63,30 @@ async def reserve_best(store: Store, token: Token, option_id: int, quantity: int
                  k.gone, k.settings, k.tickets, k.events),
                 (token.customer_id, token.secret, store.settings.idle_ms, option_id, quantity,
                  hold_ms, max_tickets, per_second, burst, events, listing.version.decode(),
-                 ",".join(secrets), starts, blocks))
+                 ",".join(res_ids), starts, blocks))
             break
         except CatalogChanged:
             listing = await seat_list(store, token.concert_id, option_id, b"")
     chosen = rows[row - 1]
     seats = []
-    for i, secret in enumerate(secrets):
+    for i, res_id in enumerate(res_ids):
         seat = orjson.loads(listing.views[chosen.offset + offset + i])
         seats.append({"id": seat["id"], "section": seat.get("section"), "row": seat.get("row"),
                       "number": seat["number"], "price": seat["price"],
-                      "reservationId": reservation_id(token.concert_id, secret)})
+                      "reservationId": reservation_id(token.concert_id, res_id)})
     return {"concertOptionId": option_id, "quantity": quantity, "status": "HELD",
             "expiresAt": iso_ms(expires), "seats": seats,
             "reservationIds": [s["reservationId"] for s in seats]}
 
 
-async def cancel(store: Store, token: Token, secret: str) -> dict:
+async def cancel(store: Store, token: Token, res_id: str) -> dict:
     """Cancel the customer's hold; the seat is free at once."""
     k = concert_keys(token.concert_id)
     await store.run(
         "cancel",
         (k.tokens, k.active, k.res, k.holds, k.taken, k.free, k.gone, k.settings,
          k.tickets, k.events),
-        (token.customer_id, token.secret, store.settings.idle_ms, secret,
+        (token.customer_id, token.secret, store.settings.idle_ms, res_id,
          store.settings.events_maxlen),
     )
-    return {"reservationId": reservation_id(token.concert_id, secret), "status": "CANCELLED"}
+    return {"reservationId": reservation_id(token.concert_id, res_id), "status": "CANCELLED"}

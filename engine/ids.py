@@ -48,8 +48,9 @@ def random_below_2_to(bits: int) -> int:
     return int.from_bytes(random_bytes(8)) >> (64 - bits)
 
 
-def new_secret() -> str:
-    """128 random bits as 32 lowercase hex characters."""
+def new_hex() -> str:
+    """128 random bits as 32 lowercase hex characters: a token's secret, or a reservation's
+    res_id (its id within the concert; the API's reservationId is "<concertId>.<res_id>")."""
     return random_bytes(16).hex()
 
 

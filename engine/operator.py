@@ -30,20 +30,20 @@ async def revoke(store: Store, concert_id: int, customer_id: int) -> dict:
             "holdsReleased": released, "holdsBeingPaid": paying}
 
 
-async def refund_sale(store: Store, concert_id: int, secret: str) -> dict:
+async def refund_sale(store: Store, concert_id: int, res_id: str) -> dict:
     """Refund a paid reservation: the points back (a REFUND in the history), the seat on sale
     again. Idempotent: a refund under way or done is finished or answered the same, once."""
     k = concert_keys(concert_id)
-    rid = reservation_id(concert_id, secret)
+    rid = reservation_id(concert_id, res_id)
     _, status, price, customer, attempt = await store.run(
-        "refund_sale", (k.res, k.refunding), (secret,))
+        "refund_sale", (k.res, k.refunding), (res_id,))
     if status != b"REFUNDED":  # done before: its points went back once, and only once
         c = CustomerKeys(int(customer))
         await store.run("refund", (c.balance, c.debits, c.history),
                         (rid, attempt, store.settings.history_limit, "SALE", price))
         await store.run("refund_done",
                         (k.res, k.refunding, k.taken, k.free, k.concert, k.gone, k.tickets,
-                         k.events), (secret, store.settings.events_maxlen))
+                         k.events), (res_id, store.settings.events_maxlen))
     return {"reservationId": rid, "status": "REFUNDED", "amount": from_minor(price),
             "customerId": int(customer)}
 

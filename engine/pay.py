@@ -61,14 +61,14 @@ from engine.store import Store
 log = logging.getLogger(__name__)
 
 
-async def begin(store: Store, token: Token, secret: str) -> tuple[int, int]:
+async def begin(store: Store, token: Token, res_id: str) -> tuple[int, int]:
     """Step 1: the reservation PAYING under a new attempt; returns (price, attempt)."""
     k = concert_keys(token.concert_id)
     _, price, attempt = await store.run(
         "pay_begin",
         (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.gone,
          k.settings, k.tickets, k.events),
-        (token.customer_id, token.secret, store.settings.idle_ms, secret,
+        (token.customer_id, token.secret, store.settings.idle_ms, res_id,
          store.settings.stale_ms, store.settings.events_maxlen),
     )
     return price, attempt
@@ -84,7 +84,7 @@ async def debit(store: Store, customer_id: int, rid: str, attempt: int, amount: 
     return after, debited
 
 
-async def finish(store: Store, concert_id: int, secret: str, attempt: int, outcome: str,
+async def finish(store: Store, concert_id: int, res_id: str, attempt: int, outcome: str,
                  balance: int = 0) -> None:
     """Step 3: PAID (with the balance right after the debit, kept as the answer) or REFUSED."""
     k = concert_keys(concert_id)
@@ -92,11 +92,11 @@ async def finish(store: Store, concert_id: int, secret: str, attempt: int, outco
         "pay_finish",
         (k.res, k.paying, k.holds, k.taken, k.free, k.tokens, k.active, k.concert,
          k.gone, k.tickets, k.events),
-        (secret, attempt, outcome, balance, store.settings.events_maxlen),
+        (res_id, attempt, outcome, balance, store.settings.events_maxlen),
     )
 
 
-async def pay_at_once(store: Store, token: Token, secret: str) -> tuple[int, int]:
+async def run_pay_script(store: Store, token: Token, res_id: str) -> tuple[int, int]:
     """The three steps in one script (lua/pay.lua), where the concert's keys and the
     customer's are on one Redis; returns (price, balance after the debit)."""
     k, c = concert_keys(token.concert_id), CustomerKeys(token.customer_id)
@@ -104,24 +104,24 @@ async def pay_at_once(store: Store, token: Token, secret: str) -> tuple[int, int
         "pay",
         (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.gone,
          k.settings, k.tickets, k.events, k.concert, c.balance, c.debits, c.history),
-        (token.customer_id, token.secret, store.settings.idle_ms, secret,
+        (token.customer_id, token.secret, store.settings.idle_ms, res_id,
          store.settings.stale_ms, store.settings.events_maxlen,
-         reservation_id(token.concert_id, secret), store.settings.history_limit),
+         reservation_id(token.concert_id, res_id), store.settings.history_limit),
     )
     return price, after
 
 
-async def pay(store: Store, token: Token, secret: str) -> dict:
+async def pay(store: Store, token: Token, res_id: str) -> dict:
     """Pay a HELD reservation: debit its price once, then mark it PAID and its seat sold.
     A refused debit returns the reservation to HELD and changes nothing else. A reservation
     this customer paid before answers that payment again. On one Redis this is one call;
     on a cluster (or with PAY_ONE_CALL off), its three steps."""
-    rid = reservation_id(token.concert_id, secret)
+    rid = reservation_id(token.concert_id, res_id)
     if store.settings.pay_one_call and not store.cluster:
-        return await _pay_at_once(store, token, secret, rid)
+        return await _pay_in_one_call(store, token, res_id, rid)
     try:
-        started, paid = await _past_stale(store, token, secret, lambda: begin(store, token,
-                                                                             secret))
+        started, paid = await _past_stale(store, token, res_id, lambda: begin(store, token,
+                                                                             res_id))
     except PaidEarlier as earlier:
         return await _answer(store, token.customer_id, rid, earlier.amount, earlier.balance)
     if paid is not None:
@@ -131,7 +131,7 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
         after, _ = await debit(store, token.customer_id, rid, attempt, price, "DEBIT")
     except (InsufficientBalance, PaySuperseded):
         try:
-            await finish(store, token.concert_id, secret, attempt, "REFUSED")
+            await finish(store, token.concert_id, res_id, attempt, "REFUSED")
         except StoreUnavailable as e:  # nothing was debited; the hold comes back by itself
             raise StoreUnavailable(
                 e.detail + "; nothing was debited, and the hold is returned by itself within "
@@ -140,13 +140,13 @@ async def pay(store: Store, token: Token, secret: str) -> dict:
     except StoreUnavailable as e:
         raise _maybe_paid(e) from e
     try:
-        await _finish_paid(store, token.concert_id, token.customer_id, secret, attempt, after)
+        await _finish_paid(store, token.concert_id, token.customer_id, res_id, attempt, after)
     except StoreUnavailable as e:
         raise _maybe_paid(e) from e
     return _paid(rid, price, after)
 
 
-async def _past_stale(store: Store, token: Token, secret: str,
+async def _past_stale(store: Store, token: Token, res_id: str,
                      start: Callable[[], Awaitable[tuple[int, int]]]
                      ) -> tuple[tuple[int, int], dict | None]:
     """``start()``; when an earlier attempt was interrupted (stale), finish it first: if its
@@ -155,17 +155,17 @@ async def _past_stale(store: Store, token: Token, secret: str,
     try:
         return await start(), None
     except PayStale as stale:
-        paid = await recover(store, token.concert_id, secret, token.customer_id, stale.attempt)
+        paid = await recover(store, token.concert_id, res_id, token.customer_id, stale.attempt)
         if paid is not None:
             return (0, 0), paid
         return await start(), None
 
 
-async def _pay_at_once(store: Store, token: Token, secret: str, rid: str) -> dict:
+async def _pay_in_one_call(store: Store, token: Token, res_id: str, rid: str) -> dict:
     try:
         # A stale attempt here was left by a stepped pay (a worker with PAY_ONE_CALL off).
-        (price, after), paid = await _past_stale(store, token, secret,
-                                                 lambda: pay_at_once(store, token, secret))
+        (price, after), paid = await _past_stale(store, token, res_id,
+                                                 lambda: run_pay_script(store, token, res_id))
         if paid is not None:
             return paid
     except PaidEarlier as earlier:
@@ -200,34 +200,34 @@ async def _answer(store: Store, customer_id: int, rid: str, amount: int, balance
     return _paid(rid, amount, balance)
 
 
-async def recover(store: Store, concert_id: int, secret: str, customer_id: int,
+async def recover(store: Store, concert_id: int, res_id: str, customer_id: int,
                   attempt: int) -> dict | None:
     """Finish an interrupted attempt from the customer's record: PAID when that attempt had
     debited (returns the pay's answer), else void it so that it can never debit later and
     return the reservation to its hold (returns None)."""
-    rid = reservation_id(concert_id, secret)
+    rid = reservation_id(concert_id, res_id)
     try:
         after, amount = await debit(store, customer_id, rid, attempt, 0, "VOID")
     except PaySuperseded:
-        await finish(store, concert_id, secret, attempt, "REFUSED")
+        await finish(store, concert_id, res_id, attempt, "REFUSED")
         return None
-    await _finish_paid(store, concert_id, customer_id, secret, attempt, after)
+    await _finish_paid(store, concert_id, customer_id, res_id, attempt, after)
     return _paid(rid, amount, after)
 
 
-async def _finish_paid(store: Store, concert_id: int, customer_id: int, secret: str,
+async def _finish_paid(store: Store, concert_id: int, customer_id: int, res_id: str,
                        attempt: int, after: int) -> None:
     """Step 3 after a debit. If the attempt is not the one PAYING, or the reservation is gone
     (a debit that arrived after the purge of a long-closed reservation), that attempt's debit
     is refunded and the pay refused: the protocol never leaves one, but money must not depend
     on that."""
     try:
-        await finish(store, concert_id, secret, attempt, "PAID", after)
+        await finish(store, concert_id, res_id, attempt, "PAID", after)
     except (PayOrphaned, ReservationNotFound):
         c = CustomerKeys(customer_id)
         await store.run("refund", (c.balance, c.debits, c.history),
-                        (reservation_id(concert_id, secret), attempt,
+                        (reservation_id(concert_id, res_id), attempt,
                          store.settings.history_limit, "ORPHAN", 0))
-        log.error("pay %s.%s attempt %s lost its seat: its debit refunded", concert_id, secret,
+        log.error("pay %s.%s attempt %s lost its seat: its debit refunded", concert_id, res_id,
                   attempt)
         raise PaySuperseded("The payment was interrupted and its amount refunded.") from None

@@ -3,7 +3,7 @@ The background tick that admits and sweeps is engine/tick.py."""
 
 from __future__ import annotations
 
-from engine.ids import Token, iso_ms, new_secret, random_below_2_to
+from engine.ids import Token, iso_ms, new_hex, random_below_2_to
 from engine.keys import CONCERTS, concert_keys
 from engine.store import Store
 
@@ -52,7 +52,7 @@ async def issue_token(store: Store, customer_id: int, concert_id: int,
         "issue",
         (k.concert, k.tokens, k.waiting, k.active, k.rate, k.settings, k.buckets,
          k.events),
-        (customer_id, new_secret(), *queue_args(store), s.max_waiting,
+        (customer_id, new_hex(), *queue_args(store), s.max_waiting,
          random_below_2_to(PRE_QUEUE_BITS), seed(), s.issue_rate_per_customer,
          s.issue_rate_per_address, address if s.issue_rate_per_address else "", s.rate_burst,
          s.events_maxlen),

@@ -63,20 +63,20 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
     dropped += await sweep_idle(store, concert_id)
     recovered = 0
     for i in range(0, len(stale), 3):
-        secret, customer, attempt = stale[i].decode(), int(stale[i + 1]), int(stale[i + 2])
+        res_id, customer, attempt = stale[i].decode(), int(stale[i + 1]), int(stale[i + 2])
         try:
-            await recover(store, concert_id, secret, customer, attempt)
+            await recover(store, concert_id, res_id, customer, attempt)
             recovered += 1
         except PaySuperseded:  # done: the safety net refunded a debit without a seat (logged)
             recovered += 1
         except (EngineError, StoreUnavailable) as e:  # the next tick lists it again
-            log.error("recovering pay %s.%s failed: %s", concert_id, secret, e.detail)
-    for secret in refunds:  # an operator's refund cut short: finish it
+            log.error("recovering pay %s.%s failed: %s", concert_id, res_id, e.detail)
+    for res_id in refunds:  # an operator's refund cut short: finish it
         try:
-            await refund_sale(store, concert_id, secret.decode())
+            await refund_sale(store, concert_id, res_id.decode())
             recovered += 1
         except (EngineError, StoreUnavailable) as e:
-            log.error("finishing refund %s.%s failed: %s", concert_id, secret, e.detail)
+            log.error("finishing refund %s.%s failed: %s", concert_id, res_id, e.detail)
     return {"admitted": admitted, "dropped": dropped, "released": released,
             "recovered": recovered}
 
