@@ -27,13 +27,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from engine.replicated import ReplicatedNode, node_client
-from engine.transport import ConnectFailed, PipelinedRedis, ReplyError, TransportError, pack
+from engine.connection import Address, Node
+from engine.replicated import node_client
+from engine.transport import ConnectFailed, ReplyError, TransportError, pack
 
 SLOTS = 16384
 SCHEME = "redis+cluster://"
-Address = tuple[str, int]
-Node = PipelinedRedis | ReplicatedNode
 
 
 def key_slot(key: str) -> int:
@@ -161,9 +160,6 @@ class ClusterRedis:
         node = self.by_slot[slot]
         return node.host, node.port
 
-    def any_slot(self) -> int:
-        return 0
-
     def trouble(self, slot: int) -> None:
         """A call on ``slot``'s master failed in transport: a failover may be under way."""
         self._refresh_soon()
@@ -251,6 +247,9 @@ class ClusterRedis:
 
     def masters(self) -> list[Address]:
         return sorted({(n.host, n.port) for n in (self.by_slot or ())})
+
+    def node(self, address: Address) -> Node:
+        return self._node(address)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -21,10 +21,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from engine.cluster import Address, ClusterRedis
+from engine.connection import Address, Node
 from engine.errors import StoreUnavailable
 from engine.store import Store, slot_of
-from engine.transport import PipelinedRedis, ReplyError, TransportError
+from engine.transport import ReplyError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ REFUSED = ("Redis is past its memory watermark: a charge that would add a new cu
            "balance or a new Idempotency-Key record is refused; nothing was applied")
 
 
-async def _past(node: PipelinedRedis, share: float) -> bool | None:
+async def _past(node: Node, share: float) -> bool | None:
     """Whether ``node`` uses more than ``share`` of its maxmemory (None: it did not say)."""
     try:
         reply = await node.execute("INFO", "memory")
@@ -53,8 +53,7 @@ async def refresh(store: Store) -> frozenset[Address]:
     master that does not answer keeps what it was."""
     share = store.settings.memory_watermark
     redis = store.redis
-    nodes = ([redis.nodes[a] for a in redis.masters()] if isinstance(redis, ClusterRedis)
-             else [redis])
+    nodes = [redis.node(a) for a in redis.masters()]
     past = await asyncio.gather(*(_past(n, share) for n in nodes))
     crowded = frozenset(
         (n.host, n.port) for n, p in zip(nodes, past, strict=True)

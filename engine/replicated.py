@@ -40,14 +40,14 @@ import asyncio
 import contextlib
 from typing import Any
 
-from engine.transport import PipelinedRedis, ReplicasMissing, ReplyError, TransportError, pack
+from engine.transport import PipelinedRedis, ReplicasMissing, TransportError, pack
 
 PROBE_EVERY = 0.2  # seconds between the starts of two probes of a node short of replicas
 
 
 class ReplicatedNode:
-    """One node as ``PipelinedRedis`` (``call``, ``execute``, ``call_asking``, ``aclose``),
-    with waited writes on a connection of their own and refused at once while the node is
+    """One node as ``PipelinedRedis`` (an ``engine.connection.Node``, and a ``Connection`` of
+    one node), with waited writes on a connection of their own and refused at once while the node is
     short of replicas. Takes ``PipelinedRedis``'s arguments."""
 
     def __init__(self, url: str = "", *, wait_replicas: int, wait_timeout_ms: int,
@@ -85,19 +85,14 @@ class ReplicatedNode:
         await self._check()
         return await self.writes.call_asking(packed, True)
 
-    async def redirect(self, error: ReplyError, packed: bytes, slot: int,
-                       waited: bool) -> Any:
-        """A node has no redirects: the error is the answer."""
-        return error
-
-    def trouble(self, slot: int) -> None:
-        """A call failed in transport: a node has no map to refresh."""
-
-    def slot_of(self, key: str) -> int:
-        return 0
-
     def node_of(self, slot: int) -> tuple[str, int]:
         return self.host, self.port
+
+    def masters(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port)]
+
+    def node(self, address: tuple[str, int]) -> ReplicatedNode:
+        return self
 
     async def _call_after_check(self, packed: bytes, slot: int) -> Any:
         await self._check()

@@ -11,11 +11,11 @@ from typing import Any
 
 from engine.cluster import SCHEME, ClusterRedis, key_slot
 from engine.config import Settings
+from engine.connection import Connection
 from engine.errors import StoreUnavailable, raise_for
-from engine.replicated import ReplicatedNode, node_client
+from engine.replicated import node_client
 from engine.scripts import READ_ONLY, WRITES, load_sources
 from engine.transport import (
-    PipelinedRedis,
     ReplicasMissing,
     ReplicationTimeout,
     ReplyError,
@@ -23,11 +23,10 @@ from engine.transport import (
     pack,
 )
 
-Redis = PipelinedRedis | ReplicatedNode | ClusterRedis
 MAX_REDIRECTS = 5  # MOVED/ASK answers followed for one call (a slot moves once at a time)
 
 
-def connect(settings: Settings) -> Redis:
+def connect(settings: Settings) -> Connection:
     """The API's Redis: one pipelined, fail-fast connection (engine/transport.py), two when
     changes wait for replicas (engine/replicated.py), or that for each master of a Redis
     Cluster for a ``redis+cluster://`` URL (engine/cluster.py)."""
@@ -69,10 +68,12 @@ class Store:
     """Redis plus the script registry. ``run`` is one EVALSHA: one round trip (on a cluster,
     to the master of the keys' slot; a MOVED or ASK answer costs one more)."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Connection, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self.cluster = isinstance(redis, ClusterRedis)
+        # A cluster's router (MOVED/ASK, a new slot map after trouble); None on one node.
+        self.router = redis if isinstance(redis, ClusterRedis) else None
+        self.cluster = self.router is not None
         # Writes whose answer waits for REDIS_WAIT_REPLICAS replicas to take them.
         self.waited = WRITES if settings.redis_wait_replicas else frozenset()
         # observe(script, seconds) after each script call, when set (the API's metrics).
@@ -100,13 +101,15 @@ class Store:
             if self.observe is not None:
                 self.observe(name, time.perf_counter() - started)
         except ReplicasMissing as e:  # the node answers, but cannot acknowledge a change now
-            self.redis.trouble(slot)  # a replica just promoted has none: is the map current?
+            if self.router is not None:  # a replica just promoted has none: is the map current?
+                self.router.trouble(slot)
             if self.event is not None:
                 self.event("replicas_missing")
             raise StoreUnavailable(f"Redis cannot take changes now: {e}; nothing was applied",
                                    maybe_applied=False) from e
         except TransportError as e:
-            self.redis.trouble(slot)
+            if self.router is not None:
+                self.router.trouble(slot)
             if isinstance(e, ReplicationTimeout) and self.event is not None:
                 self.event("wait_timeout")
             maybe = e.maybe_sent and name not in READ_ONLY
@@ -129,10 +132,10 @@ class Store:
             if text.startswith("NOSCRIPT"):
                 packed = pack(("EVAL", script.source, len(keys), *keys, *args))
                 reply = await self.redis.call(packed, slot, waited)
-            elif text.startswith(("MOVED ", "ASK ")):
+            elif text.startswith(("MOVED ", "ASK ")) and self.router is not None:
                 if self.event is not None:
                     self.event("redirect")
-                reply = await self.redis.redirect(reply, packed, slot, waited)
+                reply = await self.router.redirect(reply, packed, slot, waited)
             else:
                 return reply
             if type(reply) is not ReplyError:

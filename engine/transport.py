@@ -269,10 +269,10 @@ class _Connection(asyncio.Protocol):
 
 
 class PipelinedRedis:
-    """One Redis node. ``await r.call(pack(...))`` or ``await r.execute(*args)``: one command,
-    one reply (a ``ReplyError`` is returned, not raised). Raises ``TransportError``.
-    ``call(packed, slot, waited)`` has the cluster router's signature; one node ignores the
-    slot and has no redirects."""
+    """One Redis node: an ``engine.connection.Node``, and a ``Connection`` of one node.
+    ``await r.call(pack(...))`` or ``await r.execute(*args)``: one command, one reply (a
+    ``ReplyError`` is returned, not raised). Raises ``TransportError``. ``call(packed, slot,
+    waited)`` has the cluster router's signature; one node ignores the slot."""
 
     RECONNECT_PAUSE = 0.1  # after a failed connect, fail fast this long before trying again
 
@@ -318,14 +318,6 @@ class PipelinedRedis:
     async def execute(self, *args: Any) -> Any:
         return await self.call(pack(args))
 
-    async def redirect(self, error: ReplyError, packed: bytes, slot: int,
-                       waited: bool) -> Any:
-        """A node has no redirects: the error is the answer."""
-        return error
-
-    def trouble(self, slot: int) -> None:
-        """A call failed in transport: a node has no map to refresh."""
-
     async def call_asking(self, packed: bytes, waited: bool = False) -> Any:
         """``ASKING`` then the command, back to back on this connection (a cluster's ASK
         redirect during a slot migration). ASKING holds for the next command only, so a
@@ -348,11 +340,14 @@ class PipelinedRedis:
     def connected(self) -> bool:  # the next call is sent without connecting first
         return self._conn is not None and not self._conn.closed
 
-    def slot_of(self, key: str) -> int:
-        return 0
-
     def node_of(self, slot: int) -> tuple[str, int]:
         return self.host, self.port
+
+    def masters(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port)]
+
+    def node(self, address: tuple[str, int]) -> PipelinedRedis:
+        return self
 
     async def _call_after_connect(self, packed: bytes, waited: bool = False) -> Any:
         conn = await self._connect()

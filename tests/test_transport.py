@@ -168,3 +168,22 @@ def test_an_error_reply_is_not_held_hostage_by_a_short_wait(redis_server, r) -> 
     assert isinstance(noscript, ReplyError) and str(noscript).startswith("NOSCRIPT")
     assert isinstance(incr, ReplicationTimeout)
     assert r.get("n") == b"1" and shorts == [0]
+
+
+def test_every_transport_is_a_declared_connection() -> None:
+    """engine/connection.py declares what the Store uses; the three transports implement it,
+    and only the cluster's router has redirects and slot-map refreshes (no empty methods kept
+    on a node to match)."""
+    from engine.cluster import ClusterRedis
+    from engine.connection import Connection, Node, Routed
+    from engine.replicated import ReplicatedNode
+
+    one = PipelinedRedis(port=1)
+    replicated = ReplicatedNode(port=1, wait_replicas=1, wait_timeout_ms=10)
+    cluster = ClusterRedis("redis+cluster://127.0.0.1:1")
+    for node in (one, replicated):
+        assert isinstance(node, Node) and isinstance(node, Connection)
+        assert not isinstance(node, Routed)
+        assert not hasattr(node, "redirect") and not hasattr(node, "trouble")
+        assert node.masters() == [("127.0.0.1", 1)] and node.node(("127.0.0.1", 1)) is node
+    assert isinstance(cluster, Connection) and isinstance(cluster, Routed)
