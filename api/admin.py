@@ -121,7 +121,7 @@ RESERVATION = Field("reservationId", RESERVATION_ID, "A paid reservation.", wher
                     example="7.0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
 def _knob_schema(knob: concert_settings.Knob) -> dict:
     """A setting's schema from its knob (engine/concert_settings.py): the bounds it checks."""
-    if knob.kind in ("count", "seconds"):
+    if knob.kind in ("count", "ratio", "seconds"):
         return {"type": ["integer" if knob.kind == "count" else "number", "null"],
                 "minimum": knob.low, "maximum": knob.high}
     if knob.kind == "flag":
@@ -220,10 +220,19 @@ OPERATIONS = [
                        "row, number, price, customerId, paidAt.", media_type="text/csv")),
     Operation("GET", "/admin/concerts/{concertId}/stats", stats, "concertStats", tag="admin",
               summary="Live numbers: waiting, active, holds, sold, free, admissions a second",
+              description="active: admitted and still shopping; seats: on sale in all; "
+                          "offered: seats that came back, on offer to the queue; soldOut: "
+                          "every seat sold (no free seat, no hold that could come back).",
               inputs=(CONCERT,), security=ADMIN, codes=("CONCERT_NOT_FOUND",),
               ok=Reply(obj({"concertId": ID.schema(), "waiting": schemas.COUNT,
                             "active": schemas.COUNT, "holds": schemas.COUNT,
-                            "sold": schemas.COUNT, "freeSeats": schemas.COUNT,
+                            "paying": schemas.COUNT, "sold": schemas.COUNT,
+                            "freeSeats": schemas.COUNT, "seats": schemas.COUNT,
+                            "offered": schemas.COUNT, "soldOut": {"type": "boolean"},
+                            "soldOutSince": {"type": ["string", "null"],
+                                             "format": "date-time"},
                             "admissionsPerSecond": {"type": "number"},
-                            "paused": {"type": "boolean"}}), "The numbers.")),
+                            "paused": {"type": "boolean"},
+                            "opensAt": {"type": ["string", "null"], "format": "date-time"}}),
+                       "The numbers.")),
 ]

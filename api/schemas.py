@@ -20,13 +20,20 @@ TOKEN = obj({
                                                          "Authorization)."},
     "concertId": ID.schema(),
     "customerId": ID.schema(),
-    "status": {"enum": ["ACTIVE", "WAITING"]},
+    "status": {"enum": ["ACTIVE", "WAITING", "SOLD_OUT"],
+               "description": "SOLD_OUT: every seat is sold; the token keeps its place on the "
+                              "concert's waitlist (keep polling) and is WAITING again, in "
+                              "queue order, when a seat comes back."},
     "position": {"type": ["integer", "null"], "minimum": 0,
-                 "description": "0 when ACTIVE, 1-based in the queue when WAITING (with "
-                                "queueing random: the expected rank); null in the pre-queue, "
-                                "before the concert's opening."},
-    "estimatedWaitSeconds": COUNT | {"description": "0 when ACTIVE; before the opening, "
-                                                   "the seconds to it."},
+                 "description": "0 when ACTIVE, 1-based in the queue when WAITING or SOLD_OUT "
+                                "(with queueing random: the expected rank); null in the "
+                                "pre-queue, before the concert's opening."},
+    "estimatedWaitSeconds": {"type": ["integer", "null"], "minimum": 0,
+                             "description": "0 when ACTIVE; before the opening, the seconds "
+                                            "to it; the position at the last minute's "
+                                            "admission rate otherwise (SOLD_OUT: if seats "
+                                            "came back at that rate); null while the "
+                                            "concert is paused (nobody is admitted)."},
     "expiresAt": {"type": ["string", "null"], "format": "date-time",
                   "description": "When the ACTIVE token ends; null while WAITING."},
     "pollAfterSeconds": {"type": ["integer", "null"], "minimum": 1,
@@ -35,10 +42,14 @@ TOKEN = obj({
                                         "from the top fifth below that, so that a surge of "
                                         "pollers slows and spreads itself."},
     "opensAt": TIME | {"description": "The concert's opening, when it has one."},
-}, optional=("pollAfterSeconds", "opensAt"))
+    "paused": {"type": "boolean", "description": "An operator paused admission: waiters keep "
+                                                 "their places, nobody is admitted until it "
+                                                 "resumes."},
+}, optional=("pollAfterSeconds", "opensAt", "paused"))
 TOKEN_EXAMPLE = {"tokenValue": "2.7.4f0c2a9e8b7d6c5a4f3e2d1c0b9a8f7e", "concertId": 2,
                  "customerId": 7, "status": "WAITING", "position": 42,
-                 "estimatedWaitSeconds": 1, "expiresAt": None}
+                 "estimatedWaitSeconds": 1, "expiresAt": None, "pollAfterSeconds": 1,
+                 "paused": False}
 
 DATES = obj({
     "concertId": ID.schema(),

@@ -24,9 +24,10 @@ async def available_dates(store: Store, token: Token, concert_id: int) -> dict:
     reply = await store.run(
         "dates",
         (k.tokens, k.active, k.options, k.free, k.holds, k.res, k.taken, k.gone,
-         k.settings, k.tickets, k.events),
+         k.settings, k.tickets, k.events, k.waiting, k.offers),
         (token.customer_id, token.secret, store.settings.idle_ms,
-         1 if concert_id == token.concert_id else 0, store.settings.events_maxlen),
+         1 if concert_id == token.concert_id else 0, store.settings.events_maxlen,
+         store.settings.return_hold_ms),
     )
     # The script builds the list as JSON: no per-option Python objects on this hot read.
     return {"concertId": concert_id, "dates": orjson.Fragment(reply[1])}
@@ -158,12 +159,13 @@ async def available_seats(store: Store, token: Token, option_id: int,
             if section not in listing.sections:
                 raise SectionNotFound(f"No section {section!r} in this performance.")
             offset, count = listing.sections[section]
-        _, version, start, count, bits = await store.run(
+        _, version, start, count, bits, *not_mine = await store.run(
             "seats",
             (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.gone,
-             k.settings, k.tickets, k.events),
+             k.settings, k.tickets, k.events, k.waiting, k.offers),
             (token.customer_id, token.secret, store.settings.idle_ms, option_id, offset, count,
-             store.settings.events_maxlen),
+             store.settings.events_maxlen, store.settings.return_hold_ms,
+             store.settings.active_ttl_ms),
         )
         if listing is not None and listing.version == version:
             break
@@ -173,6 +175,10 @@ async def available_seats(store: Store, token: Token, option_id: int,
     views = listing.views[offset:offset + count] if count else []
     first = start >> 3
     bits += bytes(((start + count + 7) >> 3) - first - len(bits))  # missing bytes: all free
+    if not_mine:  # seats on offer to the customers admitted after they came back: not this one
+        bits = bytearray(bits)
+        for i in not_mine:
+            bits[(i >> 3) - first] |= 0x80 >> (i & 7)
     free = [view for i, view in enumerate(views, start)
             if not bits[(i >> 3) - first] & (0x80 >> (i & 7))]
     return {"concertOptionId": option_id, "seats": orjson.Fragment(b"[" + b",".join(free) + b"]")}

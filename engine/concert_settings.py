@@ -32,7 +32,7 @@ class SettingError(ValueError):
 class Knob:
     name: str  # in the API
     field: str  # in the settings hash
-    kind: str  # count | seconds | flag | time | choice
+    kind: str  # count | ratio | seconds | flag | time | choice
     default: Callable[[Settings], object]
     low: float = 0
     high: float = 0
@@ -42,6 +42,9 @@ class Knob:
 KNOBS = (
     Knob("activeLimit", "activeLimit", "count", lambda s: s.active_limit, 1, 10**7),
     Knob("admitPerSecond", "admitPerSecond", "count", lambda s: s.admit_per_second, 1, 10**6),
+    Knob("admitPerSeat", "admitPerSeat", "ratio", lambda s: s.admit_per_seat, 0, 1000),
+    Knob("returnHoldSeconds", "returnHoldMs", "seconds", lambda s: s.return_hold_seconds,
+         0, 86400),
     Knob("activeTtlSeconds", "activeTtlMs", "seconds", lambda s: s.active_ttl_seconds,
          0.001, 7 * 86400),
     Knob("waitingIdleSeconds", "idleMs", "seconds", lambda s: s.waiting_idle_seconds,
@@ -59,16 +62,21 @@ BY_NAME = {k.name: k for k in KNOBS}
 def to_stored(knob: Knob, value: object) -> str:
     """A validated value as the settings hash keeps it (numbers: ms, 0/1, choice index)."""
     name = knob.name
-    if knob.kind in ("count", "seconds"):
+    if knob.kind in ("count", "ratio", "seconds"):
         if type(value) is float and knob.kind == "count" and value.is_integer():
             value = int(value)  # JSON's 7.0 is the integer 7 (as JSON Schema reads it)
         if isinstance(value, bool) or not isinstance(value, int | float) or (
                 knob.kind == "count" and not isinstance(value, int)):
-            kind = "an integer" if knob.kind == "count" else "a number of seconds"
+            kind = {"count": "an integer", "ratio": "a number",
+                    "seconds": "a number of seconds"}[knob.kind]
             raise SettingError(name, f"must be {kind}")
         if not knob.low <= value <= knob.high:
             raise SettingError(name, f"must be from {knob.low:g} to {knob.high:g}")
-        return str(value) if knob.kind == "count" else str(max(1, round(value * 1000)))
+        if knob.kind == "count":
+            return str(value)
+        if knob.kind == "ratio":
+            return f"{value:.6g}"
+        return str(round(value * 1000) if knob.low == 0 else max(1, round(value * 1000)))
     if knob.kind == "flag":
         if not isinstance(value, bool):
             raise SettingError(name, "must be true or false")
@@ -96,6 +104,8 @@ def parse_time(name: str, value: object) -> int:
 def from_stored(knob: Knob, raw: bytes | None, settings: Settings) -> object:
     if raw is None:
         return knob.default(settings)
+    if knob.kind == "ratio":
+        return float(raw)
     n = int(raw)
     if knob.kind == "seconds":
         return n / 1000

@@ -46,6 +46,12 @@ class Settings:
     # Queue: how many tokens a concert keeps ACTIVE at once, and how fast it admits new ones.
     active_limit: int = 1000
     admit_per_second: int = 200
+    # Admission sized to the stock: ACTIVE tokens at most this many per seat still free or
+    # held (0: no such bound), plus one per returned seat on offer to the queue.
+    admit_per_seat: float = 2.0
+    # A seat that comes back (a hold ended without a sale, a refund) while customers wait is
+    # offered to those admitted after its return for this long (0: to anyone at once).
+    return_hold_seconds: float = 30.0
     active_ttl_seconds: float = 600.0
     waiting_idle_seconds: float = 120.0
     # The queue's cap per concert: past it a new customer gets 503 QUEUE_FULL, so fake
@@ -110,6 +116,7 @@ class Settings:
     hold_ms: int = field(init=False, repr=False, compare=False)
     active_ttl_ms: int = field(init=False, repr=False, compare=False)
     stale_ms: int = field(init=False, repr=False, compare=False)
+    return_hold_ms: int = field(init=False, repr=False, compare=False)
     keep_ms: int = field(init=False, repr=False, compare=False)
     # A rate-limit bucket untouched this long is full again (the tick drops it).
     bucket_idle_ms: int = field(init=False, repr=False, compare=False)
@@ -123,6 +130,7 @@ class Settings:
         object.__setattr__(self, "hold_ms", self.ms("hold_ttl_seconds"))
         object.__setattr__(self, "active_ttl_ms", self.ms("active_ttl_seconds"))
         object.__setattr__(self, "stale_ms", self.ms("pay_stale_seconds"))
+        object.__setattr__(self, "return_hold_ms", round(self.return_hold_seconds * 1000))
         object.__setattr__(self, "keep_ms", self.ms("idempotency_ttl_seconds"))
         rates = [r for r in (self.issue_rate_per_customer, self.reserve_rate_per_customer,
                              self.issue_rate_per_address) if r > 0]
@@ -136,6 +144,8 @@ class Settings:
             redis_url=os.environ.get("REDIS_URL", d.redis_url),
             active_limit=_count("ACTIVE_LIMIT", d.active_limit),
             admit_per_second=_count("ADMIT_PER_SECOND", d.admit_per_second),
+            admit_per_seat=_rate("ADMIT_PER_SEAT", d.admit_per_seat),
+            return_hold_seconds=_rate("RETURN_HOLD_SECONDS", d.return_hold_seconds),
             active_ttl_seconds=_seconds("ACTIVE_TTL_SECONDS", d.active_ttl_seconds),
             waiting_idle_seconds=_seconds("WAITING_IDLE_SECONDS", d.waiting_idle_seconds),
             max_waiting=_count("MAX_WAITING", d.max_waiting),

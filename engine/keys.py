@@ -28,13 +28,14 @@ class ConcertKeys:
 
     __slots__ = (
         "active", "buckets", "concert", "events", "free", "gone", "holds", "layout",
-        "lease", "options", "paying", "rate", "refunding", "res", "settings", "tag", "taken",
-        "tickets", "tokens", "waiting",
+        "lease", "offers", "options", "paying", "rate", "refunding", "res", "settings", "tag",
+        "taken", "tickets", "tokens", "waiting",
     )
 
     def __init__(self, concert_id: int) -> None:
         self.tag = t = concert_tag(concert_id)
-        self.concert = f"{t}:concert"  # hash: name, seq (queue places), sold, nbits
+        # hash: name, seq (queue places), seats (on sale in all), sold, nbits
+        self.concert = f"{t}:concert"
         self.options = f"{t}:options"  # hash: optionId -> performance date
         # hash: the operator's settings (lua/include/settings.lua); defaults from the env
         self.settings = f"{t}:settings"
@@ -43,6 +44,9 @@ class ConcertKeys:
         self.layout = f"{t}:layout"
         self.taken = f"{t}:taken"  # bitmap: seat index -> 1 while held or sold
         self.holds = f"{t}:holds"  # zset: reservation id -> hold expiry (ms)
+        # zset: seat index -> when it came back (ms): a returned seat on offer to the customers
+        # admitted after that, for returnHoldSeconds (lua/include/release.lua)
+        self.offers = f"{t}:offers"
         self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
         self.res = f"{t}:res"  # hash: reservation id -> JSON record
         self.gone = f"{t}:gone"  # zset: closed reservation id -> closed at (ms), for purging
@@ -51,7 +55,8 @@ class ConcertKeys:
         # zset: customerId -> queue place (a random one in the pre-queue, see issue.lua)
         self.waiting = f"{t}:waiting"
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
-        # hash: sec, n, avg (admissions a second, a minute's average); cursor (idle sweep)
+        # hash: sec, n, avg (admissions a second, a minute's average); cursor (idle sweep);
+        # soldOut (ms since the concert sold out, set by the tick)
         self.rate = f"{t}:rate"
         # string with TTL: the API worker ticking the concert now (one tick a second in all)
         self.lease = f"{t}:lease"

@@ -10,10 +10,13 @@ from engine.store import Store
 PRE_QUEUE_BITS = 52  # a pre-queue place: a secure random integer below 2^52 (issue.lua)
 
 
-def queue_args(store: Store) -> tuple[int, int, int, int]:
-    """The queue settings' defaults (the environment's); a concert's own win in the scripts."""
+def queue_args(store: Store) -> tuple[int, int, int, int, float, int]:
+    """The queue settings' defaults (the environment's); a concert's own win in the scripts:
+    active limit, admissions a second, active TTL (ms), idle limit (ms), admissions a seat,
+    a returned seat's time on offer to the queue (ms)."""
     s = store.settings
-    return s.active_limit, s.admit_per_second, s.active_ttl_ms, s.idle_ms
+    return (s.active_limit, s.admit_per_second, s.active_ttl_ms, s.idle_ms, s.admit_per_seat,
+            s.return_hold_ms)
 
 
 def seed() -> int:
@@ -22,19 +25,24 @@ def seed() -> int:
     return random_below_2_to(31) or 1
 
 
+STATUS = {0: "WAITING", 1: "ACTIVE", 2: "WAITING", 3: "SOLD_OUT"}
+
+
 def _token_view(token: Token, state: int, position: int, wait: int, until: int,
-                opens_at: int, poll: int) -> dict:
+                opens_at: int, poll: int, paused: int) -> dict:
     """state 1 ACTIVE, 0 WAITING, 2 WAITING in the pre-queue (no position until the
-    opening)."""
+    opening), 3 SOLD_OUT (on the concert's waitlist: WAITING again when a seat comes back);
+    wait -1: no estimate (paused)."""
     view = {
         "tokenValue": token.value,
         "concertId": token.concert_id,
         "customerId": token.customer_id,
-        "status": "ACTIVE" if state == 1 else "WAITING",
+        "status": STATUS[state],
         "position": None if state == 2 else int(position),
-        "estimatedWaitSeconds": int(wait),
+        "estimatedWaitSeconds": None if wait < 0 else int(wait),
         "expiresAt": iso_ms(int(until)) if state == 1 else None,
         "pollAfterSeconds": int(poll) if state != 1 else None,
+        "paused": paused == 1,
     }
     if opens_at:
         view["opensAt"] = iso_ms(int(opens_at))
@@ -51,7 +59,7 @@ async def issue_token(store: Store, customer_id: int, concert_id: int,
     reply = await store.run(
         "issue",
         (k.concert, k.tokens, k.waiting, k.active, k.rate, k.settings, k.buckets,
-         k.events),
+         k.events, k.offers),
         (customer_id, new_hex(), *queue_args(store), s.max_waiting,
          random_below_2_to(PRE_QUEUE_BITS), seed(), s.issue_rate_per_customer,
          s.issue_rate_per_address, address if s.issue_rate_per_address else "", s.rate_burst,
@@ -66,7 +74,7 @@ async def token_status(store: Store, token: Token) -> dict:
     k = concert_keys(token.concert_id)
     _, *standing = await store.run(
         "status",
-        (k.tokens, k.waiting, k.active, k.rate, k.settings, k.events),
+        (k.tokens, k.waiting, k.active, k.rate, k.settings, k.events, k.concert, k.offers),
         (token.customer_id, token.secret, *queue_args(store), seed(),
          store.settings.events_maxlen),
     )
@@ -74,14 +82,19 @@ async def token_status(store: Store, token: Token) -> dict:
 
 
 async def concert_stats(store: Store, concert_id: int) -> dict:
-    """Waiting, active, holds (of which paying), sold and free seats of one concert, its
-    admissions a second (the last minute's average), and whether it is paused."""
+    """A concert at a glance: its queue (waiting; active: admitted and still shopping;
+    admissions a second, the last minute's average), its seats (on sale in all, free, held
+    (of which paying), sold, on offer to the queue after coming back), whether it is sold
+    out and since when, paused, and its opening."""
     k = concert_keys(concert_id)
-    _, waiting, active, holds, paying, sold, free, rate, paused, opens_at = await store.run(
+    (_, waiting, active, holds, paying, sold, free, rate, paused, opens_at, seats, sold_out,
+     offered) = await store.run(
         "stats", (k.waiting, k.active, k.holds, k.paying, k.concert, k.free, k.rate,
-                  k.settings))
+                  k.settings, k.offers), (store.settings.return_hold_ms,))
     return {"concertId": concert_id, "waiting": waiting, "active": active,
             "holds": holds + paying, "paying": paying, "sold": sold, "freeSeats": free,
+            "seats": seats, "offered": offered, "soldOut": bool(sold_out),
+            "soldOutSince": iso_ms(sold_out) if sold_out else None,
             "admissionsPerSecond": float(rate), "paused": bool(paused),
             "opensAt": iso_ms(opens_at) if opens_at else None}
 

@@ -54,7 +54,8 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
     _, admitted, dropped, released, stale, forget, refunds = await store.run(
         "admit",
         (k.tokens, k.waiting, k.active, k.rate, k.holds, k.paying, k.res, k.taken,
-         k.free, k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events),
+         k.free, k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events, k.concert,
+         k.layout, k.offers),
         (*queue_args(store), s.stale_ms, s.keep_ms, seed(), s.events_maxlen,
          s.bucket_idle_ms),
     )

@@ -2,17 +2,20 @@
 --[[
   The background tick of one concert (about once a second in all, by whichever API worker
   takes the concert's short lease first, see engine/tick.py): drop expired ACTIVE tokens,
-  release expired holds, purge long-closed reservations, admit from the queue, drop rate-limit
-  buckets that are full again (and ticket records that held nothing else), and list the pays
-  stuck in PAYING and the refunds stuck in REFUNDING for the engine to finish. Idle WAITING tokens are sweep.lua's. Every step is
-  bounded, so one tick never blocks Redis for long.
+  release expired holds, purge long-closed reservations and offers whose time is over, tell
+  whether the concert is sold out (every seat sold: no free seat and no hold that could come
+  back; a SOLD_OUT event, and BACK_ON_SALE when a seat comes back), admit from the queue,
+  drop rate-limit buckets that are full again (and ticket records that held nothing else),
+  and list the pays stuck in PAYING and the refunds stuck in REFUNDING for the engine to
+  finish. Idle WAITING tokens are sweep.lua's. Every step is bounded, so one tick never
+  blocks Redis for long.
 
   Flag allow-oom: its sweeps are what frees memory, so they must run when Redis is full.
 
   KEYS[1]  tokens     hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  waiting    zset  customerId -> queue place
   KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[4]  rate       hash  sec, n, avg: admissions (see include/admission.lua); bcursor,
+  KEYS[4]  rate       hash  sec, n, avg: admissions; soldOut (include/admission.lua); bcursor,
                             tcursor: where the idle-bucket scans of buckets and tickets are;
                             bpass: the buckets' count when their walk began
   KEYS[5]  holds      zset  reservation id -> hold expiry (ms)
@@ -26,17 +29,22 @@
   KEYS[13] buckets    hash  rate-limit token buckets (include/buckets.lua)
   KEYS[14] refunding  zset  reservation id -> refund start (ms)
   KEYS[15] events     stream the concert's events
+  KEYS[16] concert    hash  seats (on sale in all, counted here once if missing), sold
+  KEYS[17] layout     hash  optionId -> "start:count:version": to count the seats once
+  KEYS[18] offers     zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1]  default active limit (tokens ACTIVE at once)
   ARGV[2]  default admissions a second
   ARGV[3]  default active TTL (ms)
   ARGV[4]  default waiting idle limit (ms)
-  ARGV[5]  a pay in PAYING (or a refund in REFUNDING) this long is stale (ms)
-  ARGV[6]  keep closed reservations this long (ms): a late pay of an expired or cancelled one
+  ARGV[5]  default admissions a seat (0: no bound by the stock)
+  ARGV[6]  default time a returned seat is on offer to the queue (ms)
+  ARGV[7]  a pay in PAYING (or a refund in REFUNDING) this long is stale (ms)
+  ARGV[8]  keep closed reservations this long (ms): a late pay of an expired or cancelled one
            gets 409, and the customer's pay records of it are kept as long
-  ARGV[7]  a secure random seed for random-mode draws
-  ARGV[8]  events kept in the stream (about)
-  ARGV[9]  a rate-limit bucket untouched this long is full again (ms)
+  ARGV[9]  a secure random seed for random-mode draws
+  ARGV[10] events kept in the stream (about)
+  ARGV[11] a rate-limit bucket untouched this long is full again (ms)
 
   Returns
     {0, admitted, tokensDropped, holdsReleased, stale, forget, refunds}
@@ -54,15 +62,17 @@
 local k = {tokens = KEYS[1], waiting = KEYS[2], active = KEYS[3], rate = KEYS[4],
            holds = KEYS[5], paying = KEYS[6], res = KEYS[7], taken = KEYS[8], free = KEYS[9],
            gone = KEYS[10], settings = KEYS[11], tickets = KEYS[12], buckets = KEYS[13],
-           refunding = KEYS[14], events = KEYS[15]}
-local stale_ms, keep_ms, seed = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local events_max, bucket_idle_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
+           refunding = KEYS[14], events = KEYS[15], concert = KEYS[16], layout = KEYS[17],
+           offers = KEYS[18]}
+local stale_ms, keep_ms, seed = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+local events_max, bucket_idle_ms = tonumber(ARGV[10]), tonumber(ARGV[11])
 local SWEEP = 1000
 local now = time_ms()
 local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[1]), admitPerSecond = tonumber(ARGV[2]),
-  activeTtlMs = tonumber(ARGV[3]), idleMs = tonumber(ARGV[4]), paused = 0, opensAt = 0,
-  queueing = 0})
+  activeTtlMs = tonumber(ARGV[3]), idleMs = tonumber(ARGV[4]),
+  admitPerSeat = tonumber(ARGV[5]), returnHoldMs = tonumber(ARGV[6]), paused = 0,
+  opensAt = 0, queueing = 0})
 local stream = event_stream(k.events, events_max, now)
 
 local dropped = 0
@@ -73,7 +83,32 @@ for _, customer in ipairs(redis.call('ZRANGEBYSCORE', k.active, '-inf', now, 'LI
   dropped = dropped + 1
 end
 
-local released = release_due(k, now, stream, SWEEP)
+local released = release_due(k, now, stream, SWEEP, cfg.returnHoldMs)
+redis.call('ZREMRANGEBYSCORE', k.offers, '-inf', now - cfg.returnHoldMs)
+
+-- Sold out: every seat sold (seats - sold = 0: no free seat, no hold that could come back).
+-- The seats on sale are counted by create_option.lua; a concert loaded before that is counted
+-- here once, from its options' slices.
+local stock = redis.call('HMGET', k.concert, 'seats', 'sold')
+local seats, sold = tonumber(stock[1]), tonumber(stock[2]) or 0
+if not seats then
+  seats = 0
+  local slices = redis.call('HGETALL', k.layout)
+  for i = 1, #slices, 2 do
+    if not string.find(slices[i], 'pending:', 1, true) then
+      seats = seats + tonumber(string.match(slices[i + 1], '^%d+:(%d+):'))
+    end
+  end
+  if seats > 0 then redis.call('HSET', k.concert, 'seats', seats) end
+end
+local was_sold_out = redis.call('HGET', k.rate, 'soldOut')
+if seats > 0 and sold >= seats and not was_sold_out then
+  redis.call('HSET', k.rate, 'soldOut', now)
+  stream.stock('SOLD_OUT', sold)
+elseif was_sold_out and sold < seats then
+  redis.call('HDEL', k.rate, 'soldOut')
+  stream.stock('BACK_ON_SALE', sold)
+end
 
 -- Closed long ago: an expired, cancelled or refunded record goes; a PAID one stays (it is
 -- the ticket).

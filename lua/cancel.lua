@@ -14,12 +14,16 @@
   KEYS[8]  settings  hash  the concert's settings (include/settings.lua)
   KEYS[9]  tickets   hash  customerId -> ticket record (include/tickets.lua)
   KEYS[10] events    stream the concert's events
+  KEYS[11] waiting   zset  customerId -> queue place (a seat that comes back while some wait
+                           is put on offer to them)
+  KEYS[12] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
   ARGV[3] default waiting idle limit (ms)
   ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] events kept in the stream (about)
+  ARGV[6] default time a returned seat is on offer to the queue (ms)
 
   Returns
     {0}   cancelled
@@ -34,10 +38,10 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], taken = KEYS[5],
            free = KEYS[6], gone = KEYS[7], settings = KEYS[8], tickets = KEYS[9],
-           events = KEYS[10]}
+           events = KEYS[10], waiting = KEYS[11], offers = KEYS[12]}
 local customer, secret, res_id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 local now = time_ms()
-local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[6])})
 local stream = event_stream(k.events, events_max, now)
 
 local state = token_state(k, customer, secret, cfg.idleMs, now)
@@ -53,8 +57,8 @@ if rec.status == 'PAYING' then return {10} end
 if rec.status == 'EXPIRED' then return {9} end
 if rec.status == 'CANCELLED' then return {15} end
 if rec.expires <= now then
-  release(k, now, stream, res_id, rec, 'EXPIRED')
+  release(k, now, stream, res_id, rec, 'EXPIRED', nil, cfg.returnHoldMs)
   return {9}
 end
-release(k, now, stream, res_id, rec, 'CANCELLED')
+release(k, now, stream, res_id, rec, 'CANCELLED', nil, cfg.returnHoldMs)
 return {0}

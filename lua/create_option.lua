@@ -11,7 +11,9 @@
   seat at bitmap place start + i. The score is that offset i itself, never a seat number
   (numbers repeat per row or section, and ties would sort by text, not by place).
 
-  KEYS[1] concert  hash  name, nbits (bitmap places handed out so far)
+  KEYS[1] concert  hash  name, nbits (bitmap places handed out so far), seats (on sale in all:
+                         the stock admission is sized to; admit.lua counts a concert that
+                         has options but no seats field once)
   KEYS[2] options  hash  optionId -> date
   KEYS[3] free     hash  optionId -> free seats
   KEYS[4] layout   hash  optionId -> "start:count:version" of its seats in the bitmap;
@@ -60,6 +62,11 @@ for i = 0, n - 1 do
   redis.call('ZADD', seatview, first + i, json)
 end
 if first + n < total then return {0, 2} end
+if redis.call('HEXISTS', concert, 'seats') == 1 then
+  redis.call('HINCRBY', concert, 'seats', total)
+elseif redis.call('HLEN', options) == 0 then
+  redis.call('HSET', concert, 'seats', total)
+end
 redis.call('HSET', options, option, date)
 redis.call('HSET', free, option, total)
 redis.call('HSET', layout, option, start .. ':' .. total .. ':' .. version)

@@ -12,14 +12,15 @@
   token at most, so a first token needs no bucket: a waiter costs no rate-limit state). Both
   refuse without writing. Then admit from the queue while the concert has room.
 
-  KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue)
+  KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue; seats, sold)
   KEYS[2] tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[3] waiting   zset  customerId -> queue place
   KEYS[4] active    zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[5] rate      hash  sec, n, avg: admissions (see include/admission.lua)
+  KEYS[5] rate      hash  sec, n, avg: admissions; soldOut (see include/admission.lua)
   KEYS[6] settings  hash  the concert's settings (include/settings.lua)
   KEYS[7] buckets   hash  "i:<customerId>" / "a:<address>" -> token bucket "level:lastMs"
   KEYS[8] events    stream the concert's events
+  KEYS[9] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1]  customerId
   ARGV[2]  secret for a new token (32 hex chars; unused when a live token exists)
@@ -27,20 +28,25 @@
   ARGV[4]  default admissions a second
   ARGV[5]  default active TTL (ms)
   ARGV[6]  default waiting idle limit (ms)
-  ARGV[7]  most tokens WAITING at once (the queue's cap)
-  ARGV[8]  a pre-queue place: a secure random integer in [0, 2^52)
-  ARGV[9]  a secure random seed for random-mode draws
-  ARGV[10] new tokens a second per customer (0: no limit)
-  ARGV[11] new tokens a second per client address (0: no limit)
-  ARGV[12] the client's address ("" when not limited by address)
-  ARGV[13] burst of the rate limits
-  ARGV[14] events kept in the stream (about)
+  ARGV[7]  default admissions a seat (0: no bound by the stock)
+  ARGV[8]  default time a returned seat is on offer to the queue (ms)
+  ARGV[9]  most tokens WAITING at once (the queue's cap)
+  ARGV[10] a pre-queue place: a secure random integer in [0, 2^52)
+  ARGV[11] a secure random seed for random-mode draws
+  ARGV[12] new tokens a second per customer (0: no limit)
+  ARGV[13] new tokens a second per client address (0: no limit)
+  ARGV[14] the client's address ("" when not limited by address)
+  ARGV[15] burst of the rate limits
+  ARGV[16] events kept in the stream (about)
 
   Returns
-    {0, secret, 1, 0, 0, expiresAtMs, opensAt, 0}             ACTIVE
-    {0, secret, 0, position, waitSeconds, 0, opensAt, pollAfter}
-                                      WAITING (position 1-based; pollAfter: seconds)
-    {0, secret, 2, -1, secondsToOpening, 0, opensAt, pollAfter}
+    {0, secret, 1, 0, 0, expiresAtMs, opensAt, 0, paused}     ACTIVE
+    {0, secret, 0, position, waitSeconds, 0, opensAt, pollAfter, paused}
+                                      WAITING (position 1-based; pollAfter: seconds; wait
+                                      -1 while paused: no estimate)
+    {0, secret, 3, position, waitSeconds, 0, opensAt, pollAfter, paused}
+                                      the same, the concert sold out: on its waitlist
+    {0, secret, 2, -1, secondsToOpening, 0, opensAt, pollAfter, paused}
                                       WAITING in the pre-queue (opensAt ms, 0: none)
     {3}                no such concert
     {19}               the queue is full (nothing written)
@@ -53,29 +59,31 @@
 -- @include admission
 
 local k = {concert = KEYS[1], tokens = KEYS[2], waiting = KEYS[3], active = KEYS[4],
-           rate = KEYS[5], settings = KEYS[6], buckets = KEYS[7], events = KEYS[8]}
-local customer, fresh, max_waiting, place = ARGV[1], ARGV[2], tonumber(ARGV[7]), ARGV[8]
-local seed, per_customer, per_address = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
-local address, burst, events_max = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14])
+           rate = KEYS[5], settings = KEYS[6], buckets = KEYS[7], events = KEYS[8],
+           offers = KEYS[9]}
+local customer, fresh, max_waiting, place = ARGV[1], ARGV[2], tonumber(ARGV[9]), ARGV[10]
+local seed, per_customer, per_address = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local address, burst, events_max = ARGV[14], tonumber(ARGV[15]), tonumber(ARGV[16])
 local AFTER_OPENING = 4503599627370496  -- 2^52: places after the opening come after these
 local now = time_ms()
 local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
-  activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]), paused = 0, opensAt = 0,
-  queueing = 0})
+  activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]),
+  admitPerSeat = tonumber(ARGV[7]), returnHoldMs = tonumber(ARGV[8]), paused = 0,
+  opensAt = 0, queueing = 0})
 local q = queue_of(k, cfg, now, seed, event_stream(k.events, events_max, now))
 
 -- A live token is the answer (a WAITING one counts as polled); one that expired or went idle
 -- is replaced. The entry: include/token_entry.lua.
 local entry = redis.call('HGET', k.tokens, customer)
 local kind, secret, ms = entry_of(k.active, entry, customer)
-if kind == 'A' and ms > now then return {0, secret, 1, 0, 0, ms, cfg.opensAt, 0} end
+if kind == 'A' and ms > now then return {0, secret, 1, 0, 0, ms, cfg.opensAt, 0, cfg.paused} end
 if kind == 'W' and ms > now - cfg.idleMs then
   redis.call('HSET', k.tokens, customer, secret .. ':' .. now)
   local _, until_ms = q.admit(customer)
-  if until_ms then return {0, secret, 1, 0, 0, until_ms, cfg.opensAt, 0} end
+  if until_ms then return {0, secret, 1, 0, 0, until_ms, cfg.opensAt, 0, cfg.paused} end
   local state, position, wait, poll = q.standing(customer)
-  return {0, secret, state, position, wait, 0, cfg.opensAt, poll}
+  return {0, secret, state, position, wait, 0, cfg.opensAt, poll, cfg.paused}
 end
 
 -- A new token.
@@ -113,6 +121,6 @@ else
 end
 
 local _, until_ms, popped = q.admit(customer)
-if until_ms then return {0, fresh, 1, 0, 0, until_ms, cfg.opensAt, 0} end
+if until_ms then return {0, fresh, 1, 0, 0, until_ms, cfg.opensAt, 0, cfg.paused} end
 local state, position, wait, poll = q.standing(customer, last and last - popped)
-return {0, fresh, state, position, wait, 0, cfg.opensAt, poll}
+return {0, fresh, state, position, wait, 0, cfg.opensAt, poll, cfg.paused}

@@ -25,6 +25,9 @@
   KEYS[13] balance  string  the customer's points, integer minor units
   KEYS[14] debits   hash    reservation id -> debit record (lua/debit.lua)
   KEYS[15] history  list    the customer's money movements, newest first
+  KEYS[16] waiting   zset  customerId -> queue place (a seat that comes back while some wait
+                           is put on offer to them)
+  KEYS[17] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -34,6 +37,7 @@
   ARGV[6] events kept in the stream (about)
   ARGV[7] reservation id, with its concert ("<concertId>.<32 hex>")
   ARGV[8] history length kept
+  ARGV[9] default time a returned seat is on offer to the queue (ms)
 
   Returns
     {0, priceMinor, balanceAfter}  PAID now: debited, seat sold, token finished if it was
@@ -55,22 +59,24 @@
 local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], paying = KEYS[5],
            taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
            tickets = KEYS[10], events = KEYS[11], concert = KEYS[12]}
+k.waiting, k.offers = KEYS[16], KEYS[17]
 local u = {balance = KEYS[13], debits = KEYS[14], history = KEYS[15]}
 local customer, secret = ARGV[1], ARGV[2]
 local res_id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local rid, keep = ARGV[7], tonumber(ARGV[8])
 local now = time_ms()
-local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[9])})
 local stream = event_stream(k.events, events_max, now)
 
-local begun = pay_begin_step(k, now, stream, customer, secret, cfg.idleMs, stale_ms, res_id)
+local begun = pay_begin_step(k, now, stream, customer, secret, cfg.idleMs, stale_ms, res_id,
+                             cfg.returnHoldMs)
 if begun[1] ~= 0 then return begun end
 local price, attempt = begun[2], begun[3]
 local debited = debit_step(u, keep, now, rid, attempt, price, 'DEBIT')
 if debited[1] ~= 0 then
-  pay_finish_step(k, now, stream, res_id, attempt, 'REFUSED', 0)
+  pay_finish_step(k, now, stream, res_id, attempt, 'REFUSED', 0, cfg.returnHoldMs)
   return debited
 end
 -- The attempt is PAYING under this call since step 1: step 3 cannot answer 17 or 7 here.
-pay_finish_step(k, now, stream, res_id, attempt, 'PAID', debited[2])
+pay_finish_step(k, now, stream, res_id, attempt, 'PAID', debited[2], cfg.returnHoldMs)
 return {0, price, debited[2]}

@@ -20,6 +20,9 @@
   KEYS[9] settings hash  the concert's settings (include/settings.lua)
   KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
   KEYS[11] events   stream the concert's events
+  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
+                           is put on offer to them)
+  KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
   ARGV[2] token secret
@@ -27,6 +30,7 @@
   ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] a pay in PAYING this long is stale: its payer crashed (ms)
   ARGV[6] events kept in the stream (about)
+  ARGV[7] default time a returned seat is on offer to the queue (ms)
 
   Returns
     {0, priceMinor, attempt}   now PAYING under this attempt number
@@ -44,11 +48,11 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], paying = KEYS[5],
            taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11]}
+           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13]}
 local customer, secret = ARGV[1], ARGV[2]
 local res_id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = time_ms()
-local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3])})
+local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[7])})
 
 return pay_begin_step(k, now, event_stream(k.events, events_max, now), customer, secret,
-                      cfg.idleMs, stale_ms, res_id)
+                      cfg.idleMs, stale_ms, res_id, cfg.returnHoldMs)

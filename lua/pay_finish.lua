@@ -19,12 +19,17 @@
   KEYS[9]  gone     zset  closed reservation id -> closed at (ms)
   KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
   KEYS[11] events   stream the concert's events
+  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
+                           is put on offer to them)
+  KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
+  KEYS[14] settings hash  the concert's settings (include/settings.lua)
 
   ARGV[1] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[2] attempt number (from pay_begin.lua)
   ARGV[3] PAID | REFUSED
   ARGV[4] balance right after the debit (minor units; PAID only, kept as the pay's answer)
   ARGV[5] events kept in the stream (about)
+  ARGV[6] default time a returned seat is on offer to the queue (ms)
 
   Returns
     {0, tokenFinished}   PAID (tokenFinished 1 when the token ended here)
@@ -34,15 +39,18 @@
                          nothing (the caller refunds that attempt's debit)
 ]]
 -- @include clock
+-- @include settings
 -- @include events
 -- @include pay_finish_step
 
 local k = {res = KEYS[1], paying = KEYS[2], holds = KEYS[3], taken = KEYS[4], free = KEYS[5],
            tokens = KEYS[6], active = KEYS[7], concert = KEYS[8], gone = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11]}
+           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13],
+           settings = KEYS[14]}
 local res_id, attempt, outcome, balance = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local events_max = tonumber(ARGV[5])
 local now = time_ms()
+local offer_ms = configured(k.settings, {returnHoldMs = tonumber(ARGV[6])}).returnHoldMs
 
 return pay_finish_step(k, now, event_stream(k.events, events_max, now), res_id, attempt,
-                       outcome, balance)
+                       outcome, balance, offer_ms)

@@ -20,6 +20,9 @@
   KEYS[11] tickets   hash  customerId -> ticket record, the rate limit's bucket in it
                            (include/tickets.lua)
   KEYS[12] events    stream the concert's events
+  KEYS[13] waiting   zset  customerId -> queue place (a seat that comes back while some wait
+                           is put on offer to them)
+  KEYS[14] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1]  customerId (from the token)
   ARGV[2]  token secret
@@ -32,11 +35,14 @@
   ARGV[9]  reserves a second per customer (0: no limit)
   ARGV[10] burst of the rate limit
   ARGV[11] events kept in the stream (about)
+  ARGV[12] default time a returned seat is on offer to the queue (ms)
+  ARGV[13] default active TTL (ms): a token became ACTIVE its TTL before it ends
 
   Returns
     {0, priceMinor, expiresAtMs}
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
-    {5} no such seat in this option   {6} seat held or sold
+    {5} no such seat in this option   {6} seat held or sold, or on offer to the customers
+    admitted after it came back (include/offers.lua) and this one is not
     {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
 ]]
 -- @include clock
@@ -46,20 +52,24 @@
 -- @include events
 -- @include release
 -- @include hold
+-- @include offers
 
 local k = {tokens = KEYS[1], active = KEYS[2], options = KEYS[3], seats = KEYS[4],
            taken = KEYS[5], free = KEYS[6], holds = KEYS[7], res = KEYS[8], gone = KEYS[9],
-           settings = KEYS[10], tickets = KEYS[11], events = KEYS[12]}
+           settings = KEYS[10], tickets = KEYS[11], events = KEYS[12], waiting = KEYS[13],
+           offers = KEYS[14]}
 local customer, secret = ARGV[1], ARGV[2]
 local option, seat, res_id = ARGV[4], ARGV[5], ARGV[6]
 local per_second, burst, events_max = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local SWEEP = 100
 local now = time_ms()
 local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[7]),
-                                    maxTickets = tonumber(ARGV[8])})
+                                    maxTickets = tonumber(ARGV[8]),
+                                    returnHoldMs = tonumber(ARGV[12]),
+                                    activeTtlMs = tonumber(ARGV[13])})
 local stream = event_stream(k.events, events_max, now)
 
-local state = token_state(k, customer, secret, cfg.idleMs, now)
+local state, active_until = token_state(k, customer, secret, cfg.idleMs, now)
 if state ~= 0 then return {state} end
 local t = ticket_get(k, customer)
 local wait_ms, bucket = draw(t.bucket, per_second, burst, now)
@@ -72,7 +82,7 @@ local swept = false
 local function sweep()
   if swept then return false end
   swept = true
-  if release_due(k, now, stream, SWEEP) == 0 then return false end
+  if release_due(k, now, stream, SWEEP, cfg.returnHoldMs) == 0 then return false end
   t = ticket_get(k, customer)
   return true
 end
@@ -107,6 +117,14 @@ if redis.call('SETBIT', k.taken, index, 1) == 1 and
   return refused(6)
 end
 price, index = tonumber(price), tonumber(index)
+local returned = offered(k, index, now, cfg.returnHoldMs)
+if returned then  -- on offer: to a customer admitted since it came back only
+  if not may_take(active_until - cfg.activeTtlMs, returned) then
+    redis.call('SETBIT', k.taken, index, 0)
+    return refused(6)
+  end
+  redis.call('ZREM', k.offers, index)
+end
 local expires = now + cfg.holdMs
 hold(k, stream, customer, secret, res_id, option, seat, index, price, expires, t)
 save()

@@ -24,6 +24,9 @@
   KEYS[10] tickets   hash  customerId -> ticket record, the rate limit's bucket in it
                            (include/tickets.lua)
   KEYS[11] events    stream the concert's events
+  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
+                           is put on offer to them)
+  KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1]  customerId (from the token)
   ARGV[2]  token secret
@@ -41,6 +44,8 @@
   ARGV[14] the blocks of those rows, best first, comma-separated, each
            "firstRow:lastRow:lastPlace:firstSeatId:price": rows (1-based) next to each
            other in the bitmap, seat ids consecutive, one price (minor units)
+  ARGV[15] default time a returned seat is on offer to the queue (ms)
+  ARGV[16] default active TTL (ms): a token became ACTIVE its TTL before it ends
 
   Returns
     {0, expiresAtMs, row, offset}   held: the seats row's places offset .. offset+quantity-1
@@ -57,10 +62,11 @@
 -- @include events
 -- @include release
 -- @include hold
+-- @include offers
 
 local k = {tokens = KEYS[1], active = KEYS[2], layout = KEYS[3], taken = KEYS[4],
            free = KEYS[5], holds = KEYS[6], res = KEYS[7], gone = KEYS[8], settings = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11]}
+           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13]}
 local customer, secret, option, quantity = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 local per_second, burst, events_max = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local version = ARGV[11]
@@ -68,12 +74,15 @@ local SWEEP, MAX_PROBES = 100, 5000
 local taken = k.taken
 local now = time_ms()
 local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumber(ARGV[6]),
-                                    maxTickets = tonumber(ARGV[7])})
+                                    maxTickets = tonumber(ARGV[7]),
+                                    returnHoldMs = tonumber(ARGV[15]),
+                                    activeTtlMs = tonumber(ARGV[16])})
 local stream = event_stream(k.events, events_max, now)
 
-local state = token_state(k, customer, secret, cfg.idleMs, now)
+local state, active_until = token_state(k, customer, secret, cfg.idleMs, now)
 if state ~= 0 then return {state} end
-release_due(k, now, stream, SWEEP)  -- first: the customer's own expired holds count no more
+-- First: the customer's own expired holds count no more.
+release_due(k, now, stream, SWEEP, cfg.returnHoldMs)
 local t = ticket_get(k, customer)
 local wait_ms, bucket = draw(t.bucket, per_second, burst, now)
 if wait_ms > 0 then return {20, wait_ms} end
@@ -92,6 +101,26 @@ end
 local slice = redis.call('HGET', k.layout, option)
 if not slice then return refused(4) end
 if string.match(slice, ':(%w+)$') ~= version then return refused(23) end
+
+-- Seats on offer to the customers admitted after they came back (include/offers.lua) that
+-- this token may not take look taken to the search: their bits are set for the call and
+-- cleared before it returns (one script: nobody else sees them set).
+local first_place, places = string.match(slice, '^(%d+):(%d+):')
+first_place = tonumber(first_place)
+local on_offer = offers_in(k, now, cfg.returnHoldMs, first_place,
+                           first_place + tonumber(places) - 1)
+local blocked, mine = {}, {}
+for i = 1, #on_offer, 2 do
+  if may_take(active_until - cfg.activeTtlMs, on_offer[i + 1]) then
+    mine[on_offer[i]] = true
+  else
+    blocked[#blocked + 1] = on_offer[i]
+    redis.call('SETBIT', taken, on_offer[i], 1)
+  end
+end
+local function unblock()
+  for _, index in ipairs(blocked) do redis.call('SETBIT', taken, index, 0) end
+end
 
 -- The first free place in [from, last], or -1. BITPOS sees only the bitmap's bytes (and
 -- answers 0 for a missing key): the places past its end are free.
@@ -173,11 +202,14 @@ for a, b, last, first_seat, price in string.gmatch(ARGV[14], '(%d+):(%d+):(%d+):
       redis.call('SETBIT', taken, p + i, 1)
       hold(k, stream, customer, secret, res_id, option, string.format('%d', seat0 + i), p + i,
            tonumber(price), expires, t)
+      if mine[p + i] then redis.call('ZREM', k.offers, p + i) end
       i = i + 1
     end
     ticket_set(k, customer, t)
+    unblock()
     return {0, expires, r, p - at}
   end
   if probes >= MAX_PROBES then break end
 end
+unblock()
 return refused(22)

@@ -18,22 +18,28 @@
   KEYS[8]  gone      zset  closed reservation id -> closed at (ms)
   KEYS[9]  tickets   hash  customerId -> ticket record (include/tickets.lua)
   KEYS[10] events    stream the concert's events
+  KEYS[11] offers    zset  seat index -> when it came back (include/offers.lua): a released
+                           hold's seat is offered to those waiting (include/release.lua)
+  KEYS[12] settings  hash  the concert's settings (include/settings.lua)
 
   ARGV[1] customerId
   ARGV[2] events kept in the stream (about)
+  ARGV[3] default time a returned seat is on offer to the queue (ms)
 
   Returns
     {0, hadToken, holdsReleased, holdsBeingPaid}
 ]]
 -- @include clock
+-- @include settings
 -- @include events
 -- @include release
 
 local k = {tokens = KEYS[1], waiting = KEYS[2], active = KEYS[3], res = KEYS[4],
            holds = KEYS[5], taken = KEYS[6], free = KEYS[7], gone = KEYS[8], tickets = KEYS[9],
-           events = KEYS[10]}
+           events = KEYS[10], offers = KEYS[11], settings = KEYS[12]}
 local customer, events_max = ARGV[1], tonumber(ARGV[2])
 local now = time_ms()
+local offer_ms = configured(k.settings, {returnHoldMs = tonumber(ARGV[3])}).returnHoldMs
 local stream = event_stream(k.events, events_max, now)
 
 local released, paying = 0, 0
@@ -41,7 +47,7 @@ for _, res_id in ipairs(ticket_get(k, customer).ids) do
   local raw = redis.call('HGET', k.res, res_id)
   local rec = raw and cjson.decode(raw)
   if rec and rec.status == 'HELD' then
-    release(k, now, stream, res_id, rec, 'CANCELLED', 'REVOKED')
+    release(k, now, stream, res_id, rec, 'CANCELLED', 'REVOKED', offer_ms)
     released = released + 1
   elseif rec and rec.status == 'PAYING' then
     rec.revoked = true

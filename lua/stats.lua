@@ -9,23 +9,29 @@
   KEYS[4] paying    zset  reservation id -> pay start (ms)
   KEYS[5] concert   hash  field sold counts sales
   KEYS[6] free      hash  optionId -> free seats
-  KEYS[7] rate      hash  sec, n, avg: admissions (see include/admission.lua)
+  KEYS[7] rate      hash  sec, n, avg: admissions; soldOut (see include/admission.lua)
   KEYS[8] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[9] offers    zset  seat index -> when it came back (include/offers.lua)
+
+  ARGV[1] default time a returned seat is on offer to the queue (ms)
 
   Returns
-    {0, waiting, active, holds, paying, sold, freeSeats, admissionsPerSecond, paused, opensAt}
+    {0, waiting, active, holds, paying, sold, freeSeats, admissionsPerSecond, paused, opensAt,
+     seats, soldOutSince, offered}
     (active and holds count only those not yet expired; admissionsPerSecond: the last
     minute's moving average, or this second's when higher, as text; paused 0/1; opensAt ms,
-    0 when none)
+    0 when none; seats: on sale in all; soldOutSince ms, 0 when not sold out; offered: seats
+    that came back on offer to the queue now)
 ]]
 -- @include clock
+-- @include settings
 
-local waiting, active, holds, paying, concert, free, rate, settings =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local waiting, active, holds, paying, concert, free, rate, settings, offers =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local now = time_ms()
 
 local DECAY = math.exp(-1 / 60)
-local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg')
+local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg', 'soldOut')
 local second = math.floor(now / 1000)
 local sec, n, avg = tonumber(mark[1]) or second, tonumber(mark[2]) or 0, tonumber(mark[3]) or 0
 if sec < second then
@@ -35,8 +41,10 @@ else
 end
 local free_seats = 0
 for _, count in ipairs(redis.call('HVALS', free)) do free_seats = free_seats + tonumber(count) end
-local knobs = redis.call('HMGET', settings, 'paused', 'opensAt')
+local cfg = configured(settings, {paused = 0, opensAt = 0, returnHoldMs = tonumber(ARGV[1])})
+local counts = redis.call('HMGET', concert, 'sold', 'seats')
 return {0, redis.call('ZCARD', waiting), redis.call('ZCOUNT', active, '(' .. now, '+inf'),
         redis.call('ZCOUNT', holds, '(' .. now, '+inf'), redis.call('ZCARD', paying),
-        tonumber(redis.call('HGET', concert, 'sold') or '0'), free_seats,
-        string.format('%.2f', avg), tonumber(knobs[1] or '0'), tonumber(knobs[2] or '0')}
+        tonumber(counts[1] or '0'), free_seats, string.format('%.2f', avg), cfg.paused,
+        cfg.opensAt, tonumber(counts[2] or '0'), tonumber(mark[4] or '0'),
+        redis.call('ZCOUNT', offers, '(' .. (now - cfg.returnHoldMs), '+inf')}

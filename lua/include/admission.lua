@@ -1,38 +1,58 @@
 --[[ include: queue_of(k, cfg, now, seed, stream) -> the concert's queue, by its settings cfg
-  (include/settings: activeLimit, admitPerSecond, activeTtlMs, idleMs, paused, opensAt,
-  queueing), its keys k (tokens, waiting, active, rate) and its event stream
-  (include/events); seed: a secure random number from the engine for random-mode draws.
-    q.admissions() -> second, admitted this second, avg: the rate hash keeps sec (the second
-      of the latest admissions), n (how many in it) and avg (admissions a second, a minute's
-      moving average); read once a call.
-    q.admit(who) -> n, until, popped: how many it admitted (none while paused or before
-      opensAt; FIFO from the head, or with queueing 1 ("random") a uniform draw from
-      everyone waiting each time), when `who` was one of them its expiry, and how many it
-      took off the queue (admitted or idle).
+  (include/settings: activeLimit, admitPerSecond, admitPerSeat, returnHoldMs, activeTtlMs,
+  idleMs, paused, opensAt, queueing), its keys k (tokens, waiting, active, rate, concert,
+  offers) and its event stream (include/events); seed: a secure random number from the
+  engine for random-mode draws.
+    q.admissions() -> second, admitted this second, avg, soldOut: the rate hash keeps sec
+      (the second of the latest admissions), n (how many in it), avg (admissions a second, a
+      minute's moving average) and soldOut (since when the concert is sold out, set by the
+      tick); read once a call.
+    q.admit(who) -> n, until, popped: how many it admitted, when `who` was one of them its
+      expiry, and how many it took off the queue (admitted or idle). None while paused,
+      before opensAt or sold out; at most the active limit's room, this second's admissions
+      left, and admitPerSeat ACTIVE tokens a seat still free or held (seats - sold) plus one
+      a seat on offer (the stock: never more shoppers than can still buy). FIFO from the
+      head, or with queueing 1 ("random") a uniform draw from everyone waiting each time.
     q.standing(customer, known) -> state, position, wait, poll of a WAITING token: state 0
-      in the queue (position 1-based: `known` when the caller knows it, else its rank; in
-      random mode the expected rank (n + 1) / 2), state 2 in the pre-queue before the
-      opening (position -1, wait: seconds to the opening); poll: the seconds after which to
-      poll again (at most 30, a quarter of the wait and a third of the idle limit; drawn from
-      the top fifth below that). ]]
+      in the queue, 3 the same while the concert is sold out (the queue is its waitlist)
+      (position 1-based: `known` when the caller knows it, else its rank; in random mode the
+      expected rank (n + 1) / 2), state 2 in the pre-queue before the opening (position -1,
+      wait: seconds to the opening); wait -1 while paused (no estimate: nobody is admitted);
+      poll: the seconds after which to poll again (at most 30, a quarter of the wait and a
+      third of the idle limit; drawn from the top fifth below that; the most while paused or
+      sold out). ]]
 -- @include token_entry
 local function queue_of(k, cfg, now, seed, stream)
   local q = {}
   local DECAY = math.exp(-1 / 60)
-  local mark  -- {second, n, avg}: read once a call, kept up to date by admit()
+  local mark  -- {second, n, avg, soldOut}: read once a call, kept up to date by admit()
 
   function q.admissions()
     if not mark then
       local second = math.floor(now / 1000)
-      local m = redis.call('HMGET', k.rate, 'sec', 'n', 'avg')
+      local m = redis.call('HMGET', k.rate, 'sec', 'n', 'avg', 'soldOut')
       local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
       if sec < second then
         avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
         n = 0
       end
-      mark = {second, n, avg}
+      mark = {second, n, avg, tonumber(m[4])}
     end
-    return mark[1], mark[2], mark[3]
+    return mark[1], mark[2], mark[3], mark[4]
+  end
+
+  -- Shoppers the stock still allows: admitPerSeat a seat free or held, one a seat on offer
+  -- (nil: no bound; a concert loaded before `seats` was counted has none until the tick).
+  local function stock_room(active)
+    if cfg.admitPerSeat <= 0 then return nil end
+    local c = redis.call('HMGET', k.concert, 'seats', 'sold')
+    if not c[1] then return nil end
+    local offered = 0
+    if cfg.returnHoldMs > 0 then
+      offered = redis.call('ZCOUNT', k.offers, '(' .. (now - cfg.returnHoldMs), '+inf')
+    end
+    local stock = tonumber(c[1]) - (tonumber(c[2]) or 0)
+    return math.ceil(cfg.admitPerSeat * stock) + offered - active
   end
 
   -- Park-Miller, seeded per call with a secure random number from the engine: for the
@@ -59,9 +79,12 @@ local function queue_of(k, cfg, now, seed, stream)
   -- idle leaves instead of taking a slot.
   function q.admit(who)
     if cfg.paused == 1 or now < cfg.opensAt then return 0, nil, 0 end
-    local second, admitted, avg = q.admissions()
-    local room = math.min(cfg.activeLimit - redis.call('ZCOUNT', k.active, '(' .. now, '+inf'),
-                          cfg.admitPerSecond - admitted)
+    local second, admitted, avg, sold_out = q.admissions()
+    local room = cfg.admitPerSecond - admitted
+    if sold_out or room <= 0 then return 0, nil, 0 end
+    local active = redis.call('ZCOUNT', k.active, '(' .. now, '+inf')
+    room = math.min(room, cfg.activeLimit - active)
+    if room > 0 then room = math.min(room, stock_room(active) or room) end
     local n, popped, mine = 0, 0, nil
     while n < room and popped < room + 100 do
       local head = next_waiter()
@@ -80,7 +103,7 @@ local function queue_of(k, cfg, now, seed, stream)
     end
     if n > 0 then
       redis.call('HSET', k.rate, 'sec', second, 'n', admitted + n, 'avg', avg)
-      mark = {second, admitted + n, avg}
+      mark = {second, admitted + n, avg, nil}
       stream.admitted(n)
     end
     return n, mine, popped
@@ -95,6 +118,7 @@ local function queue_of(k, cfg, now, seed, stream)
 
   function q.standing(customer, known)
     local state, position, wait = 0, -1, 0
+    local sold_out = select(4, q.admissions())
     if now < cfg.opensAt then
       state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
     else
@@ -104,12 +128,18 @@ local function queue_of(k, cfg, now, seed, stream)
         position = known or redis.call('ZRANK', k.waiting, customer) + 1
       end
       wait = estimate(position)
+      if sold_out then state = 3 end
     end
     -- The next poll: a quarter of the wait, at most 30 s and a third of the idle limit (a
     -- poll keeps the token in the queue), at least 1 s; so that a surge of pollers slows
     -- itself. Drawn from the top fifth below that bound, so that pollers told alike at one
-    -- moment (at the opening, say) drift apart instead of polling in waves.
+    -- moment (at the opening, say) drift apart instead of polling in waves. Paused or sold
+    -- out: the most, as nothing moves until an operator or a returned seat says so.
     local most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
+    if cfg.paused == 1 or sold_out then
+      most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000)))
+    end
+    if cfg.paused == 1 and state ~= 2 then wait = -1 end
     local poll = most - math.floor(rand() * math.floor(most / 5 + 1))
     return state, position, wait, poll
   end

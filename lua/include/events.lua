@@ -6,7 +6,9 @@
       the reservation's 32 hex), seatId and customerId;
     stream.admitted(n): ADMITTED, count (how many tokens a batch made ACTIVE);
     stream.token_revoked(customer): TOKEN_REVOKED, customerId (an operator ended the token;
-      its released holds have their own REVOKED events). ]]
+      its released holds have their own REVOKED events);
+    stream.stock(kind, sold): SOLD_OUT (every seat sold: no free seat, no hold that could
+      come back) or BACK_ON_SALE (a seat came back after that), with sold (seats sold). ]]
 local function event_stream(key, maxlen, now)
   local rid_prefix = string.match(key, '{c:(%d+)}') .. '.'  -- the concert's id, from its key
   return {
@@ -21,6 +23,9 @@ local function event_stream(key, maxlen, now)
     token_revoked = function(customer)
       redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', 'TOKEN_REVOKED',
                  'customerId', customer, 'at', now)
+    end,
+    stock = function(kind, sold)
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'sold', sold, 'at', now)
     end,
   }
 end

@@ -1,10 +1,12 @@
---[[ include: pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_ms, res_id) -> pay
-  step 1 on reservation id (32 hex) of the customer of token `secret`: PAYING under a new
-  attempt, or why not; its replies are lua/pay_begin.lua's. k: the concert's keys by name
-  (tokens, active, res, holds, paying, taken, free, gone, tickets); stream: include/events. ]]
+--[[ include: pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_ms, res_id,
+  offer_ms) -> pay step 1 on reservation res_id (32 hex) of the customer of token `secret`:
+  PAYING under a new attempt, or why not; its replies are lua/pay_begin.lua's. k: the
+  concert's keys by name (tokens, active, res, holds, paying, taken, free, gone, tickets,
+  waiting, offers); stream: include/events; offer_ms: include/release. ]]
 -- @include token_state
 -- @include release
-local function pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_ms, res_id)
+local function pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_ms, res_id,
+                              offer_ms)
   local raw = redis.call('HGET', k.res, res_id)
   local rec = raw and cjson.decode(raw)
   -- A sale's outcome is told to its customer even once the token has ended with it (the
@@ -26,7 +28,7 @@ local function pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_m
     return {10}
   end
   if rec.expires <= now then
-    release(k, now, stream, res_id, rec, 'EXPIRED')
+    release(k, now, stream, res_id, rec, 'EXPIRED', nil, offer_ms)
     return {9}
   end
   rec.status = 'PAYING'

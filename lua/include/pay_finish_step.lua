@@ -1,9 +1,10 @@
---[[ include: pay_finish_step(k, now, stream, res_id, attempt, outcome, balance) -> pay step 3
-  for one attempt of reservation id (32 hex): PAID or REFUSED; its replies are
+--[[ include: pay_finish_step(k, now, stream, res_id, attempt, outcome, balance, offer_ms) ->
+  pay step 3 for one attempt of reservation res_id (32 hex): PAID or REFUSED; its replies are
   lua/pay_finish.lua's. k: the concert's keys by name (res, paying, holds, taken, free,
-  tokens, active, concert, gone, tickets); stream: include/events. ]]
+  tokens, active, concert, gone, tickets, waiting, offers); stream: include/events;
+  offer_ms: include/release. ]]
 -- @include release
-local function pay_finish_step(k, now, stream, res_id, attempt, outcome, balance)
+local function pay_finish_step(k, now, stream, res_id, attempt, outcome, balance, offer_ms)
   local raw = redis.call('HGET', k.res, res_id)
   if not raw then return {7} end
   local rec = cjson.decode(raw)
@@ -36,13 +37,13 @@ local function pay_finish_step(k, now, stream, res_id, attempt, outcome, balance
   redis.call('ZREM', k.paying, res_id)
   if rec.revoked then  -- its customer was revoked during the pay (lua/revoke.lua)
     rec.revoked = nil
-    release(k, now, stream, res_id, rec, 'CANCELLED', 'REVOKED')
+    release(k, now, stream, res_id, rec, 'CANCELLED', 'REVOKED', offer_ms)
   elseif rec.expires > now then
     rec.status = 'HELD'
     redis.call('HSET', k.res, res_id, cjson.encode(rec))
     redis.call('ZADD', k.holds, rec.expires, res_id)
   else
-    release(k, now, stream, res_id, rec, 'EXPIRED')
+    release(k, now, stream, res_id, rec, 'EXPIRED', nil, offer_ms)
   end
   return {0, 0}
 end
