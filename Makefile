@@ -15,7 +15,7 @@ CLUSTER_BASE_PORT ?= 7000
 CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.1:%s,' $$(($(CLUSTER_BASE_PORT)+i)); done | sed 's/,$$//')
 
 .PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
-	cluster cluster-stop run-cluster bench-cluster bench-overload bench-connections \
+	cluster cluster-status cluster-stop run-cluster bench-cluster bench-overload bench-connections \
 	bench-drop bench-stress
 
 install: $(VENV)/.installed redis-server chromium
@@ -76,10 +76,13 @@ run: install
 # A local Redis Cluster left running in the background: 3 masters + 3 replicas from the repo's
 # redis.conf, data in var/cluster/<port>/, ports CLUSTER_BASE_PORT..+5 (default 7000-7005) and
 # their cluster bus ports +10000. Waits until every replica has synced, then prints REDIS_URL
-# and a line per node; a second `make cluster` only prints them. `python -m loadtests cluster
-# status` shows roles, slots and links.
+# and a line per node; a second `make cluster` only prints them. `make cluster-status` (or
+# `.venv/bin/python -m devstack cluster status`) shows roles, slots and links.
 cluster: install
-	$(PY) -m loadtests cluster start --base-port $(CLUSTER_BASE_PORT)
+	$(PY) -m devstack cluster start --base-port $(CLUSTER_BASE_PORT)
+
+cluster-status: install
+	$(PY) -m devstack cluster status
 
 # The API with demo data on that cluster (started first when it is not running), its answers
 # to changes sent once a replica has them (REDIS_WAIT_REPLICAS=1). Ctrl-C stops the API; the
@@ -92,10 +95,10 @@ run-cluster: cluster
 	    PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	    $(PY) -m api.serve --server $(SERVER) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-# Stops the cluster's nodes and keeps their data for the next `make cluster` (`python -m
-# loadtests cluster stop --wipe` removes it).
+# Stops the cluster's nodes and keeps their data for the next `make cluster` (`.venv/bin/python
+# -m devstack cluster stop --wipe` removes it).
 cluster-stop: install
-	$(PY) -m loadtests cluster stop
+	$(PY) -m devstack cluster stop
 
 test: install
 	$(VENV)/bin/ruff check engine api loadtests tests examples

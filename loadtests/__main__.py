@@ -1,5 +1,6 @@
-"""``python -m loadtests run <scenario|all> [flags]`` and ``python -m loadtests cluster
-start|stop|status``: see loadtests/README.md."""
+"""``python -m loadtests run <scenario|all|drop|stress> [flags]`` and ``python -m loadtests
+charts``: see loadtests/README.md. (The local cluster's command line is ``python -m devstack
+cluster``.)"""
 
 import sys
 

@@ -23,6 +23,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from devstack.api_server import Uvicorn
+from devstack.cluster_nodes import QUICK_SYNC
+from devstack.cpu import cpu_seconds
+from devstack.local_cluster import LocalCluster
 from engine import queue, tick
 from engine.config import Settings
 from engine.keys import concert_keys
@@ -30,8 +34,7 @@ from engine.seed import Option, Seat, create_concert, seed_demo
 from engine.store import Store, connect
 from engine.sync import sync_client
 from loadtests.bench_endpoints import wrk
-from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import Uvicorn, cpu_seconds, publish
+from loadtests.reporting import publish
 
 MIX_CONCERTS = 30
 
@@ -60,7 +63,7 @@ def mix_tokens(url: str, ids: range) -> Path:
 
 
 def mix_run(masters: int, tmp: Path, seconds: float, connections: int, workers: int) -> str:
-    with RedisCluster(tmp / f"mix{masters}", masters=masters, replicas=0,
+    with LocalCluster(tmp / f"mix{masters}", masters=masters, replicas=0,
                       extra=QUICK_SYNC) as cluster:
         seed_demo(sync_client(cluster.url))
         ids = range(100, 100 + MIX_CONCERTS)
@@ -110,7 +113,7 @@ async def tick_workers(url: str, workers: int, seconds: float, lease: bool) -> i
 
 def tick_run(tmp: Path, n_concerts: int, workers: int, seconds: float) -> list[str]:
     rows = []
-    with RedisCluster(tmp / "tick", masters=3, replicas=0, extra=QUICK_SYNC) as cluster:
+    with LocalCluster(tmp / "tick", masters=3, replicas=0, extra=QUICK_SYNC) as cluster:
         concerts(cluster.url, range(1, n_concerts + 1), 10)
         r = sync_client(cluster.url)
         spread: dict[int, int] = {}

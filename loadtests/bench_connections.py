@@ -33,9 +33,12 @@ import redis
 import uvloop
 
 from api import serve
+from devstack import REPO
+from devstack.api_server import SERVER_CLASSES, Server, server
+from devstack.redis_server import RedisServer
 from engine.seed import seed_demo
 from loadtests.rawclient import Conn, Tally, connect, percentile, request_bytes
-from loadtests.stack import REPO, SERVER_CLASSES, RedisServer, Server, publish, server
+from loadtests.reporting import publish
 
 REQUEST = request_bytes("/api/point?customerId=7")
 

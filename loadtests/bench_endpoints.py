@@ -34,24 +34,19 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from devstack import REPO
+from devstack.api_server import SERVER_CLASSES, Server, server
+from devstack.cluster_nodes import QUICK_SYNC
+from devstack.cpu import cpu_seconds, machine_cpu_seconds, wait_for_quiet
+from devstack.local_cluster import LocalCluster
+from devstack.redis_server import RedisServer
 from engine import booking, concert_settings, queue
 from engine.config import Settings
 from engine.ids import parse_token
 from engine.seed import Option, Seat, create_concert, fund_customers, seed_demo
 from engine.store import Store, connect
 from engine.sync import sync_client
-from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import (
-    REPO,
-    SERVER_CLASSES,
-    RedisServer,
-    Server,
-    cpu_seconds,
-    machine_cpu_seconds,
-    publish,
-    server,
-    wait_for_quiet,
-)
+from loadtests.reporting import publish
 
 WRK_SCRIPT = REPO / "loadtests" / "wrk" / "endpoint.lua"
 SEATS_PER_OPTION = 1000
@@ -244,11 +239,11 @@ def start_backends(names: list[str], servers: list[str], tmp: Path,
             single = single or stack.enter_context(RedisServer(tmp / "single", *ROOMY))
             b.url, b.redis_pids = single.url, [single.proc.pid]
         elif b.name == "cluster1":
-            cluster1 = cluster1 or stack.enter_context(RedisCluster(
+            cluster1 = cluster1 or stack.enter_context(LocalCluster(
                 tmp / "cluster1", masters=1, replicas=0, extra=(*QUICK_SYNC, *ROOMY)))
             b.url, b.redis_pids = cluster1.url, [cluster1.pid(p) for p in cluster1.ports]
         else:
-            cluster3 = cluster3 or stack.enter_context(RedisCluster(
+            cluster3 = cluster3 or stack.enter_context(LocalCluster(
                 tmp / "cluster3", masters=3, replicas=1, extra=(*QUICK_SYNC, *ROOMY)))
             b.url, b.redis_pids = cluster3.url, [cluster3.pid(p) for p in cluster3.ports]
     return backends

@@ -40,19 +40,13 @@ from pathlib import Path
 
 import redis
 
+from devstack import REPO
+from devstack.api_server import SERVER_CLASSES, Server, server
+from devstack.cpu import cpu_seconds, machine_cpu_seconds, wait_for_quiet
+from devstack.redis_server import RedisServer
 from engine.config import Settings
 from engine.seed import seed_demo
-from loadtests.stack import (
-    REPO,
-    SERVER_CLASSES,
-    RedisServer,
-    Server,
-    cpu_seconds,
-    machine_cpu_seconds,
-    publish,
-    server,
-    wait_for_quiet,
-)
+from loadtests.reporting import publish
 
 ENDPOINT_LUA = REPO / "loadtests" / "wrk" / "endpoint.lua"
 OVERLOAD_LUA = REPO / "loadtests" / "wrk" / "overload.lua"

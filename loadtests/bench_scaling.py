@@ -32,6 +32,7 @@ from pathlib import Path
 
 import redis
 
+from devstack.redis_server import RedisServer
 from engine import booking, queue, wallet
 from engine.ids import Token
 from engine.keys import concert_keys
@@ -48,7 +49,6 @@ from loadtests.redis_driver import (
     summarise,
     untimed,
 )
-from loadtests.stack import RedisServer
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 CONCERT = 20

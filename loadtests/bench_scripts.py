@@ -26,6 +26,7 @@ from pathlib import Path
 
 import redis
 
+from devstack.redis_server import RedisServer
 from engine import booking, catalog, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.ids import Token, parse_reservation, parse_token
@@ -49,9 +50,8 @@ from loadtests.redis_driver import (
     summarise,
     untimed,
 )
-from loadtests.stack import REPO, RedisServer
+from loadtests.reporting import RESULTS
 
-RESULTS = REPO / "loadtests" / "results"
 BENCH_CONCERT = 9  # reserve, cancel and pay run on a big concert of their own
 BEST_CONCERT = 10  # best available: performances of 50 rows of 20, filled best row first
 BEST_ROWS, BEST_ROW_SEATS, BEST_QUANTITY = 50, 20, 2

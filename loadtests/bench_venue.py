@@ -16,13 +16,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from devstack.api_server import Uvicorn
+from devstack.redis_server import RedisServer
 from engine import queue
 from engine.config import Settings
 from engine.store import Store, connect
 from engine.sync import sync_client
 from engine.venue import load_sync, parse
 from loadtests.bench_endpoints import wrk
-from loadtests.stack import RedisServer, Uvicorn, publish
+from loadtests.reporting import publish
 
 SIZES = (50, 1_000, 10_000, 100_000)
 

@@ -43,11 +43,13 @@ from typing import Any
 
 import redis
 
+from devstack import REPO
+from devstack.cpu import TreeCpu, cpu_seconds, machine_cpu_seconds, peaks
+from devstack.demo_stack import DemoStack
 from loadtests import dropgen
 from loadtests.dropgen import DropConfig, Mix, make_plan, percentile
+from loadtests.reporting import RESULTS
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "loadtests" / "results"
 DEFAULT_CATALOG = REPO / "catalog" / "drop.json"
 ADMIN_TOKEN = "drop-runner-admin"
 INITIAL_BALANCE = 1_000_000  # points of a funded buyer (the demo's)
@@ -99,43 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="report folder (default "
                    "loadtests/results/<time>-drop/)")
     return p
-
-
-# --- processes and CPU --------------------------------------------------------------------------
-def _cpu_of(pids: list[int]) -> float:
-    from loadtests.runner import _cpu
-
-    return sum(v for v in (_cpu(p) for p in pids) if v is not None)
-
-
-class Tree:
-    """CPU seconds of process trees (a generator and whatever it forks); an exited process
-    keeps its last value."""
-
-    def __init__(self, roots: list[int]) -> None:
-        self.roots = roots
-        self.seen: dict[int, float] = {}
-
-    def read(self) -> float:
-        from loadtests.runner import _cpu, process_tree
-
-        for root in self.roots:
-            for pid in process_tree(root):
-                v = _cpu(pid)
-                if v is not None:
-                    self.seen[pid] = v
-        return sum(self.seen.values())
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine has been busy (every process, from /proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0.0
-    v = [int(x) for x in fields]
-    busy = sum(v[:8]) - v[3] - (v[4] if len(v) > 4 else 0)  # all but idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
 
 
 # --- the admin API -----------------------------------------------------------------------------
@@ -238,7 +203,6 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
     from engine.keys import concert_keys
     from engine.seed import DEMO_BALANCE, fund_customers
     from engine.sync import sync_client
-    from loadtests.runner import Stack
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("requests-*.csv"), *out.glob("buyers-*.jsonl"),
@@ -250,7 +214,7 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
     seats, options = catalog_summary(doc)
     concert = doc["concertId"]
     env = {"ADMIN_TOKEN": ADMIN_TOKEN, "ACTIVE_TTL_SECONDS": str(args.active_ttl)}
-    stack = Stack(env, args.api_workers, cluster=args.cluster).start()
+    stack = DemoStack(env, args.api_workers, cluster=args.cluster).start()
     run: Run | None = None
     procs: list[subprocess.Popen] = []
     logs: list[Any] = []
@@ -327,9 +291,9 @@ def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: l
     """Once a second until every buyer is done (or the deadline): the concert's stats, the
     CPU of the generator and of the API + Redis, the shards' progress; the sell-out."""
     cfg = run.cfg
-    gen = Tree([p.pid for p in procs])
-    server0 = _cpu_of(server_pids)
-    machine0 = machine_busy()
+    gen = TreeCpu([p.pid for p in procs])
+    server0 = cpu_seconds(server_pids)
+    machine0 = machine_cpu_seconds()
     t_begin = time.time()
     last_print = 0.0
     hard_stop = cfg.deadline + 45
@@ -347,13 +311,13 @@ def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: l
             time.sleep(1)
             continue
         progress = dropgen.read_progress(Path(cfg.out_dir))
-        g, s = gen.read(), _cpu_of(server_pids) - server0
+        g, s = gen.read(), cpu_seconds(server_pids) - server0
         points.append((now, g, s))
         row = {"t": now - cfg.opens_at, "epoch": now, "waiting": stats["waiting"],
                "active": stats["active"], "holds": stats["holds"], "paying": stats["paying"],
                "sold": stats["sold"], "free": stats["freeSeats"],
                "admissions_avg": stats["admissionsPerSecond"], "gen_cpu_s": g,
-               "server_cpu_s": s, "machine_cpu_s": machine_busy() - machine0,
+               "server_cpu_s": s, "machine_cpu_s": machine_cpu_seconds() - machine0,
                "done": sum(x["done"] for x in progress),
                "started": sum(x["started"] for x in progress),
                "requests": sum(x["requests"] for x in progress),
@@ -382,8 +346,6 @@ def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: l
         time.sleep(max(0.0, 1 - (time.time() - now)))
     run.wall = time.time() - t_begin
     time.sleep(1.2)  # the shards' last flush
-    from loadtests.runner import peaks
-
     span = max(points[-1][0] - points[0][0], 1e-9)
     run.gen_cpu = (points[-1][1] - points[0][1]) / span
     run.server_cpu = (points[-1][2] - points[0][2]) / span

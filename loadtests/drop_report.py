@@ -10,6 +10,8 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from devstack.api_server import default_server
+from devstack.cpu import cores, cpu_model
 from loadtests import dropgen
 from loadtests.drop import BALANCE_OFF, ETA_GOAL, PAY_TOTAL_OFF, REFRESH_SECONDS, Run
 from loadtests.dropgen import percentile
@@ -252,9 +254,6 @@ TARGETS = {False: "redis-server",
 
 
 def report_md(runs: list[Run], argv: list[str], started: datetime) -> str:
-    from loadtests.runner import cores, cpu_model
-    from loadtests.stack import default_server
-
     lines = [f"# Ticket drop, {started:%Y-%m-%d %H:%M:%S}", "",
              f"`python -m loadtests run drop {shlex.join(argv)}`", "",
              f"Machine: {cores()} cores ({cpu_model()}), shared with other work running at the "

@@ -15,16 +15,18 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from devstack import REPO
+from devstack.api_server import default_server
+from devstack.cpu import TreeCpu, cores, cpu_model, cpu_seconds, peaks
+from devstack.demo_stack import DemoStack
+from loadtests.reporting import RESULTS
 from loadtests.scenarios import SOAK_LONGEST_TTL, Load, Scenario, resolve
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "loadtests" / "results"
 SATURATED = 0.90  # a generator above this share of its cores is the bottleneck
 PROGRESS_EVERY_NON_TTY = 10.0
 LOCUST_CPU_WARNING = "CPU usage above"  # locust's own warning when one of its processes saturates
@@ -78,9 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-pid", type=int, action="append", default=[],
                      help="soak with --host: a process of the API whose RSS to sample "
                      "(repeatable)")
-    from loadtests.cluster import add_cluster_parser
-
-    add_cluster_parser(sub)
     charts = sub.add_parser("charts", help="PNG charts from a locust *_stats_history.csv "
                             "(e.g. of a distributed run)")
     charts.add_argument("history", type=Path, help="a locust <prefix>_stats_history.csv")
@@ -104,60 +103,18 @@ def charts_command(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- processes and CPU -------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                out += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return out
-
-
-def process_tree(pid: int) -> list[int]:
-    tree, i = [pid], 0
-    while i < len(tree):
-        tree += _children(tree[i])
-        i += 1
-    return tree
-
-
-def _cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
+# --- CPU ---------------------------------------------------------------------------------------
 class CpuWatch:
     """CPU seconds of a process tree (locust and the workers it forks), the last value of a
     process that has exited kept; and of a fixed list of processes (the API and Redis)."""
 
     def __init__(self, root: int, fixed: list[int]) -> None:
-        self.root, self.fixed = root, fixed
-        self.seen: dict[int, float] = {}
-        self.fixed0 = self._fixed()
-
-    def _fixed(self) -> float:
-        return sum(v for v in (_cpu(p) for p in self.fixed) if v is not None)
+        self.tree, self.fixed = TreeCpu([root]), fixed
+        self.fixed0 = cpu_seconds(fixed)
 
     def read(self) -> tuple[float, float]:
         """(locust CPU seconds so far, API + Redis CPU seconds since the start)."""
-        for pid in process_tree(self.root):
-            v = _cpu(pid)
-            if v is not None:
-                self.seen[pid] = v
-        return sum(self.seen.values()), self._fixed() - self.fixed0
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+        return self.tree.read(), cpu_seconds(self.fixed) - self.fixed0
 
 
 # --- locust's files ------------------------------------------------------------------------
@@ -264,56 +221,6 @@ def describe(load: Load, ref: Load | None = None, rate_ours: bool = False) -> st
                       part(secs, f"{ref.seconds:g} s")])
 
 
-class Stack:
-    """A redis-server (the repo's redis.conf), or with ``cluster`` a local 3-master cluster
-    with a replica each (REDIS_WAIT_REPLICAS=1), seeded with the demo data, and the API."""
-
-    def __init__(self, env: dict[str, str], workers: int, kind: str | None = None,
-                 cluster: bool = False) -> None:
-        from loadtests.cluster import QUICK_SYNC, RedisCluster
-        from loadtests.stack import RedisServer, Server, default_server
-
-        self.tmp = tempfile.TemporaryDirectory(prefix="loadtest-")
-        self.redis: RedisServer | RedisCluster = (
-            RedisCluster(Path(self.tmp.name), masters=3, replicas=1, extra=QUICK_SYNC)
-            if cluster else RedisServer(Path(self.tmp.name)))
-        self.env = {**env, "REDIS_WAIT_REPLICAS": "1"} if cluster else env
-        self.workers = workers
-        self.kind = kind or default_server()
-        self.api: Server | None = None
-
-    def start(self) -> Stack:
-        from engine.seed import seed_demo
-        from engine.sync import sync_client
-
-        self.redis.start()
-        client = sync_client(self.redis.url)
-        try:
-            seed_demo(client)
-        finally:
-            client.close()
-        from loadtests.stack import server
-
-        self.api = server(self.kind, "api.app:app", {"REDIS_URL": self.redis.url, **self.env},
-                          workers=self.workers).start()
-        return self
-
-    def pids(self) -> list[int]:
-        from loadtests.stack import RedisServer
-
-        assert self.api is not None
-        if isinstance(self.redis, RedisServer):
-            assert self.redis.proc is not None
-            return [*self.api.pids(), self.redis.proc.pid]
-        return [*self.api.pids(), *(p for p in map(self.redis.pid, self.redis.ports) if p)]
-
-    def stop(self) -> None:
-        if self.api is not None:
-            self.api.stop()
-        self.redis.stop()
-        self.tmp.cleanup()
-
-
 def stack_env(s: Scenario, load: Load) -> dict[str, str]:
     """Our API's settings for a scenario: enough ACTIVE room and admissions that the queue
     never holds the scenario's users back, tokens that outlive the run; the soak's short TTLs."""
@@ -368,8 +275,8 @@ def run_scenario(s: Scenario, args: argparse.Namespace, out: Path) -> Result:
     prefix = res.out_dir / s.file
     res.locust_cores = min(cores(), cores() if args.processes < 0 else args.processes)
 
-    stack = None if args.host else Stack(stack_env(s, load), args.api_workers, args.server,
-                                         args.cluster)
+    stack = None if args.host else DemoStack(stack_env(s, load), args.api_workers, args.server,
+                                             args.cluster)
     sampler = None
     try:
         if stack is not None:
@@ -481,21 +388,6 @@ def watch(proc: subprocess.Popen, s: Scenario, load: Load, res: Result, server_p
             res.locust_peak, res.machine_peak = peaks(points)
 
 
-def peaks(points: list[tuple[float, float, float]], window: float = 5.0) -> tuple[float, float]:
-    """Highest average over ``window`` seconds of locust's cores and of the whole machine's."""
-    best_locust = best_all = 0.0
-    j = 0
-    for i in range(len(points)):
-        while points[i][0] - points[j][0] > window:
-            j += 1
-        dt = points[i][0] - points[j][0]
-        if dt >= window * 0.8:
-            lo = (points[i][1] - points[j][1]) / dt
-            best_locust = max(best_locust, lo)
-            best_all = max(best_all, lo + (points[i][2] - points[j][2]) / dt)
-    return best_locust, best_all
-
-
 def stop_locust(proc: subprocess.Popen, group: bool = False, wait: float = 20) -> None:
     """SIGINT (locust stops its users and writes its CSVs) to it, or with ``group`` to its
     whole process group, then after ``wait`` seconds SIGKILL to its group."""
@@ -584,8 +476,6 @@ def cpu_cell(res: Result) -> str:
 
 def report_md(results: list[Result], args: argparse.Namespace, argv: list[str],
               started: datetime) -> str:
-    from loadtests.stack import default_server
-
     lines = [f"# Load test report, {started:%Y-%m-%d %H:%M:%S}", ""]
     lines += [f"`python -m loadtests {shlex.join(argv)}`", ""]
     lines += [f"Machine: {cores()} cores ({cpu_model()}), Python {platform.python_version()}, "
@@ -693,16 +583,6 @@ def report_md(results: list[Result], args: argparse.Namespace, argv: list[str],
     return "\n".join(lines)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def locust_version() -> str:
     try:
         from importlib.metadata import version
@@ -729,10 +609,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "charts":
         return charts_command(args)
-    if args.command == "cluster":
-        from loadtests.cluster import cluster_command
-
-        return cluster_command(args)
     try:
         scenarios = resolve(args.scenario)
     except ValueError as e:

@@ -34,11 +34,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from devstack import REPO
+from devstack.api_server import default_server
+from devstack.cpu import TreeCpu, cores, cpu_model, cpu_seconds, machine_cpu_seconds
+from devstack.demo_stack import DemoStack
 from loadtests import stressgen
+from loadtests.reporting import RESULTS
 from loadtests.stressgen import StressConfig, hist_percentile
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "loadtests" / "results"
 SCENARIOS = ("s6", "s7")
 
 
@@ -118,17 +121,13 @@ class Sampler:
     """CPU seconds of the generator's process trees, the API + Redis, the whole machine."""
 
     def __init__(self, roots: list[int], server_pids: list[int]) -> None:
-        from loadtests.drop import Tree
-
-        self.gen = Tree(roots)
+        self.gen = TreeCpu(roots)
         self.server = server_pids
         self.points: list[tuple[float, float, float, float]] = []
 
     def sample(self) -> None:
-        from loadtests.drop import _cpu_of, machine_busy
-
-        self.points.append((time.time(), self.gen.read(), _cpu_of(self.server),
-                            machine_busy()))
+        self.points.append((time.time(), self.gen.read(), cpu_seconds(self.server),
+                            machine_cpu_seconds()))
 
     def cores(self, t0: float, t1: float) -> tuple[float, float, float]:
         pts = [p for p in self.points if t0 - 0.6 <= p[0] <= t1 + 0.6]
@@ -196,7 +195,7 @@ def judge_locust(cfg: StressConfig, k: int, history: Path, t_run0: float) -> Ste
 
 def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
     from loadtests.drop import stop_process
-    from loadtests.runner import Stack, stack_env
+    from loadtests.runner import stack_env
     from loadtests.scenarios import SCENARIOS as KNOWN
     from loadtests.scenarios import Load
 
@@ -209,7 +208,7 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
     s = KNOWN[scenario]
     env = {**stack_env(s, Load(lv[-1], 100, seconds)), "ISSUE_RATE_PER_CUSTOMER": "0",
            "RESERVE_RATE_PER_CUSTOMER": "0"}
-    stack = Stack(env, args.api_workers).start()
+    stack = DemoStack(env, args.api_workers).start()
     procs: list[subprocess.Popen] = []
     logs = []
     try:
@@ -362,8 +361,6 @@ def report_md(ramps: list[Ramp], argv: list[str], started: datetime,
               args: argparse.Namespace) -> str:
     import shlex
 
-    from loadtests.runner import cores, cpu_model
-    from loadtests.stack import default_server
 
     lines = [f"# Stress ramp, {started:%Y-%m-%d %H:%M:%S}", "",
              f"`python -m loadtests run stress {shlex.join(argv)}`", "",

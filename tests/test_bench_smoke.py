@@ -8,8 +8,8 @@ import math
 
 import redis
 
+from devstack.redis_server import RedisServer
 from loadtests import bench_scaling, bench_scripts
-from loadtests.stack import RedisServer
 
 
 def test_bench_scripts_measures_every_script(r: redis.Redis, redis_server: RedisServer) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack import REPO
 from loadtests import dropgen, stressgen
-from loadtests.stack import REPO
 
 CORRECTNESS = ("0 oversold", "0 double charged", "events = outcomes",
                "0 failures other than the expected 409/429", "sold out",

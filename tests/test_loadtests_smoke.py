@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from devstack import REPO
+from devstack.api_server import Server, api_server
+from devstack.redis_server import RedisServer
 from engine.seed import seed_demo
 from loadtests.scenarios import REPORT_SEVEN, SCENARIOS
-from loadtests.stack import REPO, RedisServer, Server, api_server
 
 CHARTS = ("rps", "response_times", "users")
 

@@ -13,8 +13,8 @@ import pytest
 import redis
 import uvloop
 
+from devstack.redis_server import RedisServer
 from engine.transport import PipelinedRedis, ReplyTimeout, TransportError, pack
-from loadtests.stack import RedisServer
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])

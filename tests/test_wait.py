@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from devstack.api_server import api_server
+from devstack.redis_server import RedisServer
 from engine.keys import CustomerKeys
-from loadtests.stack import RedisServer, api_server
 from tests.http import fire
 
 HOST = "127.0.0.1"

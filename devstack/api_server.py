@@ -1,109 +1,21 @@
-"""Processes for benchmarks and tests: a redis-server from the repo's redis.conf on a free
-port in a temp dir, and an ASGI server (uvicorn or granian) serving an app. Both stop with the
-context that started them; nothing here listens beyond 127.0.0.1."""
+"""The API (or any ASGI app) as a real server process: granian or uvicorn with the flags of
+api/serve.py, on 127.0.0.1 and a free port, its stderr kept; it stops with the context that
+started it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import IO
 
-import redis
-
 from api import serve
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with {proc.returncode}") from None
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout} s")
-
-
-def wait_for_http(port: int, proc: subprocess.Popen, what: str, timeout: float = 15) -> None:
-    """Until an HTTP answer (any status) comes back on ``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(16).startswith(b"HTTP/1."):
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not answer HTTP on {port} within {timeout} s")
-
-
-class RedisServer:
-    """One redis-server from the repo's redis.conf; restartable on the same port and data
-    directory (the durability and recovery tests restart it from its AOF)."""
-
-    def __init__(self, workdir: Path, *extra: str, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.dir = Path(workdir)
-        self.extra = extra
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise RuntimeError("redis-server is not on PATH: `make install` installs it")
-        self.proc = subprocess.Popen(
-            [exe, str(REPO / "redis.conf"), "--port", str(self.port), "--dir", str(self.dir),
-             "--logfile", str(self.dir / "redis.log"), *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if client.ping():
-                    client.close()
-                    return self
-            except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"redis-server did not start: see {self.dir}/redis.log") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(15)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+from devstack import REPO
+from devstack.ports import free_port, wait_for_http, wait_for_port
 
 
 class Server:
@@ -239,48 +151,3 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
-def machine_cpu_seconds() -> float:
-    """CPU seconds the whole machine has been busy (all cores, /proc/stat): set against the
-    processes measured, it shows how much other work ran beside a benchmark."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for_quiet(max_cores: float = 0.3, timeout: float = 120, window: float = 0.5) -> float:
-    """Until the machine's busy CPU over ``window`` s falls under ``max_cores`` (other work on
-    a shared box: a benchmark's own processes idle between runs), at most ``timeout`` s.
-    Returns the last level seen, so that a report can say it went on regardless."""
-    deadline = time.monotonic() + timeout
-    while True:
-        t0, c0 = time.monotonic(), machine_cpu_seconds()
-        time.sleep(window)
-        busy = (machine_cpu_seconds() - c0) / (time.monotonic() - t0)
-        if busy < max_cores or time.monotonic() > deadline:
-            return busy
-
-
-def publish(report: str, name: str) -> Path:
-    """Print a benchmark's report and write it to loadtests/results/<name>."""
-    print("\n" + report)
-    results = REPO / "loadtests" / "results"
-    results.mkdir(exist_ok=True)
-    path = results / name
-    path.write_text(report)
-    print(f"written to {path.relative_to(REPO)}")
-    return path
