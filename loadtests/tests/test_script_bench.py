@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import math
 
-import redis
-
-from devstack.redis_server import RedisServer
 from loadtests import bench_scaling, bench_scripts
 
 
-def test_bench_scripts_measures_every_script(r: redis.Redis, redis_server: RedisServer) -> None:
-    rows, notes = bench_scripts.run_scripts(redis_server.url, ops=60, batches=2,
+def test_bench_scripts_measures_every_script(redis_url: str) -> None:
+    rows, notes = bench_scripts.run_scripts(redis_url, ops=60, batches=2,
                                                active_limit=50)
     assert [s.name for s in rows] == [name for name, _ in bench_scripts.ROWS]
     for s in rows:
@@ -25,9 +22,9 @@ def test_bench_scripts_measures_every_script(r: redis.Redis, redis_server: Redis
     assert text.count("\n| ") == len(bench_scripts.ROWS) + 1  # header and one row a script
 
 
-def test_bench_scaling_measures_every_size(r: redis.Redis, redis_server: RedisServer) -> None:
+def test_bench_scaling_measures_every_size(redis_url: str) -> None:
     sizes = (40, 120)
-    points = bench_scaling.run_scaling(redis_server.url, sizes, issue_ops=10, status_ops=20,
+    points = bench_scaling.run_scaling(redis_url, sizes, issue_ops=10, status_ops=20,
                                        reserve_ops=10, charge_ops=20, batches=2)
     assert [p.size for p in points] == list(sizes)
     for p in points:
