@@ -37,7 +37,8 @@ from devstack import REPO
 from devstack.api_server import SERVER_CLASSES, Server, server
 from devstack.redis_server import RedisServer
 from engine.seed import seed_demo
-from loadtests.rawclient import Conn, Tally, connect, percentile, request_bytes
+from loadtests.generator.stats import percentile
+from loadtests.rawclient import Conn, Tally, connect, request_bytes
 from loadtests.reporting import publish
 
 REQUEST = request_bytes("/api/point?customerId=7")
@@ -99,9 +100,9 @@ async def _client(port: int, total: int, step: int, period: float, seconds: floa
         await asyncio.gather(*(user(i, c) for i, c in enumerate(conns)))
         alive = sum(not c.closed for c in conns)
         n = sum(len(v) for v in steady.latencies.values())
+        p99 = percentile([x for v in steady.latencies.values() for x in v], 0.99)
         report(phase="steady", answers=steady.summary(), errors=steady.errors, rps=n / seconds,
-               alive=alive, p99_ms=percentile([x for v in steady.latencies.values()
-                                                for x in v], 0.99) * 1000)
+               alive=alive, p99_ms=float("nan") if p99 is None else p99 * 1000)
         await reader.readline()
         burst = Tally()
 

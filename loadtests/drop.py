@@ -32,7 +32,6 @@ import io
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -47,7 +46,10 @@ from devstack import REPO
 from devstack.cpu import TreeCpu, cpu_seconds, machine_cpu_seconds, peaks
 from devstack.demo_stack import DemoStack
 from loadtests import dropgen
-from loadtests.dropgen import DropConfig, Mix, make_plan, percentile
+from loadtests.dropgen import DropConfig, Mix, make_plan
+from loadtests.generator.pool import Pool, Req
+from loadtests.generator.processes import Generators, interrupt
+from loadtests.generator.stats import percentile, spearman
 from loadtests.reporting import RESULTS
 
 DEFAULT_CATALOG = REPO / "catalog" / "drop.json"
@@ -216,8 +218,7 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
     env = {"ADMIN_TOKEN": ADMIN_TOKEN, "ACTIVE_TTL_SECONDS": str(args.active_ttl)}
     stack = DemoStack(env, args.api_workers, cluster=args.cluster).start()
     run: Run | None = None
-    procs: list[subprocess.Popen] = []
-    logs: list[Any] = []
+    gens = Generators()
     try:
         assert stack.api is not None
         admin = Admin(stack.api.base)
@@ -259,39 +260,25 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
               f"{admit}, opens in {cfg.opens_at - time.time():.1f} s; {processes} generator "
               f"process(es)", flush=True)
         for cmd, penv, log in generator_commands(generator, processes, config, out):
-            f = open(log, "w")
-            logs.append(f)
-            procs.append(subprocess.Popen(cmd, cwd=REPO, env=penv, stdout=f,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
-        sample(run, admin, procs, stack.pids())
+            gens.start(cmd, penv, log)
+        sample(run, admin, gens, stack.pids())
         run.analysis = analyse(run, admin, stack.redis.url, concert_keys(concert).events)
         if admin.unavailable:
             run.warnings.append(f"the runner's own admin calls met {len(admin.unavailable)} "
                                 f"503(s), retried; the first: {admin.unavailable[0]}")
         admin.close()
     finally:
-        for p in procs:
-            stop_process(p)
-        for f in logs:
-            f.close()
+        gens.stop()
         stack.stop()
     assert run is not None
     return run
 
 
-def stop_process(p: subprocess.Popen) -> None:
-    """A generator process and its children: SIGINT to the group, SIGKILL 15 s later."""
-    from loadtests.runner import stop_locust
-
-    stop_locust(p, group=True, wait=15)
-
-
-def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: list[int]
-           ) -> None:
+def sample(run: Run, admin: Admin, gens: Generators, server_pids: list[int]) -> None:
     """Once a second until every buyer is done (or the deadline): the concert's stats, the
     CPU of the generator and of the API + Redis, the shards' progress; the sell-out."""
     cfg = run.cfg
-    gen = TreeCpu([p.pid for p in procs])
+    gen = TreeCpu(gens.pids)
     server0 = cpu_seconds(server_pids)
     machine0 = machine_cpu_seconds()
     t_begin = time.time()
@@ -341,7 +328,7 @@ def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: l
         finished = (len(progress) >= (run.processes if run.generator == "asyncio" else 1)
                     and sum(x["buyers"] for x in progress) >= cfg.buyers
                     and all(x.get("finished") for x in progress))
-        if finished or all(p.poll() is not None for p in procs):
+        if finished or gens.all_exited():
             break
         time.sleep(max(0.0, 1 - (time.time() - now)))
     run.wall = time.time() - t_begin
@@ -353,9 +340,9 @@ def sample(run: Run, admin: Admin, procs: list[subprocess.Popen], server_pids: l
     m = [(r["epoch"], r["machine_cpu_s"], 0.0) for r in run.samples]
     run.machine_cpu = (m[-1][1] - m[0][1]) / max(m[-1][0] - m[0][0], 1e-9)
     run.machine_peak, _ = peaks(m)
-    for p in procs:
-        if p.poll() is None and run.generator == "locust":
-            stop_process(p)  # its users are done; locust itself runs until -t
+    if run.generator == "locust":  # its users are done; locust itself runs until -t
+        for p in gens.procs:
+            interrupt(p, group=True, wait=15)
 
 
 # --- after the drop: the books and the figures ---------------------------------------------------
@@ -375,7 +362,7 @@ async def _customers(base: str, customers: list[int]) -> dict[int, tuple[Any, An
     from urllib.parse import urlsplit
 
     u = urlsplit(base)
-    pool = dropgen.Pool(u.hostname or "127.0.0.1", u.port or 80, 32)
+    pool = Pool(u.hostname or "127.0.0.1", u.port or 80, 32)
     out: dict[int, tuple[Any, Any]] = {}
     sem = asyncio.Semaphore(64)
 
@@ -384,7 +371,7 @@ async def _customers(base: str, customers: list[int]) -> dict[int, tuple[Any, An
             got = []
             for path in (f"/api/point?customerId={cid}",
                          f"/api/point/history?customerId={cid}&limit=100"):
-                req = dropgen.Req("GET", path, None, None, "check")
+                req = Req("GET", path, None, None, "check")
                 status, raw, _, _ = await pool.request(pool.build(req))
                 got.append(json.loads(raw) if status == 200 else None)
             out[cid] = (got[0], got[1])
@@ -412,10 +399,6 @@ def read_events(redis_url: str, key: str) -> list[dict[str, str]]:
     finally:
         r.close()
     return events
-
-
-def _q(values: list[float], q: float) -> float | None:
-    return percentile(sorted(values), q)
 
 
 def analyse(run: Run, admin: Admin, redis_url: str, events_key: str) -> dict:
@@ -453,7 +436,7 @@ def analyse(run: Run, admin: Admin, redis_url: str, events_key: str) -> dict:
     a["codes"] = sorted(codes.items(), key=lambda kv: -kv[1])
     a["failures"] = sum(n for (_, _, _, ok), n in codes.items() if not ok)
     a["unexpected"] = [(k, n) for k, n in codes.items() if not k[3]]
-    a["pool_wait_p99"] = _q(pool_waits, 0.99)
+    a["pool_wait_p99"] = percentile(pool_waits, 0.99)
     a["req_span"] = (requests[-1][0] - requests[0][0]) if requests else 0.0
     summaries = [json.loads(p.read_text()) for p in sorted(out.glob("summary-*.json"))]
     a["overshoot_p99"] = max((s["overshoot_ms_p99"] for s in summaries), default=None)
@@ -657,12 +640,12 @@ def fairness(run: Run, buyers: list[dict]) -> dict:
     f["pre_admitted"], f["post_admitted"] = len(pre), len(post)
     f["pre_total"] = sum(1 for b in buyers if b["pre"])
     f["post_total"] = len(buyers) - f["pre_total"]
-    f["rho_pre_admission"] = dropgen.spearman([b["arrived"] for b in pre],
+    f["rho_pre_admission"] = spearman([b["arrived"] for b in pre],
                                               [b["admitted"] for b in pre])
     with_pos = [b for b in pre if b["first_position"] is not None]
-    f["rho_pre_position"] = dropgen.spearman([b["arrived"] for b in with_pos],
+    f["rho_pre_position"] = spearman([b["arrived"] for b in with_pos],
                                              [b["first_position"] for b in with_pos])
-    f["rho_post_admission"] = dropgen.spearman([b["arrived"] for b in post],
+    f["rho_post_admission"] = spearman([b["arrived"] for b in post],
                                                [b["admitted"] for b in post])
     # FIFO after the opening: a buyer whose issue was answered before another's was sent must
     # not be admitted in a later batch than it (0.5 s: batches are a second apart).

@@ -14,7 +14,7 @@ from devstack.api_server import default_server
 from devstack.cpu import cores, cpu_model
 from loadtests import dropgen
 from loadtests.drop import BALANCE_OFF, ETA_GOAL, PAY_TOTAL_OFF, REFRESH_SECONDS, Run
-from loadtests.dropgen import percentile
+from loadtests.generator.stats import percentile
 
 
 def _plt():
@@ -138,9 +138,9 @@ def charts(run: Run, buyers: list[dict], requests: list, events: list, a: dict) 
         if not ser:
             continue
         secs = [s for s, _ in ser]
-        ax.plot(secs, [percentile(sorted(v), 0.5) for _, v in ser], color=color, lw=1,
+        ax.plot(secs, [percentile(v, 0.5) for _, v in ser], color=color, lw=1,
                 ls="--", label=f"{name}: p50")
-        ax.plot(secs, [percentile(sorted(v), 0.99) for _, v in ser], color=color, lw=1.5,
+        ax.plot(secs, [percentile(v, 0.99) for _, v in ser], color=color, lw=1.5,
                 label=f"{name}: p99")
     _marks(ax, a)
     ax.set_yscale("log")

@@ -43,14 +43,19 @@ import math
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
+import uvloop
+
+from api.gc_tuning import GENERATOR_THRESHOLD, freeze_heap
+from loadtests.generator.pool import Pool, Req, parse_answer
+from loadtests.generator.stats import percentile
 
 # What a buyer may be answered without it being a failure, besides 2xx.
 SEAT_TAKEN = (409, "SEAT_TAKEN")
@@ -172,17 +177,6 @@ def expected_seats(plans: list[BuyerPlan]) -> float:
 
 
 # --- what a buyer says and hears ------------------------------------------------------------
-@dataclass(slots=True)
-class Req:
-    method: str
-    path: str
-    body: dict | None
-    auth: str | None
-    name: str  # the step (STEPS)
-    expect: tuple[tuple[int, str], ...] = ()  # non-2xx answers that are not failures
-    headers: tuple[tuple[str, str], ...] = ()
-
-
 @dataclass(slots=True)
 class Wait:
     at: float  # epoch s
@@ -477,164 +471,6 @@ def _hold_once(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, tok
     return [], bool(free)
 
 
-# --- the lean HTTP client ------------------------------------------------------------------------
-class _Conn(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time, parsed by httptools."""
-
-    def __init__(self, pool: Pool) -> None:
-        import httptools
-
-        self.pool = pool
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.fut: asyncio.Future | None = None
-        self.chunks: list[bytes] = []
-        self.retry_after: bytes | None = None
-        self.got_bytes = False
-        self.alive = True
-
-    # asyncio
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        try:
-            self.parser.feed_data(data)
-        except Exception as e:  # a malformed answer: this connection is done
-            self._fail(e)
-            self.alive = False
-            if self.transport is not None:
-                self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.alive = False
-        self._fail(exc or ConnectionResetError("connection closed"))
-
-    # httptools
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"retry-after":
-            self.retry_after = value
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        fut, self.fut = self.fut, None
-        status = self.parser.get_status_code()
-        body = b"".join(self.chunks)
-        retry = self.retry_after
-        self.chunks, self.retry_after = [], None
-        if not self.parser.should_keep_alive():
-            self.alive = False
-        if fut is not None and not fut.done():
-            fut.set_result((status, body, retry))
-
-    def _fail(self, exc: BaseException) -> None:
-        fut, self.fut = self.fut, None
-        if fut is not None and not fut.done():
-            fut.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
-
-    def send(self, data: bytes) -> asyncio.Future:
-        self.fut = asyncio.get_running_loop().create_future()
-        self.got_bytes = False
-        assert self.transport is not None
-        self.transport.write(data)
-        return self.fut
-
-
-class Pool:
-    """Up to ``size`` keep-alive connections shared by every buyer of the process; a request
-    takes an idle one (or opens one, or waits its turn)."""
-
-    def __init__(self, host: str, port: int, size: int) -> None:
-        self.host, self.port, self.size = host, port, size
-        self.idle: list[_Conn] = []
-        self.open = 0
-        self.waiters: deque[asyncio.Future] = deque()
-        self.host_header = f"{host}:{port}".encode()
-        self.reconnects = 0
-
-    async def _take(self) -> _Conn:
-        while True:
-            while self.idle:
-                c = self.idle.pop()
-                if c.alive:
-                    return c
-                self.open -= 1
-            if self.open < self.size:
-                self.open += 1
-                try:
-                    loop = asyncio.get_running_loop()
-                    _, conn = await loop.create_connection(lambda: _Conn(self), self.host,
-                                                           self.port)
-                except BaseException:
-                    self.open -= 1
-                    raise
-                return conn
-            fut = asyncio.get_running_loop().create_future()
-            self.waiters.append(fut)
-            conn = await fut
-            if conn is not None and conn.alive:
-                return conn
-
-    def _give(self, conn: _Conn) -> None:
-        if not conn.alive:
-            self.open -= 1
-            conn = None
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                if conn is None:
-                    fut.set_result(None)  # it will open one
-                else:
-                    fut.set_result(conn)
-                return
-        if conn is not None:
-            self.idle.append(conn)
-
-    async def request(self, data: bytes) -> tuple[int, bytes, bytes | None, float]:
-        """(status, body, Retry-After, seconds spent waiting for a connection)."""
-        t0 = time.perf_counter()
-        for attempt in (0, 1):
-            conn = await self._take()
-            waited = time.perf_counter() - t0
-            try:
-                status, body, retry = await conn.send(data)
-            except (ConnectionError, OSError):
-                # An idle keep-alive connection the server closed just now: the request never
-                # reached it (no byte of an answer), so sending it again is safe.
-                fresh = not conn.got_bytes
-                conn.alive = False
-                self._give(conn)
-                if attempt == 0 and fresh:
-                    self.reconnects += 1
-                    continue
-                raise
-            self._give(conn)
-            return status, body, retry, waited
-        raise AssertionError("unreachable")
-
-    def build(self, req: Req) -> bytes:
-        lines = [f"{req.method} {req.path} HTTP/1.1".encode(), b"Host: " + self.host_header]
-        if req.auth:
-            lines.append(b"Authorization: " + req.auth.encode())
-        for k, v in req.headers:
-            lines.append(f"{k}: {v}".encode())
-        payload = b""
-        if req.body is not None:
-            payload = orjson.dumps(req.body)
-            lines.append(b"Content-Type: application/json")
-            lines.append(b"Content-Length: %d" % len(payload))
-        return b"\r\n".join(lines) + b"\r\n\r\n" + payload
-
-    def close(self) -> None:
-        for c in self.idle:
-            if c.transport is not None:
-                c.transport.close()
-        self.idle.clear()
-
-
 # --- recording ------------------------------------------------------------------------------------
 class Recorder:
     """Requests (one CSV row each), buyers (JSON lines), appended to the shard's files every
@@ -685,13 +521,10 @@ class Recorder:
         tmp.replace(self.out_dir / f"progress-{self.shard}.json")
 
     def summary(self, **extra: Any) -> dict:
-        o = sorted(self.overshoot)
-
-        def q(f: float) -> float:
-            return o[min(len(o) - 1, int(f * len(o)))] * 1000 if o else 0.0
-
-        return {"waits": len(o), "overshoot_ms_p50": q(0.5), "overshoot_ms_p99": q(0.99),
-                "overshoot_ms_max": o[-1] * 1000 if o else 0.0, **extra}
+        o = self.overshoot
+        return {"waits": len(o), "overshoot_ms_p50": (percentile(o, 0.5) or 0.0) * 1000,
+                "overshoot_ms_p99": (percentile(o, 0.99) or 0.0) * 1000,
+                "overshoot_ms_max": max(o, default=0.0) * 1000, **extra}
 
 
 def new_record(p: BuyerPlan, cfg: DropConfig) -> BuyerRecord:
@@ -699,25 +532,9 @@ def new_record(p: BuyerPlan, cfg: DropConfig) -> BuyerRecord:
                        pre=cfg.t_start + p.arrival < cfg.opens_at)
 
 
-def parse_answer(status: int, raw: bytes, retry: bytes | None) -> tuple[Any, str, float | None]:
-    """(JSON body or None, problem code or '', Retry-After seconds or None)."""
-    body: Any = None
-    if raw:
-        with contextlib.suppress(orjson.JSONDecodeError):
-            body = orjson.loads(raw)
-    code = str(body.get("code", "")) if status >= 300 and isinstance(body, dict) else ""
-    after = None
-    if retry is not None:
-        with contextlib.suppress(ValueError):
-            after = float(retry)
-    return body, code, after
-
-
 # --- the asyncio driver ---------------------------------------------------------------------------
 class AsyncDriver:
     def __init__(self, cfg: DropConfig, shard: int, shards: int) -> None:
-        from urllib.parse import urlsplit
-
         self.cfg = cfg
         self.shard = f"a{shard}"
         self.plans = [p for p in make_plan(cfg) if p.index % shards == shard]
@@ -793,9 +610,7 @@ class AsyncDriver:
 
     async def run(self) -> dict:
         tasks = [asyncio.create_task(self._buyer(p)) for p in self.plans]
-        from loadtests.stressgen import freeze
-
-        freeze()  # the plan and every buyer's task: out of the collector's full passes
+        freeze_heap(GENERATOR_THRESHOLD)  # the plan and every buyer's task: out of its sight
         keeper = asyncio.create_task(self._housekeeping(tasks))
         remaining = max(1.0, self.cfg.deadline - time.time() + 15)
         _, pending = await asyncio.wait(tasks, timeout=remaining)
@@ -823,12 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = DropConfig.load(args.config)
     i, n = (int(x) for x in args.shard.split("/"))
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        pass
+    uvloop.install()
     driver = AsyncDriver(cfg, i, n)
     summary = asyncio.run(driver.run())
     (Path(cfg.out_dir) / f"summary-{driver.shard}.json").write_text(json.dumps(summary))
@@ -851,52 +661,6 @@ def read_progress(out_dir: Path) -> list[dict]:
     return out
 
 
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1) of sorted values, linear between ranks."""
-    if not sorted_values:
-        return None
-    pos = q * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def ranks(values: list[float]) -> list[float]:
-    """Ranks 1..n, ties given their average rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(xs: list[float], ys: list[float]) -> float | None:
-    """Spearman's rank correlation (Pearson's of the ranks, ties averaged)."""
-    if len(xs) < 3:
-        return None
-    rx, ry = ranks(xs), ranks(ys)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
-    sy = math.sqrt(sum((b - my) ** 2 for b in ry))
-    return sxy / (sx * sy) if sx and sy else None
-
-
-def inversions_beyond(pairs: list[tuple[float, float]], slack: float) -> int:
-    """Pairs (arrival, admission) sorted by arrival where a later arrival was admitted more
-    than ``slack`` seconds before an earlier one (FIFO broken beyond one batch)."""
-    count, latest = 0, -math.inf
-    for _, admitted in sorted(pairs):
-        if admitted < latest - slack:
-            count += 1
-        latest = max(latest, admitted)
-    return count
 
 
 if __name__ == "__main__":

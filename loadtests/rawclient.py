@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import uvloop
 
+from loadtests.generator.stats import percentile
+
 
 @dataclass
 class Answer:
@@ -85,14 +87,6 @@ def request_bytes(path: str, headers: dict[str, str] | None = None) -> bytes:
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1",
              *(f"{k}: {v}" for k, v in (headers or {}).items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of values, nearest rank; NaN for none."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 @dataclass

@@ -5,14 +5,12 @@ CSVs, PNG charts and a ``report.md`` that puts every figure beside the report's.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import math
 import os
 import platform
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +22,8 @@ from devstack import REPO
 from devstack.api_server import default_server
 from devstack.cpu import TreeCpu, cores, cpu_model, cpu_seconds, peaks
 from devstack.demo_stack import DemoStack
+from loadtests.generator.locust_csv import HistoryTail, num, read_stats
+from loadtests.generator.processes import interrupt
 from loadtests.reporting import RESULTS
 from loadtests.scenarios import SOAK_LONGEST_TTL, Load, Scenario, resolve
 
@@ -115,48 +115,6 @@ class CpuWatch:
     def read(self) -> tuple[float, float]:
         """(locust CPU seconds so far, API + Redis CPU seconds since the start)."""
         return self.tree.read(), cpu_seconds(self.fixed) - self.fixed0
-
-
-# --- locust's files ------------------------------------------------------------------------
-class HistoryTail:
-    """The newest ``Aggregated`` row of a stats history CSV that locust is writing."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.pos, self.header = path, 0, None
-        self.last: dict[str, str] | None = None
-
-    def poll(self) -> dict[str, str] | None:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.pos)
-                data = f.read()
-        except OSError:
-            return self.last
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            return self.last
-        self.pos += cut + 1
-        for row in csv.reader(data[: cut + 1].decode().splitlines()):
-            if self.header is None:
-                self.header = row
-            elif len(row) == len(self.header) and row[3] == "Aggregated":
-                self.last = dict(zip(self.header, row, strict=True))
-        return self.last
-
-
-def read_stats(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    except OSError:
-        return []
-
-
-def num(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "", "N/A") else None
-    except ValueError:
-        return None
 
 
 # --- one scenario ----------------------------------------------------------------------------
@@ -301,7 +259,7 @@ def run_scenario(s: Scenario, args: argparse.Namespace, out: Path) -> Result:
             try:
                 watch(proc, s, load, res, stack.pids() if stack else [], prefix, t0)
             finally:
-                stop_locust(proc)
+                interrupt(proc)
             res.wall = time.monotonic() - t0
     finally:
         samples = sampler.stop() if sampler is not None else None
@@ -370,13 +328,13 @@ def watch(proc: subprocess.Popen, s: Scenario, load: Load, res: Result, server_p
                 break
     except KeyboardInterrupt:
         res.warnings.append("interrupted (Ctrl-C): figures are partial")
-        stop_locust(proc)
+        interrupt(proc)
         raise
     finally:
         if tty:
             print(flush=True)
         if proc.poll() is None:
-            stop_locust(proc)
+            interrupt(proc)
         res.exit_code = proc.returncode
         if points:
             points.append((time.monotonic(), *cpu.read()))
@@ -386,24 +344,6 @@ def watch(proc: subprocess.Popen, s: Scenario, load: Load, res: Result, server_p
             if server_pids:
                 res.server_cpu = (points[-1][2] - points[0][2]) / span
             res.locust_peak, res.machine_peak = peaks(points)
-
-
-def stop_locust(proc: subprocess.Popen, group: bool = False, wait: float = 20) -> None:
-    """SIGINT (locust stops its users and writes its CSVs) to it, or with ``group`` to its
-    whole process group, then after ``wait`` seconds SIGKILL to its group."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        if group:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(wait)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def add_warnings(res: Result) -> None:

@@ -26,7 +26,6 @@ import csv
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -39,8 +38,11 @@ from devstack.api_server import default_server
 from devstack.cpu import TreeCpu, cores, cpu_model, cpu_seconds, machine_cpu_seconds
 from devstack.demo_stack import DemoStack
 from loadtests import stressgen
+from loadtests.generator.locust_csv import num, read_stats
+from loadtests.generator.processes import Generators
+from loadtests.generator.stats import bucket_ms, hist_percentile
 from loadtests.reporting import RESULTS
-from loadtests.stressgen import StressConfig, hist_percentile
+from loadtests.stressgen import StressConfig
 
 SCENARIOS = ("s6", "s7")
 
@@ -151,7 +153,7 @@ def judge_asyncio(cfg: StressConfig, k: int, warmup: float) -> Step:
                 continue
             if name == stressgen.GC:
                 st.gc_pauses += slot[0]
-                st.gc_max = max(st.gc_max, max((stressgen.bucket_ms(i) for i in slot[3]),
+                st.gc_max = max(st.gc_max, max((bucket_ms(i) for i in slot[3]),
                                                default=0.0))
                 continue
             st.requests += slot[0]
@@ -167,8 +169,6 @@ def judge_asyncio(cfg: StressConfig, k: int, warmup: float) -> Step:
 def judge_locust(cfg: StressConfig, k: int, history: Path, t_run0: float) -> Step:
     """From locust's stats history: the row at the step's end (its percentiles are locust's
     10 s window: the last 10 s of the step) and the counts over the judged part."""
-    from loadtests.runner import num, read_stats
-
     rows = [r for r in read_stats(history) if r.get("Name") == "Aggregated"]
     end = t_run0 + (k + 1) * cfg.step_seconds
     begin = end - min(10.0, cfg.step_seconds)
@@ -194,7 +194,6 @@ def judge_locust(cfg: StressConfig, k: int, history: Path, t_run0: float) -> Ste
 
 
 def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
-    from loadtests.drop import stop_process
     from loadtests.runner import stack_env
     from loadtests.scenarios import SCENARIOS as KNOWN
     from loadtests.scenarios import Load
@@ -209,8 +208,7 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
     env = {**stack_env(s, Load(lv[-1], 100, seconds)), "ISSUE_RATE_PER_CUSTOMER": "0",
            "RESERVE_RATE_PER_CUSTOMER": "0"}
     stack = DemoStack(env, args.api_workers).start()
-    procs: list[subprocess.Popen] = []
-    logs = []
+    gens = Generators()
     try:
         assert stack.api is not None
         t0 = time.time() + (2.0 if args.generator == "asyncio" else 4.0)
@@ -232,11 +230,8 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
             penv |= {"LOADTEST_STRESS_CONFIG": str(config),
                      "LOADTEST_ID_STRIDE": str(args.processes)}
         for i, cmd in enumerate(cmds):
-            f = open(out / f"generator-{i}.log", "w")
-            logs.append(f)
-            procs.append(subprocess.Popen(cmd, cwd=REPO, env=penv, stdout=f,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
-        sampler = Sampler([p.pid for p in procs], stack.pids())
+            gens.start(cmd, penv, out / f"generator-{i}.log")
+        sampler = Sampler(gens.pids, stack.pids())
         t_run0 = t0
         if args.generator == "locust":  # the shape's clock starts with locust's test
             deadline = time.time() + 30
@@ -250,10 +245,10 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
             step_end = t_run0 + (k + 1) * args.step_seconds
             while time.time() < step_end + 1.2:
                 sampler.sample()
-                if any(p.poll() is not None for p in procs):
+                if gens.any_exited():
                     break
                 time.sleep(max(0.0, min(1.0, step_end + 1.2 - time.time())))
-            if any(p.poll() is not None for p in procs) and time.time() < step_end:
+            if gens.any_exited() and time.time() < step_end:
                 ramp.stop_reason = "the generator exited early: see generator-0.log"
                 break
             st = (judge_asyncio(cfg, k, args.warmup) if args.generator == "asyncio"
@@ -289,13 +284,7 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
             ramp.stop_reason = f"the last step ({lv[-1]:,} users) was within the bound"
         cfg.stop_file.write_text("stop")
     finally:
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                stop_process(p)
-        for f in logs:
-            f.close()
+        gens.stop(grace=15)
         stack.stop()
     ramp.chart = chart(ramp)
     return ramp

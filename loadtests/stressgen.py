@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import math
@@ -32,35 +33,17 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
+import uvloop
 
-from loadtests.dropgen import Pool, Req, parse_answer
+from api.gc_tuning import GENERATOR_THRESHOLD, freeze_heap
+from loadtests.generator.pool import Pool, Req, parse_answer
+from loadtests.generator.stats import bucket
 
 LAG = "(event loop lag)"  # not a request: the generator's own lag, recorded like one
 GC = "(gc pause)"  # not a request: the collector's full (generation 2) passes
-BUCKET = 1.04  # histogram buckets: ms in [0.01 * 1.04^i, 0.01 * 1.04^(i+1))
-
-
-def bucket(ms: float) -> int:
-    return max(0, int(math.log(max(ms, 0.01) / 0.01, BUCKET)))
-
-
-def bucket_ms(i: int) -> float:
-    """The upper edge of bucket i (a percentile read from a histogram errs high, by < 4 %)."""
-    return 0.01 * BUCKET ** (i + 1)
-
-
-def hist_percentile(hist: Counter, q: float) -> float | None:
-    total = sum(hist.values())
-    if not total:
-        return None
-    need, seen = q * total, 0
-    for i in sorted(hist):
-        seen += hist[i]
-        if seen >= need:
-            return bucket_ms(i)
-    return bucket_ms(max(hist))
 
 
 @dataclass
@@ -131,8 +114,6 @@ class Stats:
 
 class Worker:
     def __init__(self, cfg: StressConfig, shard: int, shards: int) -> None:
-        from urllib.parse import urlsplit
-
         self.cfg, self.shard, self.shards = cfg, shard, shards
         u = urlsplit(cfg.base)
         self.pool = Pool(u.hostname or "127.0.0.1", u.port or 80, 1)
@@ -249,8 +230,6 @@ class Worker:
 
     def watch_gc(self) -> None:
         """Record each generation-2 collection's pause (the lag it causes)."""
-        import gc
-
         started = [0.0]
 
         def cb(phase: str, info: dict) -> None:
@@ -272,7 +251,7 @@ class Worker:
                 if u % self.shards == self.shard:
                     at = cfg.t0 + k * cfg.step_seconds + 2.0 * (u - lo) / max(1, hi - lo)
                     tasks.append(asyncio.create_task(self.user(u, at)))
-        freeze()
+        freeze_heap(GENERATOR_THRESHOLD)  # every user's task: out of the collector's sight
         keeper = asyncio.create_task(self.housekeeping(tasks))
         lag = asyncio.create_task(self.lag())
         await asyncio.wait(tasks, timeout=max(1.0, cfg.end - time.time() + 10))
@@ -285,30 +264,13 @@ class Worker:
         self.pool.close()
 
 
-def freeze() -> None:
-    """Move everything made so far (the plan, every user's task and frame) out of the
-    collector's sight: a full collection over tens of thousands of users paused the loop for
-    ~340 ms at 32,000 users here; what is made later is mostly freed by reference counts, so
-    the collector also runs far less often (a full pass after ~2.5 billion allocations)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtests.stressgen", description=__doc__)
     ap.add_argument("config", type=Path)
     ap.add_argument("--shard", default="0/1")
     args = ap.parse_args(argv)
     i, n = (int(x) for x in args.shard.split("/"))
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
+    uvloop.install()
     asyncio.run(Worker(StressConfig.load(args.config), i, n).run())
     return 0
 

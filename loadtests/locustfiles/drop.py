@@ -34,8 +34,8 @@ from loadtests.dropgen import (
     buyer_flow,
     make_plan,
     new_record,
-    parse_answer,
 )
+from loadtests.generator.pool import parse_answer
 
 CONFIG = DropConfig.load(Path(os.environ["LOADTEST_DROP_CONFIG"]))
 PLAN = make_plan(CONFIG)
