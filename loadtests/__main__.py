@@ -1,9 +1,7 @@
-"""``python -m loadtests run <scenario|all|drop|stress> [flags]`` and ``python -m loadtests
-charts``: see loadtests/README.md. (The local cluster's command line is ``python -m devstack
-cluster``.)"""
+"""``python -m loadtests``: see loadtests/cli.py and loadtests/README.md."""
 
 import sys
 
-from loadtests.runner import main
+from loadtests.cli import main
 
 sys.exit(main())

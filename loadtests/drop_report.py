@@ -11,16 +11,10 @@ from datetime import datetime
 from pathlib import Path
 
 from devstack.api_server import default_server
-from devstack.cpu import cores, cpu_model
 from loadtests import dropgen
 from loadtests.drop import BALANCE_OFF, ETA_GOAL, PAY_TOTAL_OFF, REFRESH_SECONDS, Run
 from loadtests.generator.stats import percentile
-
-
-def _plt():
-    from loadtests.charts import _pyplot
-
-    return _pyplot()
+from loadtests.reporting import machine, pyplot
 
 
 def _fig(plt, title: str, xlabel: str, ylabel: str):
@@ -49,7 +43,7 @@ def _save(plt, fig, ax, path: Path, legend: str | None = "best") -> Path:
 
 
 def charts(run: Run, buyers: list[dict], requests: list, events: list, a: dict) -> list[Path]:
-    plt = _plt()
+    plt = pyplot()
     cfg, out, paths = run.cfg, run.out, []
     title = f"Ticket drop ({run.generator}): {cfg.buyers:,} buyers, {run.seats:,} seats"
     xs = [s["t"] for s in run.samples]
@@ -256,7 +250,7 @@ TARGETS = {False: "redis-server",
 def report_md(runs: list[Run], argv: list[str], started: datetime) -> str:
     lines = [f"# Ticket drop, {started:%Y-%m-%d %H:%M:%S}", "",
              f"`python -m loadtests run drop {shlex.join(argv)}`", "",
-             f"Machine: {cores()} cores ({cpu_model()}), shared with other work running at the "
+             f"Machine: {machine()}, shared with other work running at the "
              "same time: every figure here is from this one run. Target: a fresh "
              f"{TARGETS['--cluster' in argv]} (the repo's redis.conf) and the API "
              f"({default_server()}, uvloop) started by the runner, the catalogue loaded with "

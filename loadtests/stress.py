@@ -35,13 +35,15 @@ from pathlib import Path
 
 from devstack import REPO
 from devstack.api_server import default_server
-from devstack.cpu import TreeCpu, cores, cpu_model, cpu_seconds, machine_cpu_seconds
+from devstack.cpu import TreeCpu, cpu_seconds, machine_cpu_seconds
 from devstack.demo_stack import DemoStack
 from loadtests import stressgen
 from loadtests.generator.locust_csv import num, read_stats
 from loadtests.generator.processes import Generators
 from loadtests.generator.stats import bucket_ms, hist_percentile
-from loadtests.reporting import RESULTS
+from loadtests.reporting import RESULTS, machine, pyplot
+from loadtests.scenarios.registry import SCENARIOS as KNOWN
+from loadtests.scenarios.registry import Load, stack_env
 from loadtests.stressgen import StressConfig
 
 SCENARIOS = ("s6", "s7")
@@ -194,9 +196,6 @@ def judge_locust(cfg: StressConfig, k: int, history: Path, t_run0: float) -> Ste
 
 
 def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
-    from loadtests.runner import stack_env
-    from loadtests.scenarios import SCENARIOS as KNOWN
-    from loadtests.scenarios import Load
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("stress-*.jsonl"), out / "STOP"]:
@@ -297,9 +296,7 @@ def fmt(v: float | None, digits: int = 1) -> str:
 def chart(ramp: Ramp) -> Path | None:
     if not ramp.steps:
         return None
-    from loadtests.drop_report import _plt
-
-    plt = _plt()
+    plt = pyplot()
     fig, (ax1, ax3) = plt.subplots(2, 1, figsize=(11, 7.5), dpi=110, sharex=True,
                                    gridspec_kw={"height_ratios": [3, 2]})
     fig.suptitle(f"Stress ramp, {ramp.scenario} ({ramp.generator} generator): requests/s and "
@@ -353,7 +350,7 @@ def report_md(ramps: list[Ramp], argv: list[str], started: datetime,
 
     lines = [f"# Stress ramp, {started:%Y-%m-%d %H:%M:%S}", "",
              f"`python -m loadtests run stress {shlex.join(argv)}`", "",
-             f"Machine: {cores()} cores ({cpu_model()}), shared with other work running at the "
+             f"Machine: {machine()}, shared with other work running at the "
              "same time (the *machine* column: every process on the box). A fresh redis-server "
              f"and the API ({args.api_workers} {default_server()} worker(s)) per scenario, "
              "seeded with the demo data, per-customer rate limits off. Each step holds its users "

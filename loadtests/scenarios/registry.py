@@ -85,3 +85,25 @@ def resolve(name: str) -> list[Scenario]:
             return [s]
     known = ", ".join(f"{s.key} ({s.file})" for s in SCENARIOS.values())
     raise ValueError(f"unknown scenario {name!r}: one of all, {known}")
+
+
+def describe(load: Load, ref: Load | None = None, rate_ours: bool = False) -> str:
+    def part(value: str, ref_value: str | None) -> str:
+        return f"{value} (report {ref_value})" if ref_value and ref_value != value else value
+
+    users = f"{load.users:,} users"
+    rate = f"{load.spawn_rate:g}/s"
+    secs = f"{load.seconds:g} s"
+    if ref is None:
+        return f"{users}, {rate}{' (ours)' if rate_ours else ''}, {secs}"
+    return ", ".join([part(users, f"{ref.users:,} users"),
+                      part(rate, f"{ref.spawn_rate:g}/s") if not rate_ours else rate,
+                      part(secs, f"{ref.seconds:g} s")])
+
+
+def stack_env(s: Scenario, load: Load) -> dict[str, str]:
+    """Our API's settings for a scenario: enough ACTIVE room and admissions that the queue
+    never holds the scenario's users back, tokens that outlive the run; the soak's short TTLs."""
+    env = {"ACTIVE_LIMIT": str(max(20_000, 2 * load.users)), "ADMIT_PER_SECOND": "2000",
+           "ACTIVE_TTL_SECONDS": str(int(max(600, load.seconds + 300)))}
+    return {**env, **s.env}

@@ -6,15 +6,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from loadtests.generator.locust_csv import num
+from loadtests.reporting import pyplot
+
 AGGREGATED = "Aggregated"
 MAX_NAMED_LINES = 8  # per-request lines on the requests/s chart, when there are this few
-
-
-def _num(value: str) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None  # "N/A" before the first answer
 
 
 def read_history(path: Path) -> dict[str, list[dict[str, str]]]:
@@ -27,15 +23,6 @@ def read_history(path: Path) -> dict[str, list[dict[str, str]]]:
             key = row["Name"] if row["Name"] == AGGREGATED else f"{row['Type']} {row['Name']}"
             rows.setdefault(key, []).append(row)
     return rows
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _figure(plt, title: str, ylabel: str):
@@ -67,7 +54,7 @@ def history_charts(history_csv: Path, title: str, out_dir: Path, stem: str,
     total = rows.get(AGGREGATED, [])
     if not total:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     t0 = int(total[0]["Timestamp"])
 
     def xs(series: list[dict[str, str]]) -> list[float]:
@@ -77,7 +64,7 @@ def history_charts(history_csv: Path, title: str, out_dir: Path, stem: str,
         """Per-second rate of a running total over the last ``window`` seconds (locust's own
         Requests/s column is a trailing ~10 s average that smears bursts and ramps)."""
         x = xs(series)
-        n = [_num(r[column]) or 0.0 for r in series]
+        n = [num(r[column]) or 0.0 for r in series]
         if n and n[0] > 0:  # a request name appears with its first requests already counted
             x, n = [x[0] - 1, *x], [0.0, *n]
         out_x, out_y, j = [], [], 0
@@ -106,7 +93,7 @@ def history_charts(history_csv: Path, title: str, out_dir: Path, stem: str,
     fig, ax = _figure(plt, f"{title}: response times (all requests, 10 s window)",
                       "response time (ms)")
     for column, color in (("50%", "tab:green"), ("95%", "tab:orange"), ("99%", "tab:red")):
-        points = [(x, _num(r[column])) for x, r in zip(xs(total), total, strict=True)]
+        points = [(x, num(r[column])) for x, r in zip(xs(total), total, strict=True)]
         points = [(x, y) for x, y in points if y is not None]
         while points and points[0][1] == 0:  # locust's "current" window before it fills
             points.pop(0)
@@ -126,7 +113,7 @@ def soak_chart(samples: list[dict[str, float]], warmup_s: float, title: str, pat
     """One PNG, four panels: Redis used_memory, keys, the concert's records, API RSS; the
     warm-up shaded, and the fitted line of the judged part with its verdict. Each panel's
     height spans at least the series' allowed rise, so noise does not look like a slope."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("redis_used_memory", "Redis used_memory (MiB)", 1 / 2**20),
               ("redis_keys", "Redis keys (DBSIZE)", 1),
               ("concert_records", "concert 2 records (hash + zset entries)", 1),

@@ -6,7 +6,12 @@ Added: the body check (option 41150's free seats, each with id, number and price
 
 from locust import HttpUser, TaskSet, between, task
 
-from loadtests.locustfiles.common import ActiveToken, expect, next_customer_id, spread_start
+from loadtests.scenarios.locustfiles.common import (
+    ActiveToken,
+    expect,
+    next_customer_id,
+    spread_start,
+)
 
 
 class AvailableSeatsTasks(TaskSet):

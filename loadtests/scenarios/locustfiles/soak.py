@@ -21,7 +21,7 @@ from random import choice, randint, random
 
 from locust import HttpUser, TaskSet, between, task
 
-from loadtests.locustfiles.common import (
+from loadtests.scenarios.locustfiles.common import (
     ActiveToken,
     check_token_body,
     expect,

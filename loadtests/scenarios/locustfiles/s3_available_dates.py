@@ -6,7 +6,12 @@ one. Added: the body check (concert 2's four dates, each with its free seats).""
 
 from locust import HttpUser, TaskSet, between, task
 
-from loadtests.locustfiles.common import ActiveToken, expect, next_customer_id, spread_start
+from loadtests.scenarios.locustfiles.common import (
+    ActiveToken,
+    expect,
+    next_customer_id,
+    spread_start,
+)
 
 
 class AvailableDatesTaskSet(TaskSet):

@@ -7,7 +7,7 @@ import itertools
 
 from locust import HttpUser, TaskSet, between, task
 
-from loadtests.locustfiles.common import check_token_body, json_body, spread_start
+from loadtests.scenarios.locustfiles.common import check_token_body, json_body, spread_start
 
 
 class TokenTaskSet(TaskSet):

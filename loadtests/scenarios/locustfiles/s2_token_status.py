@@ -9,7 +9,7 @@ import os
 
 from locust import HttpUser, LoadTestShape, TaskSet, between, task
 
-from loadtests.locustfiles.common import (
+from loadtests.scenarios.locustfiles.common import (
     ActiveToken,
     check_token_body,
     expect,

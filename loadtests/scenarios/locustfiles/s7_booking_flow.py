@@ -22,7 +22,7 @@ from random import randint
 
 from locust import HttpUser, TaskSet, between, task
 
-from loadtests.locustfiles.common import (
+from loadtests.scenarios.locustfiles.common import (
     check_token_body,
     expect,
     expected_reserve_refusal,
