@@ -16,7 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from loadtests import drop, stress
+from loadtests import stress
+from loadtests.drop import runner as drop
 from loadtests.scenarios import charts
 from loadtests.scenarios.runner import run_scenarios
 

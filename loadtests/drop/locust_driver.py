@@ -1,7 +1,7 @@
 """The ticket drop's buyers under locust: ``FastHttpUser`` (geventhttpclient) over one
 connection pool per process shared by all its users, each user one buyer of the plan running
-``loadtests.dropgen.buyer_flow`` once, so locust and the asyncio generator drive the very
-same buyers. Run by ``python -m loadtests run drop --generator locust`` (which sets the knobs
+``buyer_flow`` (``buyer.py``) once, so locust and the asyncio generator drive the very same
+buyers. Run by ``python -m loadtests run drop --generator locust`` (which sets the knobs
 below); it writes the same files as the asyncio shards (``requests-l<i>.csv``,
 ``buyers-l<i>.jsonl``, ``progress-l<i>.json``, ``summary-l<i>.json``).
 
@@ -25,16 +25,9 @@ from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner
 
-from loadtests.dropgen import (
-    DropConfig,
-    Env,
-    Recorder,
-    Resp,
-    Wait,
-    buyer_flow,
-    make_plan,
-    new_record,
-)
+from loadtests.drop.buyer import Env, Resp, Wait, buyer_flow, new_record
+from loadtests.drop.plan import DropConfig, make_plan
+from loadtests.drop.recorder import Recorder
 from loadtests.generator.pool import parse_answer
 
 CONFIG = DropConfig.load(Path(os.environ["LOADTEST_DROP_CONFIG"]))
