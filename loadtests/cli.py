@@ -16,12 +16,12 @@ import re
 import sys
 from pathlib import Path
 
-from loadtests import stress
-from loadtests.drop import runner as drop
+from loadtests.drop import runner as drop_runner
 from loadtests.scenarios import charts
 from loadtests.scenarios.runner import run_scenarios
+from loadtests.stress import ramp as stress_ramp
 
-RUNNERS = {"drop": drop.main, "stress": stress.main}  # runners with flags of their own
+RUNNERS = {"drop": drop_runner.main, "stress": stress_ramp.main}  # runners with flags of their own
 
 
 def parse_duration(text: str) -> float:

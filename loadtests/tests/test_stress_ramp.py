@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from loadtests.stress import build_parser, levels
+from loadtests.stress.ramp import build_parser
+from loadtests.stress.steps import levels
 
 
 def test_ramp_levels() -> None:

@@ -265,7 +265,7 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m loadtests.stressgen", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m loadtests.stress.users", description=__doc__)
     ap.add_argument("config", type=Path)
     ap.add_argument("--shard", default="0/1")
     args = ap.parse_args(argv)

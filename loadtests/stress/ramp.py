@@ -8,10 +8,10 @@ Each step holds its users for ``--step-seconds`` (15); its first ``--warmup`` se
 new users start over the first 2 s) are not judged. Steps grow by ``--factor`` (1.5) from
 ``--start`` users, or by ``--step`` users when given, up to ``--max-users``.
 
-Generators: the lean asyncio one (default; ``loadtests/stressgen.py``, the same requests and
+Generators: the lean asyncio one (default; ``loadtests/stress/users.py``, the same requests and
 checks as the locustfiles, one pooled keep-alive connection per ``--per-conn`` users), the one
 the drop's comparison found cheaper per request; or ``--generator locust``: the report's
-locustfiles themselves under a step ``LoadTestShape`` (``locustfiles/stress_shape.py``).
+locustfiles themselves under a step ``LoadTestShape`` (``loadtests/stress/locust_shape.py``).
 The generator's CPU is measured each step: a step where it passes 90 % of its cores ends the
 ramp, and the knee is then the generator's, not the API's (the report says which).
 
@@ -24,27 +24,21 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from devstack import REPO
-from devstack.api_server import default_server
 from devstack.cpu import TreeCpu, cpu_seconds, machine_cpu_seconds
 from devstack.demo_stack import DemoStack
-from loadtests import stressgen
-from loadtests.generator.locust_csv import num, read_stats
 from loadtests.generator.processes import Generators
-from loadtests.generator.stats import bucket_ms, hist_percentile
-from loadtests.reporting import RESULTS, machine, pyplot
+from loadtests.reporting import report_folder
 from loadtests.scenarios.registry import SCENARIOS as KNOWN
 from loadtests.scenarios.registry import Load, stack_env
-from loadtests.stressgen import StressConfig
+from loadtests.stress.report import chart, fmt, report_md
+from loadtests.stress.steps import Ramp, judge_asyncio, judge_locust, levels
+from loadtests.stress.users import StressConfig
 
 SCENARIOS = ("s6", "s7")
 
@@ -75,52 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def levels(args: argparse.Namespace) -> list[int]:
-    out, users = [], float(args.start)
-    while True:
-        n = min(args.max_users, round(users))
-        if out and n <= out[-1]:
-            n = out[-1] + 1
-        out.append(min(n, args.max_users))
-        if out[-1] >= args.max_users:
-            return out
-        users = users + args.step if args.step else users * args.factor
-
-
-@dataclass
-class Step:
-    k: int
-    users: int
-    seconds: float
-    requests: int = 0
-    failures: int = 0
-    req_s: float = 0.0
-    p50: float | None = None
-    p99: float | None = None
-    codes: Counter = field(default_factory=Counter)
-    gen_cpu: float = 0.0
-    lag_p99: float | None = None  # ms: the generator's event loop (asyncio)
-    gc_pauses: int = 0  # the generator's full collections in the judged part (asyncio)
-    gc_max: float = 0.0  # ms, the longest
-    server_cpu: float = 0.0
-    machine_cpu: float = 0.0
-    verdict: str = ""  # "" within the bound, else why the ramp stopped here
-
-
-@dataclass
-class Ramp:
-    scenario: str
-    generator: str
-    processes: int
-    out: Path
-    bound: float
-    steps: list[Step] = field(default_factory=list)
-    knee: Step | None = None
-    stop_reason: str = ""
-    warnings: list[str] = field(default_factory=list)
-    chart: Path | None = None
-
-
 class Sampler:
     """CPU seconds of the generator's process trees, the API + Redis, the whole machine."""
 
@@ -140,59 +88,6 @@ class Sampler:
         a, b = pts[0], pts[-1]
         dt = b[0] - a[0]
         return (b[1] - a[1]) / dt, (b[2] - a[2]) / dt, (b[3] - a[3]) / dt
-
-
-def judge_asyncio(cfg: StressConfig, k: int, warmup: float) -> Step:
-    merged = stressgen.read_seconds(Path(cfg.out_dir))
-    lo, hi = math.ceil(k * cfg.step_seconds + warmup), math.floor((k + 1) * cfg.step_seconds)
-    st = Step(k, cfg.users_at(k), hi - lo)
-    hist: Counter = Counter()
-    lag: Counter = Counter()
-    for sec in range(lo, hi):
-        for name, slot in merged.get(sec, {}).items():
-            if name == stressgen.LAG:
-                lag.update(slot[3])
-                continue
-            if name == stressgen.GC:
-                st.gc_pauses += slot[0]
-                st.gc_max = max(st.gc_max, max((bucket_ms(i) for i in slot[3]),
-                                               default=0.0))
-                continue
-            st.requests += slot[0]
-            st.failures += slot[1]
-            st.codes.update(slot[2])
-            hist.update(slot[3])
-    st.req_s = st.requests / max(1, hi - lo)
-    st.p50, st.p99 = hist_percentile(hist, 0.5), hist_percentile(hist, 0.99)
-    st.lag_p99 = hist_percentile(lag, 0.99)
-    return st
-
-
-def judge_locust(cfg: StressConfig, k: int, history: Path, t_run0: float) -> Step:
-    """From locust's stats history: the row at the step's end (its percentiles are locust's
-    10 s window: the last 10 s of the step) and the counts over the judged part."""
-    rows = [r for r in read_stats(history) if r.get("Name") == "Aggregated"]
-    end = t_run0 + (k + 1) * cfg.step_seconds
-    begin = end - min(10.0, cfg.step_seconds)
-    st = Step(k, cfg.users_at(k), end - begin)
-
-    def at(t: float) -> dict | None:
-        best = None
-        for r in rows:
-            if int(r["Timestamp"]) <= t:
-                best = r
-        return best
-
-    a, b = at(begin), at(end)
-    if a and b:
-        st.requests = int(num(b["Total Request Count"]) or 0) - int(
-            num(a["Total Request Count"]) or 0)
-        st.failures = int(num(b["Total Failure Count"]) or 0) - int(
-            num(a["Total Failure Count"]) or 0)
-        span = max(1, int(b["Timestamp"]) - int(a["Timestamp"]))
-        st.req_s = st.requests / span
-        st.p50, st.p99 = num(b["50%"]), num(b["99%"])
-    return st
 
 
 def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
@@ -218,11 +113,11 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
         penv = {**os.environ, "PYTHONUNBUFFERED": "1"}
         prefix = out / s.file
         if args.generator == "asyncio":
-            cmds = [[sys.executable, "-m", "loadtests.stressgen", str(config), "--shard",
+            cmds = [[sys.executable, "-m", "loadtests.stress.users", str(config), "--shard",
                      f"{i}/{args.processes}"] for i in range(args.processes)]
         else:
             cmds = [[sys.executable, "-m", "locust", "-f",
-                     f"{s.path},{REPO / 'loadtests/locustfiles/stress_shape.py'}",
+                     f"{s.path},{REPO / 'loadtests/stress/locust_shape.py'}",
                      "--headless", "--host", stack.api.base, "--csv", str(prefix),
                      "--csv-full-history", "--only-summary"]
                     + (["--processes", str(args.processes)] if args.processes > 1 else [])]
@@ -289,107 +184,6 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
     return ramp
 
 
-def fmt(v: float | None, digits: int = 1) -> str:
-    return "-" if v is None else f"{v:,.{digits}f}"
-
-
-def chart(ramp: Ramp) -> Path | None:
-    if not ramp.steps:
-        return None
-    plt = pyplot()
-    fig, (ax1, ax3) = plt.subplots(2, 1, figsize=(11, 7.5), dpi=110, sharex=True,
-                                   gridspec_kw={"height_ratios": [3, 2]})
-    fig.suptitle(f"Stress ramp, {ramp.scenario} ({ramp.generator} generator): requests/s and "
-                 f"p99 per step", fontsize=12)
-    users = [s.users for s in ramp.steps]
-    ax1.plot(users, [s.req_s for s in ramp.steps], "o-", color="tab:blue", lw=2,
-             label="requests/s (judged part of the step)")
-    ax1.set_ylabel("requests/s", color="tab:blue")
-    ax1.set_ylim(bottom=0)
-    ax1.grid(True, alpha=0.3)
-    ax2 = ax1.twinx()
-    ax2.plot(users, [s.p99 or 0 for s in ramp.steps], "s-", color="tab:red", lw=1.5,
-             label="p99 (ms)")
-    ax2.plot(users, [s.p50 or 0 for s in ramp.steps], "^--", color="tab:orange", lw=1,
-             label="p50 (ms)")
-    ax2.axhline(ramp.bound, color="tab:red", ls=":", lw=1, label=f"bound {ramp.bound:g} ms")
-    ax2.set_ylabel("ms", color="tab:red")
-    ax2.set_yscale("log")
-    if ramp.knee is not None:
-        ax1.axvline(ramp.knee.users, color="black", ls="--", lw=1,
-                    label=f"knee: {ramp.knee.users:,} users, {ramp.knee.req_s:,.0f} req/s, "
-                    f"p99 {fmt(ramp.knee.p99)} ms")
-    h1, l1 = ax1.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax1.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=9, framealpha=0.85)
-    ax3.plot(users, [s.gen_cpu for s in ramp.steps], "o-", color="tab:purple",
-             label=f"generator ({ramp.processes} process(es))")
-    ax3.plot(users, [s.server_cpu for s in ramp.steps], "o-", color="tab:gray",
-             label="API + Redis")
-    ax3.plot(users, [s.machine_cpu for s in ramp.steps], "o-", color="black", alpha=0.6,
-             label="the whole machine (other work included)")
-    ax3.axhline(os.cpu_count() or 2, color="black", ls=":", lw=1, label="cores")
-    ax3.set_ylabel("cores busy")
-    ax3.set_xlabel("users (step)")
-    ax3.set_ylim(bottom=0)
-    ax3.grid(True, alpha=0.3)
-    ax3.legend(loc="upper left", fontsize=9, framealpha=0.85)
-    if max(users) / max(1, min(users)) > 8:
-        ax3.set_xscale("log")
-    fig.tight_layout()
-    path = ramp.out / f"stress_{ramp.scenario}.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def report_md(ramps: list[Ramp], argv: list[str], started: datetime,
-              args: argparse.Namespace) -> str:
-    import shlex
-
-
-    lines = [f"# Stress ramp, {started:%Y-%m-%d %H:%M:%S}", "",
-             f"`python -m loadtests run stress {shlex.join(argv)}`", "",
-             f"Machine: {machine()}, shared with other work running at the "
-             "same time (the *machine* column: every process on the box). A fresh redis-server "
-             f"and the API ({args.api_workers} {default_server()} worker(s)) per scenario, "
-             "seeded with the demo data, per-customer rate limits off. Each step holds its users "
-             f"{args.step_seconds:g} s; the first {args.warmup:g} s are not judged. Bound: p99 "
-             f"≤ {args.p99:g} ms and no failures.", "",
-             "| scenario | generator | knee: users | req/s | p50 ms | p99 ms | the ramp stopped "
-             "at | because |", "|---|---|---:|---:|---:|---:|---:|---|"]
-    for r in ramps:
-        k = r.knee
-        last = r.steps[-1] if r.steps else None
-        lines.append(
-            f"| {r.scenario} | {r.generator} | {f'{k.users:,}' if k else '-'} | "
-            f"{fmt(k.req_s, 0) if k else '-'} | {fmt(k.p50) if k else '-'} | "
-            f"{fmt(k.p99) if k else '-'} | "
-            f"{f'{last.users:,} users' if last and last.verdict else '-'} | {r.stop_reason} |")
-    lines.append("")
-    for r in ramps:
-        lines += [f"## {r.scenario}", "",
-                  "| step | users | req/s | p50 ms | p99 ms | failures | generator cores | "
-                  "generator loop lag p99 ms | API + Redis cores | machine cores | |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for s in r.steps:
-            codes = ", ".join(f"{c} x{n}" for c, n in s.codes.most_common(3))
-            mark = f"**{s.verdict}**" if s.verdict else ("knee" if s is r.knee else "")
-            lines.append(f"| {s.k + 1} | {s.users:,} | {s.req_s:,.0f} | {fmt(s.p50)} | "
-                         f"{fmt(s.p99)} | {s.failures:,}{' (' + codes + ')' if codes else ''} "
-                         f"| {s.gen_cpu:.2f} | {fmt(s.lag_p99)} | {s.server_cpu:.2f} | "
-                         f"{s.machine_cpu:.2f} | "
-                         f"{mark} |")
-        lines.append("")
-        if r.warnings:
-            lines += [f"- {w}" for w in r.warnings] + [""]
-        if r.chart is not None:
-            rel = r.chart.relative_to(r.out.parent) if r.out.parent != r.chart.parent \
-                else Path(r.chart.name)
-            lines += [f"![stress {r.scenario}]({rel})", ""]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -399,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"unknown scenario(s) {', '.join(bad)}: s6, s7 or s6,s7", file=sys.stderr)
         return 2
-    started = datetime.now()
-    out = args.out or RESULTS / f"{started:%Y%m%d-%H%M%S}-stress"
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"report folder: {out}", flush=True)
+    out, started = report_folder(args.out, "-stress")
     ramps = []
     for sc in scenarios:
         ramps.append(run_ramp(args, sc, out / sc))

@@ -1,5 +1,5 @@
 """The stress ramp as a locust ``LoadTestShape``, loaded beside a scenario's locustfile
-(``-f s6_point_charge.py,stress_shape.py``) by ``python -m loadtests run stress --generator
+(``-f s6_point_charge.py,locust_shape.py``) by ``python -m loadtests run stress --generator
 locust``: step k holds ``levels[k]`` users for ``step_seconds``, a step's new users spawned
 over 2 s; it ends after the last step or as soon as the controller writes its ``STOP`` file.
 Knob: ``LOADTEST_STRESS_CONFIG`` (the run's StressConfig JSON)."""
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from locust import LoadTestShape
 
-from loadtests.stressgen import StressConfig
+from loadtests.stress.users import StressConfig
 
 CONFIG = StressConfig.load(Path(os.environ["LOADTEST_STRESS_CONFIG"]))
 
