@@ -101,11 +101,11 @@ cluster-stop: install
 	$(PY) -m devstack cluster stop
 
 test: install
-	$(VENV)/bin/ruff check engine api loadtests tests examples
+	$(VENV)/bin/ruff check engine api devstack loadtests tests examples
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check engine api loadtests tests examples
+	$(VENV)/bin/ruff check engine api devstack loadtests tests examples
 
 clean:
 	rm -rf $(VENV) var .pytest_cache *.egg-info
@@ -116,31 +116,31 @@ clean:
 bench-endpoints: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
-	$(PY) -m loadtests.bench_endpoints $(BENCH_ARGS)
-	$(PY) -m loadtests.bench_venue
+	$(PY) -m loadtests.http_bench.endpoints $(BENCH_ARGS)
+	$(PY) -m loadtests.http_bench.venue
 
 # One worker offered twice what it serves, MAX_IN_FLIGHT on and off, under each server.
 bench-overload: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
-	$(PY) -m loadtests.bench_overload $(BENCH_ARGS)
+	$(PY) -m loadtests.http_bench.overload $(BENCH_ARGS)
 
 # 10,000 keep-alive connections against one worker of each server: latency, RSS per 1,000, and
 # what binds first without api/serve.py's limits.
 bench-connections: install
-	@ulimit -n "$$(ulimit -Hn)" 2>/dev/null; $(PY) -m loadtests.bench_connections $(BENCH_ARGS)
+	@ulimit -n "$$(ulimit -Hn)" 2>/dev/null; $(PY) -m loadtests.http_bench.connections $(BENCH_ARGS)
 
 # What more masters buy here: a multi-concert mix on 1 vs 3 masters (Redis CPU per master),
 # and the tick of 1,000 concerts on 3 masters with 4 workers (with and without the lease).
 bench-cluster: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
-	$(PY) -m loadtests.bench_cluster $(BENCH_ARGS)
+	$(PY) -m loadtests.http_bench.masters $(BENCH_ARGS)
 
 # Each Lua script alone on Redis (CPU µs a call), then its cost from 1k to 1M waiting tokens.
 bench-scripts: install
-	$(PY) -m loadtests.bench_scripts
-	$(PY) -m loadtests.bench_scaling
+	$(PY) -m loadtests.script_bench.scripts
+	$(PY) -m loadtests.script_bench.scaling
 
 # The report's seven locust scenarios scaled to ~4 minutes on 2 cores: CSVs, PNG charts and
 # report.md (beside the report's figures) in loadtests/results/<timestamp>/.
@@ -148,7 +148,7 @@ bench-scripts: install
 bench: install
 	$(PY) -m loadtests run all --scale small $(LOADTEST_ARGS)
 
-# A ticket drop end to end (loadtests/drop.py): catalog/drop.json (5,000 seats) loaded through
+# A ticket drop end to end (loadtests/drop/): catalog/drop.json (5,000 seats) loaded through
 # the admin API, opensAt a few seconds ahead, 20,000 simulated buyers (the asyncio generator),
 # the books checked through the API and the event stream; report.md and PNG charts in
 # loadtests/results/<time>-drop/. About 2-3 minutes here. DROP_ARGS="-u 5000",

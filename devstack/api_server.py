@@ -4,6 +4,7 @@ started it."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -134,6 +135,14 @@ def server(kind: str, app: str, env: dict[str, str] | None = None, workers: int 
     if kind not in SERVER_CLASSES:
         raise ValueError(f"server kind must be one of {', '.join(SERVER_CLASSES)}: {kind!r}")
     return SERVER_CLASSES[kind](app, env, workers, port, own_group=own_group)
+
+
+def server_kinds(text: str) -> list[str]:
+    """``granian,uvicorn`` -> the kinds, each checked (an argparse ``type``)."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if not kinds or any(k not in SERVER_CLASSES for k in kinds):
+        raise argparse.ArgumentTypeError(f"servers: some of {', '.join(SERVER_CLASSES)}")
+    return kinds
 
 
 def default_server() -> str:

@@ -5,15 +5,56 @@ API then acknowledges a change once a replica has it: REDIS_WAIT_REPLICAS=1)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from devstack.api_server import Server, default_server, server
 from devstack.cluster_nodes import QUICK_SYNC
 from devstack.local_cluster import LocalCluster
 from devstack.redis_server import RedisServer
+from engine import queue
+from engine.config import Settings
 from engine.seed import seed_demo
+from engine.store import Store, connect
 from engine.sync import sync_client
+
+
+def seed(redis_url: str) -> None:
+    """The demo data (engine/seed.py) on the Redis at ``redis_url``."""
+    client = sync_client(redis_url)
+    try:
+        seed_demo(client)
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def demo_redis(workdir: Path, *extra: str) -> Iterator[RedisServer]:
+    """A redis-server in ``workdir`` (``extra``: more of its arguments) with the demo data,
+    stopped at the end."""
+    with RedisServer(workdir, *extra) as server:
+        seed(server.url)
+        yield server
+
+
+def issue_tokens(redis_url: str, pairs: list[tuple[int, int]], **settings: object) -> list[str]:
+    """A token for each (customer, concert), issued through the engine as the API would, with
+    ``settings`` over the environment's (e.g. ``active_limit``); the token values."""
+    config = replace(Settings.from_env(), redis_url=redis_url, **settings)
+
+    async def issue() -> list[str]:
+        store = Store(connect(config), config)
+        try:
+            return [(await queue.issue_token(store, c, concert))["tokenValue"]
+                    for c, concert in pairs]
+        finally:
+            await store.aclose()
+
+    return asyncio.run(issue())
 
 
 class DemoStack:
@@ -32,12 +73,7 @@ class DemoStack:
         self.api: Server | None = None
 
     def start(self) -> DemoStack:
-        self.redis.start()
-        client = sync_client(self.redis.url)
-        try:
-            seed_demo(client)
-        finally:
-            client.close()
+        seed(self.redis.start().url)
         self.api = server(self.kind, "api.app:app", {"REDIS_URL": self.redis.url, **self.env},
                           workers=self.workers).start()
         return self

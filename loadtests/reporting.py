@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -16,14 +17,21 @@ from devstack.cpu import cores, cpu_model
 RESULTS = REPO / "loadtests" / "results"
 
 
-def publish(report: str, name: str) -> Path:
-    """Print a benchmark's report and write it to loadtests/results/<name>."""
+def publish(report: str, to: str | Path) -> Path:
+    """Print a benchmark's report and write it to ``to``: a path, or a file name in
+    loadtests/results/."""
     print("\n" + report)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / name
+    path = to if isinstance(to, Path) else RESULTS / to
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report)
-    print(f"written to {path.relative_to(REPO)}")
+    shown = path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path
+    print(f"written to {shown}")
     return path
+
+
+def bench_report(title: str, body: str, note: str = "") -> str:
+    """A benchmark's report: its title and the time, the host (``note`` after it), the body."""
+    return f"## {title}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n\n{host_line()}{note}\n\n{body}"
 
 
 def report_folder(out: Path | None, suffix: str = "") -> tuple[Path, datetime]:

@@ -1,12 +1,13 @@
-"""The Redis-side benchmarks (loadtests/bench_scripts.py, bench_scaling.py) at tiny sizes: they
-run against the test Redis, every call succeeds, and every row has numbers. No timing is
-asserted: this only keeps the benchmarks working as the engine changes."""
+"""The Redis-side benchmarks (loadtests/script_bench/: scripts.py, scaling.py) at tiny sizes:
+they run against the test Redis, every call succeeds, and every row has numbers. No timing
+is asserted: this only keeps the benchmarks working as the engine changes."""
 
 from __future__ import annotations
 
 import math
 
-from loadtests import bench_scaling, bench_scripts
+from loadtests.script_bench import scaling as bench_scaling
+from loadtests.script_bench import scripts as bench_scripts
 
 
 def test_bench_scripts_measures_every_script(redis_url: str) -> None:

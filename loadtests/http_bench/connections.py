@@ -1,7 +1,7 @@
 """``make bench-connections``: 10,000 concurrent keep-alive connections (the report's user
 count) against one API worker under each server, in one run.
 
-For each server (flags from api/serve.py) a client process (loadtests/rawclient.py, uvloop)
+For each server (flags from api/serve.py) a client process (``rawclient.py``, uvloop)
 opens the connections 1,000 at a time, each sending one point read and keeping the connection
 open; after each step the server's RSS and open file descriptors are read from /proc. Then
 every connection sends a point read every ``--period`` seconds for ``--seconds`` (the report's
@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,17 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
 import uvloop
 
 from api import serve
 from devstack import REPO
-from devstack.api_server import SERVER_CLASSES, Server, server
-from devstack.redis_server import RedisServer
-from engine.seed import seed_demo
+from devstack.api_server import SERVER_CLASSES, Server, server, server_kinds
+from devstack.demo_stack import demo_redis
 from loadtests.generator.stats import percentile
-from loadtests.rawclient import Conn, Tally, connect, request_bytes
-from loadtests.reporting import publish
+from loadtests.http_bench.rawclient import Conn, Tally, connect, request_bytes
+from loadtests.reporting import bench_report, publish
 
 REQUEST = request_bytes("/api/point?customerId=7")
 
@@ -142,7 +139,7 @@ def fds(pids: list[int]) -> int:
 def run_client(api: Server, total: int, step: int, period: float, seconds: float,
                timeout: float) -> tuple[list[dict], list[tuple[int, int, int]]]:
     """The client's reports, and (open connections, server RSS KiB, server fds) per step."""
-    cmd = [sys.executable, "-m", "loadtests.bench_connections", "client", "--port",
+    cmd = [sys.executable, "-m", "loadtests.http_bench.connections", "client", "--port",
            str(api.port), "--connections", str(total), "--step", str(step), "--period",
            f"{period:g}", "--seconds", f"{seconds:g}", "--timeout", f"{timeout:g}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -209,13 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(_client(a.port, a.connections, a.step, a.period, a.seconds, a.timeout))
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--servers", default=",".join(SERVER_CLASSES))
+    p.add_argument("--servers", type=server_kinds, default=list(SERVER_CLASSES))
     p.add_argument("--connections", type=int, default=10_000)
     p.add_argument("--period", type=float, default=2.0, help="seconds between a user's requests")
     p.add_argument("--seconds", type=float, default=10.0, help="of requests every --period")
     p.add_argument("--limits", action=argparse.BooleanOptionalAction, default=True)
     args = p.parse_args(argv)
-    servers = [k.strip() for k in args.servers.split(",") if k.strip()]
+    servers = args.servers
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     out = [f"Open-file limit of this shell: soft {soft}, hard {hard}; api/serve.py raises the "
            f"soft one to min(hard, {serve.WANT_NOFILE}). Kernel: net.core.somaxconn "
@@ -224,10 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"TICK_SECONDS": "1"}
     with tempfile.TemporaryDirectory(prefix="bench-conns-") as tmp, \
             contextlib.ExitStack() as stack:
-        rs = stack.enter_context(RedisServer(Path(tmp)))
-        client = redis.Redis.from_url(rs.url)
-        seed_demo(client)
-        client.close()
+        rs = stack.enter_context(demo_redis(Path(tmp)))
         env["REDIS_URL"] = rs.url
         rows, mem = [], []
         for k in servers:
@@ -277,10 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {label} | 2,000 | {opened['open']:,} | {opened['errors']:,} |")
             out.append("### What binds first without api/serve.py's settings\n\n"
                        + "\n".join(lines) + "\n")
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    report = (f"## Connection benchmark, {stamp}\n\n{platform.node()}: {os.cpu_count()} "
-              f"cores, Python {platform.python_version()}\n\n" + "\n".join(out))
-    publish(report, "connections.md")
+    publish(bench_report("Connection benchmark", "\n".join(out)), "connections.md")
     return 0
 
 

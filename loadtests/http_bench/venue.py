@@ -8,23 +8,17 @@ loadtests/results/venue.md. Everything on 127.0.0.1, bounded in time.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import platform
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from devstack.api_server import Uvicorn
+from devstack.demo_stack import issue_tokens
 from devstack.redis_server import RedisServer
-from engine import queue
-from engine.config import Settings
-from engine.store import Store, connect
 from engine.sync import sync_client
 from engine.venue import load_sync, parse
-from loadtests.bench_endpoints import wrk
-from loadtests.reporting import publish
+from loadtests.http_bench.wrk import endpoint_run
+from loadtests.reporting import bench_report, publish
 
 SIZES = (50, 1_000, 10_000, 100_000)
 
@@ -58,16 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             took = time.monotonic() - t0
             per_seat = (r.info("memory")["used_memory"] - m0) / seats
             loads.append(f"| {seats:,} | {took:.2f} | {per_seat:.0f} |")
-        settings = replace(Settings.from_env(), redis_url=rs.url)
-
-        async def tokens() -> list[str]:
-            store = Store(connect(settings), settings)
-            out = [(await queue.issue_token(store, 1, 100 + i))["tokenValue"]
-                   for i in range(len(SIZES))]
-            await store.aclose()
-            return out
-
-        toks = asyncio.run(tokens())
+        toks = issue_tokens(rs.url, [(1, 100 + i) for i in range(len(SIZES))])
         env = {"REDIS_URL": rs.url, "ACTIVE_TTL_SECONDS": "3600"}
         with Uvicorn("api.app:app", env) as api:
             for i, seats in enumerate(SIZES):
@@ -79,16 +64,15 @@ def main(argv: list[str] | None = None) -> int:
                                                 in_section)):
                     e = {"BENCH_TOKEN": toks[i], "BENCH_OPTION": str((100 + i) * 10),
                          "BENCH_QUERY": query}
-                    wrk(api.base, "seats", 1, args.connections, e, api.pids(), [rs.proc.pid])
-                    run = wrk(api.base, "seats", args.seconds, args.connections, e,
-                              api.pids(), [rs.proc.pid])
+                    endpoint_run(api.base, "seats", 1, args.connections, e, api.pids(),
+                                 rs.pids())
+                    run = endpoint_run(api.base, "seats", args.seconds, args.connections, e,
+                                       api.pids(), rs.pids())
                     cpu_us = run.server_cpu / run.rps * 1e6  # API CPU per request
                     rows.append(f"| {seats:,} | {label} | {returned:,} | {run.rps:,.0f} | "
                                 f"{run.p99_ms:.2f} | {cpu_us:,.0f} | "
                                 f"{cpu_us * 1000 / returned:,.1f} | {run.non2xx} |")
-    report = "\n".join([
-        f"## Big venues, {time.strftime('%Y-%m-%d %H:%M:%S')}\n",
-        f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}\n",
+    body = "\n".join([
         "### Loading a performance (engine/venue.py, calls of 5,000 seats)\n",
         "| seats | load s | Redis bytes a seat |", "|---:|---:|---:|", *loads, "",
         f"### The seat list, one uvicorn worker (wrk -t1 -c{args.connections}, "
@@ -96,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "| seats | list | seats returned | req/s | p99 ms | API CPU µs a request | "
         "API CPU ns a returned seat | non-2xx |",
         "|---:|---|---:|---:|---:|---:|---:|---:|", *rows, ""])
-    publish(report, "venue.md")
+    publish(bench_report("Big venues", body), "venue.md")
     return 0
 
 

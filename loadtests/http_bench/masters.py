@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import tempfile
 import time
@@ -26,15 +25,16 @@ from pathlib import Path
 from devstack.api_server import Uvicorn
 from devstack.cluster_nodes import QUICK_SYNC
 from devstack.cpu import cpu_seconds
+from devstack.demo_stack import issue_tokens, seed
 from devstack.local_cluster import LocalCluster
 from engine import queue, tick
 from engine.config import Settings
 from engine.keys import concert_keys
-from engine.seed import Option, Seat, create_concert, seed_demo
+from engine.seed import Option, Seat, create_concert
 from engine.store import Store, connect
 from engine.sync import sync_client
-from loadtests.bench_endpoints import wrk
-from loadtests.reporting import publish
+from loadtests.http_bench.wrk import endpoint_run
+from loadtests.reporting import bench_report, publish
 
 MIX_CONCERTS = 30
 
@@ -48,34 +48,27 @@ def concerts(url: str, ids: range, seats: int) -> None:
 
 
 def mix_tokens(url: str, ids: range) -> Path:
-    settings = replace(Settings.from_env(), redis_url=url, active_limit=10**6)
-
-    async def go() -> list[str]:
-        store = Store(connect(settings), settings)
-        lines = [f"{c} {c * 10} {(await queue.issue_token(store, 7, c))['tokenValue']}"
-                 for c in ids]
-        await store.aclose()
-        return lines
-
+    """A file of ``concert option token`` lines, an ACTIVE token for each concert."""
+    tokens = issue_tokens(url, [(7, c) for c in ids], active_limit=10**6)
     path = Path(tempfile.mkstemp(prefix="bench-mix-", suffix=".txt")[1])
-    path.write_text("\n".join(asyncio.run(go())) + "\n")
+    path.write_text("".join(f"{c} {c * 10} {t}\n" for c, t in zip(ids, tokens, strict=True)))
     return path
 
 
 def mix_run(masters: int, tmp: Path, seconds: float, connections: int, workers: int) -> str:
     with LocalCluster(tmp / f"mix{masters}", masters=masters, replicas=0,
                       extra=QUICK_SYNC) as cluster:
-        seed_demo(sync_client(cluster.url))
+        seed(cluster.url)
         ids = range(100, 100 + MIX_CONCERTS)
         concerts(cluster.url, ids, 200)
         mix = mix_tokens(cluster.url, ids)
         env = {"REDIS_URL": cluster.url, "ACTIVE_TTL_SECONDS": "3600"}
         with Uvicorn("api.app:app", env, workers=workers) as api:
             pids = {p: cluster.pid(p) for p in cluster.masters()}
-            wrk(api.base, "point", 1, connections, {}, api.pids(), list(pids.values()))
+            endpoint_run(api.base, "point", 1, connections, {}, api.pids(), list(pids.values()))
             per_master = {p: cpu_seconds([pid]) for p, pid in pids.items()}
             t0 = time.monotonic()
-            run = wrk(api.base, "mix", seconds, connections, {"BENCH_MIX": str(mix)},
+            run = endpoint_run(api.base, "mix", seconds, connections, {"BENCH_MIX": str(mix)},
                       api.pids(), list(pids.values()))
             wall = time.monotonic() - t0
             cpu = {p: (cpu_seconds([pid]) - per_master[p]) / wall for p, pid in pids.items()}
@@ -146,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concerts", type=int, default=1000, help="for the tick")
     p.add_argument("--tick-workers", type=int, default=4)
     args = p.parse_args(argv)
-    out = [f"## Cluster benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}\n",
-           f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}\n"]
+    out: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         print("multi-concert mix ...", flush=True)
         rows = [mix_run(m, Path(tmp), args.seconds, args.connections, args.workers)
@@ -162,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 "| who ticks | ticks per concert per second | Redis CPU (3 masters) | "
                 "Redis µs per tick |", "|---|---:|---:|---:|",
                 *tick_run(Path(tmp), args.concerts, args.tick_workers, args.seconds), ""]
-    report = "\n".join(out)
-    publish(report, "cluster.md")
+    publish(bench_report("Cluster benchmark", "\n".join(out)), "cluster.md")
     return 0
 
 

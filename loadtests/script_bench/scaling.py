@@ -1,10 +1,11 @@
-"""``python -m loadtests.bench_scaling``: does a script's Redis cost stay flat as the queue and
-the customer base grow? Issue, status (a token deep in the queue), reserve and charge, at 1k,
-10k, 100k and 1M waiting tokens and customers, and Redis memory per waiting token.
+"""``python -m loadtests.script_bench.scaling``: does a script's Redis cost stay flat as the
+queue and the customer base grow? Issue, status (a token deep in the queue), reserve and
+charge, at 1k, 10k, 100k and 1M waiting tokens and customers, and Redis memory per waiting
+token.
 
 One redis-server (the repo's redis.conf, AOF on) in a temp dir, one concert with ACTIVE_LIMIT
 10: its first 10 tokens are ACTIVE (they reserve), every later one waits. The state grows
-through the engine's own calls, pipelined (loadtests/redis_driver.py): ``queue.issue_token``
+through the engine's own calls, pipelined (loadtests/script_bench/driver.py): ``queue.issue_token``
 for new customers fills the queue, ``wallet.charge`` gives new customers a balance (and one
 history entry). At each size, in timed batches (median of ``--batches``):
 
@@ -38,8 +39,8 @@ from engine.ids import Token
 from engine.keys import concert_keys
 from engine.money import MINOR_PER_UNIT
 from engine.seed import create_concert
-from loadtests.bench_scripts import RESULTS, bench_options, bench_settings, seat_of, tokens_of
-from loadtests.redis_driver import (
+from loadtests.reporting import RESULTS, publish
+from loadtests.script_bench.driver import (
     Meter,
     Pipe,
     Summary,
@@ -49,6 +50,7 @@ from loadtests.redis_driver import (
     summarise,
     untimed,
 )
+from loadtests.script_bench.scripts import bench_options, bench_settings, seat_of, tokens_of
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 CONCERT = 20
@@ -226,7 +228,7 @@ def report(points: list[Point], argv: str, seconds: float) -> str:
     timed = ", ".join(f"{_size(p.size)}: {p.issue_from:,}→{p.tokens:,}" for p in points)
     return (
         f"## Redis cost against queue and customer base size, {stamp}\n\n"
-        f"`python -m loadtests.bench_scaling{argv}`: {platform.node()}, {os.cpu_count()} "
+        f"`python -m loadtests.script_bench.scaling{argv}`: {platform.node()}, {os.cpu_count()} "
         f"cores, Python {platform.python_version()}; redis-server from redis.conf (AOF "
         f"everysec); {seconds:.0f} s in all.\n\n"
         f"One concert, ACTIVE_LIMIT {ACTIVE_LIMIT}: the queue grows by `queue.issue_token` for "
@@ -259,10 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         points = run_scaling(rs.url, args.sizes, batches=args.batches, log=True)
     shown = "" if args.sizes == SIZES else " --sizes " + ",".join(map(str, args.sizes))
     text = report(points, shown, time.monotonic() - t0)
-    print("\n" + text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"written to {args.out}")
+    publish(text, args.out)
     return 0
 
 

@@ -22,22 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import platform
-import resource
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from devstack import REPO
-from devstack.api_server import SERVER_CLASSES, Server, server
+from devstack.api_server import SERVER_CLASSES, Server, server, server_kinds
 from devstack.cluster_nodes import QUICK_SYNC
-from devstack.cpu import cpu_seconds, machine_cpu_seconds, wait_for_quiet
 from devstack.local_cluster import LocalCluster
 from devstack.redis_server import RedisServer
 from engine import booking, concert_settings, queue
@@ -46,9 +37,9 @@ from engine.ids import parse_token
 from engine.seed import Option, Seat, create_concert, fund_customers, seed_demo
 from engine.store import Store, connect
 from engine.sync import sync_client
-from loadtests.reporting import publish
+from loadtests.http_bench.wrk import WrkRun, endpoint_run, median_run, wrk_missing
+from loadtests.reporting import bench_report, publish
 
-WRK_SCRIPT = REPO / "loadtests" / "wrk" / "endpoint.lua"
 SEATS_PER_OPTION = 1000
 ENDPOINTS = ["issue", "status", "dates", "seats", "point", "charge", "reserve", "pay"]
 LABELS = {
@@ -57,69 +48,15 @@ LABELS = {
     "point": "GET /api/point", "charge": "PATCH /api/point/charge",
     "reserve": "POST /api/reserve", "pay": "POST /api/pay", "hello": "hello (baseline)",
 }
+HELLO_APP = "loadtests.http_bench.hello:app"  # the baseline: a bare Starlette hello
 BACKENDS = ["single", "cluster1", "cluster3", "cluster3-wait1"]
 TITLES = {"single": "single node", "cluster1": "cluster, 1 master",
           "cluster3": "cluster, 3 masters", "cluster3-wait1": "3 masters, WAIT 1"}
-SERVERS = list(SERVER_CLASSES)
 # The fresh seats and holds of every server and round outgrow redis.conf's 1 GB (writes then
 # got 503 STORE_FULL): the benchmark measures speed, not the memory cap.
 ROOMY = ("--maxmemory", "8gb")
 # Fresh seats and holds for this many req/s over a run (reserve and pay never reuse one).
 EXPECTED_RPS = {"uvicorn": 32_000, "granian": 48_000}
-
-
-@dataclass
-class Run:
-    name: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    requests: int
-    non2xx: int
-    socket_errors: int
-    server_cpu: float  # cores used by the server's processes (supervisor and workers)
-    redis_cpu: float  # fraction of one core used by the Redis processes (all nodes)
-    others_cpu: float = 0.0  # cores busy with anything but the server, Redis and wrk
-
-    @property
-    def per_cpu_second(self) -> float:
-        """Requests answered per second of the server's CPU."""
-        return self.rps / self.server_cpu if self.server_cpu else 0.0
-
-
-def wrk(url: str, mode: str, seconds: float, connections: int, env: dict[str, str],
-        server_pids: list[int], redis_pids: list[int]) -> Run:
-    wait_for_quiet()  # a shared machine: let other work pass first (the 'others' column)
-    cpu0, rcpu0, t0 = cpu_seconds(server_pids), cpu_seconds(redis_pids), time.monotonic()
-    all0, ru0 = machine_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(WRK_SCRIPT),
-         url],
-        capture_output=True, text=True, env={**os.environ, "BENCH_MODE": mode, **env},
-        timeout=seconds + 60, check=True,
-    )
-    wall = time.monotonic() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
-    d = json.loads(line)
-    server_cpu = cpu_seconds(server_pids) - cpu0
-    redis_cpu = cpu_seconds(redis_pids) - rcpu0
-    wrk_cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
-    return Run(
-        name=mode, rps=d["requests"] / (d["duration_us"] / 1e6),
-        p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000, max_ms=d["max_us"] / 1000,
-        requests=d["requests"], non2xx=d["non2xx"],
-        socket_errors=d["connect"] + d["read"] + d["write"] + d["timeout"],
-        server_cpu=server_cpu / wall, redis_cpu=redis_cpu / wall,
-        others_cpu=max(0.0, machine_cpu_seconds() - all0 - server_cpu - redis_cpu - wrk_cpu)
-        / wall,
-    )
-
-
-def median_run(runs: list[Run]) -> Run:
-    """The run of median req/s (of an even number, the lower middle one)."""
-    return sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2]
 
 
 @dataclass
@@ -237,20 +174,20 @@ def start_backends(names: list[str], servers: list[str], tmp: Path,
     for b in backends:
         if b.name == "single":
             single = single or stack.enter_context(RedisServer(tmp / "single", *ROOMY))
-            b.url, b.redis_pids = single.url, [single.proc.pid]
+            b.url, b.redis_pids = single.url, single.pids()
         elif b.name == "cluster1":
             cluster1 = cluster1 or stack.enter_context(LocalCluster(
                 tmp / "cluster1", masters=1, replicas=0, extra=(*QUICK_SYNC, *ROOMY)))
-            b.url, b.redis_pids = cluster1.url, [cluster1.pid(p) for p in cluster1.ports]
+            b.url, b.redis_pids = cluster1.url, cluster1.pids()
         else:
             cluster3 = cluster3 or stack.enter_context(LocalCluster(
                 tmp / "cluster3", masters=3, replicas=1, extra=(*QUICK_SYNC, *ROOMY)))
-            b.url, b.redis_pids = cluster3.url, [cluster3.pid(p) for p in cluster3.ports]
+            b.url, b.redis_pids = cluster3.url, cluster3.pids()
     return backends
 
 
-def server_table(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
-                 hellos: dict[tuple[str, str], list[Run]], backend: str,
+def server_table(endpoints: list[str], runs: dict[tuple[str, str, str], WrkRun],
+                 hellos: dict[tuple[str, str], list[WrkRun]], backend: str,
                  servers: list[str]) -> str:
     """Per endpoint and server: req/s, p99, x that server's hello, x the faster hello."""
     head = "| endpoint |" + "".join(
@@ -280,8 +217,8 @@ def server_table(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
     return "\n".join(lines) + "\n"
 
 
-def cpu_table(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
-              hellos: dict[tuple[str, str], list[Run]], backend: str,
+def cpu_table(endpoints: list[str], runs: dict[tuple[str, str, str], WrkRun],
+              hellos: dict[tuple[str, str], list[WrkRun]], backend: str,
               servers: list[str]) -> str:
     """Per endpoint and server: the server's CPU in cores, requests per CPU-second, Redis."""
     lines = ["| endpoint |" + "".join(
@@ -302,7 +239,7 @@ def cpu_table(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
     return "\n".join(lines) + "\n"
 
 
-def backend_matrix(endpoints: list[str], runs: dict[tuple[str, str, str], Run],
+def backend_matrix(endpoints: list[str], runs: dict[tuple[str, str, str], WrkRun],
                    names: list[str], kind: str) -> str:
     """Per endpoint under one server: each backend's req/s, p99 and ratio to the first."""
     first = names[0]
@@ -328,23 +265,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", choices=ENDPOINTS, help="a subset of endpoints")
     p.add_argument("--backends", default=",".join(BACKENDS),
                    help=f"comma-separated, first is the reference ({', '.join(BACKENDS)})")
-    p.add_argument("--servers", default=",".join(SERVERS),
-                   help=f"comma-separated ({', '.join(SERVERS)}), one worker each")
+    p.add_argument("--servers", type=server_kinds, default=list(SERVER_CLASSES),
+                   help=f"comma-separated ({', '.join(SERVER_CLASSES)}), one worker each")
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat the whole interleaved sequence; each cell is the median round")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                    help="also measure this many workers of each server on the first backend "
                         "(0: skip)")
     args = p.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not on PATH: apt-get install wrk", file=sys.stderr)
+    if wrk_missing():
         return 2
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     if not names or any(n not in BACKENDS for n in names):
         p.error(f"--backends takes some of {', '.join(BACKENDS)}")
-    servers = [k.strip() for k in args.servers.split(",") if k.strip()]
-    if not servers or any(k not in SERVERS for k in servers):
-        p.error(f"--servers takes some of {', '.join(SERVERS)}")
+    servers = args.servers
     endpoints = args.only or ENDPOINTS
     # Measure, never shed; the bench's customers reserve and pay many times a second.
     env = {"ACTIVE_TTL_SECONDS": "3600", "HOLD_TTL_SECONDS": "3600",
@@ -363,25 +297,25 @@ def main(argv: list[str] | None = None) -> int:
             b.api = stack.enter_context(server(b.server, "api.app:app", {
                 **env, "REDIS_URL": b.url,
                 "REDIS_WAIT_REPLICAS": "1" if b.name.endswith("wait1") else "0"}))
-        hello = {k: stack.enter_context(server(k, "loadtests.hello:app")) for k in servers}
+        hello = {k: stack.enter_context(server(k, HELLO_APP)) for k in servers}
         hello_pids = {k: h.all_pids() for k, h in hello.items()}
         redis_pids = sorted({pid for b in backends for pid in b.redis_pids})
 
         def run(b: Backend | None, mode: str, seconds: float, kind: str = "",
-                round_: int = 0) -> Run:
+                round_: int = 0) -> WrkRun:
             if b is None:
-                return wrk(hello[kind].base, "hello", seconds, args.connections, {},
+                return endpoint_run(hello[kind].base, "hello", seconds, args.connections, {},
                            hello_pids[kind], redis_pids)
             assert b.api is not None
-            return wrk(b.api.base, mode, seconds, args.connections, b.env(mode, round_),
+            return endpoint_run(b.api.base, mode, seconds, args.connections, b.env(mode, round_),
                        b.api.all_pids(), b.redis_pids)
 
         for k in servers:  # warm every server: imports, caches, connections
             run(None, "hello", 1, k)
         for b in backends:
             run(b, "point", 1)
-        every: dict[tuple[str, str, str], list[Run]] = {}
-        around: dict[tuple[str, str], list[tuple[Run, Run]]] = {}
+        every: dict[tuple[str, str, str], list[WrkRun]] = {}
+        around: dict[tuple[str, str], list[tuple[WrkRun, WrkRun]]] = {}
         for round_ in range(args.rounds):
             if args.rounds > 1:
                 print(f"round {round_ + 1} of {args.rounds}", flush=True)
@@ -425,16 +359,17 @@ def main(argv: list[str] | None = None) -> int:
             lines = ["| endpoint |" + "".join(
                 f" {k}: hello req/s · API req/s · ratio · x faster hello |" for k in servers),
                 "|---|" + "---:|" * len(servers)]
-            rows: dict[str, dict[str, tuple[Run, Run]]] = {"point": {}, "status": {}}
+            rows: dict[str, dict[str, tuple[WrkRun, WrkRun]]] = {"point": {}, "status": {}}
             for k in servers:
-                with server(k, "loadtests.hello:app", workers=args.workers) as hello_n, \
+                with server(k, HELLO_APP, workers=args.workers) as hello_n, \
                         server(k, "api.app:app", {**env, "REDIS_URL": b.url},
                                workers=args.workers) as api_n:
                     for mode in rows:
-                        h = wrk(hello_n.base, "hello", args.seconds, args.connections * 2, {},
-                                hello_n.all_pids(), b.redis_pids)
-                        r = wrk(api_n.base, mode, args.seconds, args.connections * 2,
-                                b.env(mode), api_n.all_pids(), b.redis_pids)
+                        h = endpoint_run(hello_n.base, "hello", args.seconds,
+                                         args.connections * 2, {}, hello_n.all_pids(),
+                                         b.redis_pids)
+                        r = endpoint_run(api_n.base, mode, args.seconds, args.connections * 2,
+                                         b.env(mode), api_n.all_pids(), b.redis_pids)
                         rows[mode][k] = (h, r)
             for mode, by in rows.items():
                 best = max(h.rps for h, _ in by.values())
@@ -447,10 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in backends:
             Path(b.prep["ids"]).unlink(missing_ok=True)
             Path(b.prep["reserve"]).unlink(missing_ok=True)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    report = (f"## Endpoint benchmark, {stamp}\n\n{platform.node()}: {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}\n\n" + "\n".join(out))
-    publish(report, "endpoints.md")
+    publish(bench_report("Endpoint benchmark", "\n".join(out)), "endpoints.md")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Machinery of the Redis-side benchmarks (bench_scripts.py, bench_scaling.py): the engine's own
+"""Machinery of the Redis-side benchmarks (script_bench/scripts.py, scaling.py): the engine's own
 functions produce the exact commands, a lean pipelined connection sends them, and Redis's own
 counters say what each cost.
 

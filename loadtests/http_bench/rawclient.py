@@ -3,7 +3,8 @@ answer *by status* (the overload benchmark's probe) and thousands of connections
 (the connection benchmark). One request at a time per connection, written as bytes; answers
 are read by Content-Length (the API always sends it).
 
-``python -m loadtests.rawclient probe --port P ...`` runs the probe and prints one JSON line.
+``python -m loadtests.http_bench.rawclient probe --port P ...`` runs the probe and prints one
+JSON line.
 """
 
 from __future__ import annotations

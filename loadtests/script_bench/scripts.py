@@ -1,9 +1,9 @@
-"""``python -m loadtests.bench_scripts``: each Lua script of the endpoints alone, on Redis.
+"""``python -m loadtests.script_bench.scripts``: each Lua script of the endpoints alone, on Redis.
 
 Starts its own redis-server (the repo's redis.conf: AOF on, everysec) in a temp dir, prepares
 state, then drives the engine's own functions (``queue.issue_token``, ``pay.pay``, ...):
-their commands, byte for byte what the API sends, are pipelined to Redis in timed batches (see
-loadtests/redis_driver.py). Every call is a realistic, successful one: a new customer for each
+their commands, byte for byte what the API sends, are pipelined to Redis in timed batches
+(see ``driver.py``). Every call is a realistic, successful one: a new customer for each
 issue, a WAITING token for each status, a free seat for each reserve, an open hold for each
 cancel and pay, a new Idempotency-Key for each keyed charge; any refusal stops the run.
 
@@ -40,7 +40,8 @@ from engine.seed import (
     fund_customers,
     seed_demo,
 )
-from loadtests.redis_driver import (
+from loadtests.reporting import RESULTS, publish
+from loadtests.script_bench.driver import (
     Meter,
     Pipe,
     Summary,
@@ -50,7 +51,6 @@ from loadtests.redis_driver import (
     summarise,
     untimed,
 )
-from loadtests.reporting import RESULTS
 
 BENCH_CONCERT = 9  # reserve, cancel and pay run on a big concert of their own
 BEST_CONCERT = 10  # best available: performances of 50 rows of 20, filled best row first
@@ -286,7 +286,7 @@ def report(rows: list[Summary], notes: list[str], ops: int, batches: int, second
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     return (
         f"## Lua scripts alone, {stamp}\n\n"
-        f"`python -m loadtests.bench_scripts --ops {ops}`: {platform.node()}, "
+        f"`python -m loadtests.script_bench.scripts --ops {ops}`: {platform.node()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; redis-server from "
         f"redis.conf (AOF everysec); {seconds:.0f} s in all.\n\n"
         "Each call is the engine's own function, its command pipelined (1000 a write, two "
@@ -314,10 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"redis-server on {rs.url}; {args.ops:,} calls per script ...", flush=True)
         rows, notes = run_scripts(rs.url, args.ops, args.batches)
     text = report(rows, notes, args.ops, args.batches, time.monotonic() - t0)
-    print("\n" + text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"written to {args.out}")
+    publish(text, args.out)
     return 0
 
 

@@ -6,14 +6,14 @@ MAX_IN_FLIGHT bound on and off, under each server, in one run.
    and a light load (the probe alone, ~800 req/s) for its p99.
 2. **Twice that**: ``--connections`` wrk connections (2,048: many more than MAX_IN_FLIGHT),
    each a user that sends a request, waits for the answer, thinks and sends the next
-   (loadtests/wrk/overload.lua), the think time ``connections / (factor x X)`` so that,
-   answered at once, they would send ``factor x X`` req/s. Two kinds of users: ones that wait
-   out a 503's Retry-After (as the booking page does) and ones that come back after their
-   think time regardless. Beside wrk, a probe (loadtests/rawclient.py: 16 users, 800 req/s,
-   never backing off, so that it meets 503s as often as anyone) times each answer *by
-   status*: wrk cannot tell a served request's latency from a shed one's. Without the bound
-   every user waits behind all the others (about connections / X); with it a served request
-   waits behind at most MAX_IN_FLIGHT (about MAX_IN_FLIGHT / X).
+   (``wrk/overload.lua``), the think time ``connections / (factor x X)`` so that, answered at
+   once, they would send ``factor x X`` req/s. Two kinds of users: ones that wait out a 503's
+   Retry-After (as the booking page does) and ones that come back after their think time
+   regardless. Beside wrk, a probe (``rawclient.py``: 16 users, 800 req/s, never backing
+   off, so that it meets 503s as often as anyone) times each answer *by status*: wrk cannot
+   tell a served request's latency from a shed one's. Without the bound every user waits
+   behind all the others (about connections / X); with it a served request waits behind at
+   most MAX_IN_FLIGHT (about MAX_IN_FLIGHT / X).
 
 Each server has two API processes, bound off (MAX_IN_FLIGHT=0) and on, measured one after
 the other, interleaved. With two cores or more the API runs on CPU 0 alone and wrk, the
@@ -28,52 +28,23 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 from devstack import REPO
-from devstack.api_server import SERVER_CLASSES, Server, server
-from devstack.cpu import cpu_seconds, machine_cpu_seconds, wait_for_quiet
-from devstack.redis_server import RedisServer
+from devstack.api_server import SERVER_CLASSES, Server, server, server_kinds
+from devstack.demo_stack import demo_redis, issue_tokens
 from engine.config import Settings
-from engine.seed import seed_demo
-from loadtests.reporting import publish
+from loadtests.http_bench.wrk import ENDPOINT_LUA, OVERLOAD_LUA, WrkRun, run_wrk, wrk_missing
+from loadtests.reporting import bench_report, publish
 
-ENDPOINT_LUA = REPO / "loadtests" / "wrk" / "endpoint.lua"
-OVERLOAD_LUA = REPO / "loadtests" / "wrk" / "overload.lua"
 PATHS = {"point": "/api/point?customerId=7", "status": "/api/token/status"}
 # wrk scans all its timers (one per user thinking) on every turn of its loop: two threads
 # halve that work.
 WRK_THREADS = 2
-
-
-@dataclass
-class Load:
-    """One wrk run with the probe beside it."""
-
-    rps: float
-    statuses: dict[str, int]
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    server_cpu: float
-    wrk_cpu: float
-    machine_cpu: float  # cores busy on the whole machine, this run and anything else
-    seconds: float
-    probe: dict[str, dict[str, float]] = field(default_factory=dict)
-    probe_errors: int = 0
-
-    def per_second(self, status: str) -> float:
-        return self.statuses.get(status, 0) / self.seconds
 
 
 class PinnedServer(Server):
@@ -87,34 +58,15 @@ class PinnedServer(Server):
         return ["taskset", "-c", self.cpus, *super().command()]
 
 
-def run_wrk(api: Server, script: Path, connections: int, seconds: float,
-            env: dict[str, str]) -> Load:
-    wait_for_quiet()
-    pids = api.all_pids()
-    cpu0, t0, all0 = cpu_seconds(pids), time.monotonic(), machine_cpu_seconds()
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-         "--latency",
-         "-s", str(script), api.base],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=seconds + 60,
-        check=True)
-    wall = time.monotonic() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    d = json.loads([x for x in out.stdout.splitlines() if x.startswith("{")][-1])
-    secs = d["duration_us"] / 1e6
-    return Load(
-        rps=d["requests"] / secs, statuses=d.get("statuses", {"200": d["requests"] - d["non2xx"]}),
-        p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000,
-        errors=d["connect"] + d["read"] + d["write"] + d["timeout"],
-        server_cpu=(cpu_seconds(pids) - cpu0) / wall,
-        wrk_cpu=(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall,
-        machine_cpu=(machine_cpu_seconds() - all0) / wall, seconds=secs)
+def overload_run(api: Server, script: Path, connections: int, seconds: float,
+                 env: dict[str, str]) -> WrkRun:
+    return run_wrk(api.base, script, connections, seconds, env, api.all_pids(),
+                   threads=WRK_THREADS, timeout="10s")
 
 
 def start_probe(api: Server, endpoint: str, token: str, seconds: float) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "loadtests.rawclient", "probe", "--port", str(api.port),
-           "--path", PATHS[endpoint], "--token", token, "--seconds", f"{seconds:g}"]
+    cmd = [sys.executable, "-m", "loadtests.http_bench.rawclient", "probe", "--port",
+           str(api.port), "--path", PATHS[endpoint], "--token", token, "--seconds", f"{seconds:g}"]
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
 
 
@@ -124,25 +76,6 @@ def read_probe(proc: subprocess.Popen) -> tuple[dict[str, dict[str, float]], int
     return d["statuses"], d["errors"]
 
 
-def active_token(url: str) -> str:
-    """An ACTIVE token for the status poll (customer 1, concert 2), alive past the run."""
-    import asyncio
-    from dataclasses import replace
-
-    from engine import queue
-    from engine.store import Store, connect
-
-    settings = replace(Settings.from_env(), redis_url=url)
-
-    async def go() -> str:
-        store = Store(connect(settings), settings)
-        tok = (await queue.issue_token(store, 1, 2))["tokenValue"]
-        await store.aclose()
-        return tok
-
-    return asyncio.run(go())
-
-
 def fmt_probe(p: dict[str, dict[str, float]], status: str) -> str:
     s = p.get(status)
     return f"{s['p50_ms']:.2f} · {s['p99_ms']:.2f}" if s else "-"
@@ -150,7 +83,7 @@ def fmt_probe(p: dict[str, dict[str, float]], status: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--servers", default=",".join(SERVER_CLASSES))
+    p.add_argument("--servers", type=server_kinds, default=list(SERVER_CLASSES))
     p.add_argument("--endpoint", choices=list(PATHS), default="point")
     p.add_argument("--limit", type=int, default=Settings().max_in_flight,
                    help="MAX_IN_FLIGHT of the bounded process (default: the setting's)")
@@ -165,12 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the API on CPU 0, wrk, the probe and Redis on the others (default on "
                         "with 2+ cores: else wrk takes the API's CPU and the server looks slow)")
     args = p.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not on PATH: apt-get install wrk", file=sys.stderr)
+    if wrk_missing():
         return 2
-    servers = [k.strip() for k in args.servers.split(",") if k.strip()]
-    if not servers or any(k not in SERVER_CLASSES for k in servers):
-        p.error(f"--servers takes some of {', '.join(SERVER_CLASSES)}")
+    servers = args.servers
     env = {"ACTIVE_TTL_SECONDS": "3600", "TICK_SECONDS": "1"}
     out: list[str] = []
     if args.pin:
@@ -178,11 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, others)  # wrk, the probe and Redis inherit it
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp, \
             contextlib.ExitStack() as stack:
-        rs = stack.enter_context(RedisServer(Path(tmp)))
-        client = redis.Redis.from_url(rs.url)
-        seed_demo(client)
-        client.close()
-        token = active_token(rs.url)
+        rs = stack.enter_context(demo_redis(Path(tmp)))
+        (token,) = issue_tokens(rs.url, [(1, 2)])  # ACTIVE: for the status poll
         wenv = {"BENCH_MODE": args.endpoint, "BENCH_TOKEN": token}
         apis: dict[tuple[str, str], Server] = {}
         for k in servers:
@@ -192,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
                     PinnedServer(k, "api.app:app", api_env, "0") if args.pin
                     else server(k, "api.app:app", api_env))
         for api in apis.values():  # warm up
-            run_wrk(api, ENDPOINT_LUA, 64, 1, wenv)
+            overload_run(api, ENDPOINT_LUA, 64, 1, wenv)
         print("capacity ...", flush=True)
-        cap: dict[tuple[str, str], Load] = {}
+        cap: dict[tuple[str, str], WrkRun] = {}
         light: dict[str, dict[str, dict[str, float]]] = {}
         for k in servers:
             for bound in ("off", "on"):
-                cap[(k, bound)] = run_wrk(apis[(k, bound)], ENDPOINT_LUA, 64, args.seconds, wenv)
+                cap[(k, bound)] = overload_run(apis[(k, bound)], ENDPOINT_LUA, 64, args.seconds,
+                                               wenv)
             light[k] = read_probe(start_probe(apis[(k, "on")], args.endpoint, token, 3))[0]
         lines = ["| server | req/s at -c64, bound off · on | p99 ms at -c64, off · on | "
                  "p99 ms at ~800 req/s (probe) | cores at -c64: server · machine |",
@@ -228,31 +156,29 @@ def main(argv: list[str] | None = None) -> int:
                 unloaded = min(cap[(k, "off")].p99_ms, cap[(k, "on")].p99_ms)
                 for bound in ("off", "on"):
                     api = apis[(k, bound)]
-                    probe = start_probe(api, args.endpoint, token, args.seconds - 1)
+                    prober = start_probe(api, args.endpoint, token, args.seconds - 1)
                     time.sleep(0.3)
-                    load = run_wrk(api, OVERLOAD_LUA, conns, args.seconds, {
+                    load = overload_run(api, OVERLOAD_LUA, conns, args.seconds, {
                         **wenv, "BENCH_THINK_MS": str(think),
                         "BENCH_HONOR_RETRY": "1" if honor else "0"})
-                    load.probe, load.probe_errors = read_probe(probe)
-                    served = load.probe.get("200")
+                    probe, probe_errors = read_probe(prober)
+                    served = probe.get("200")
                     ratio = f"{served['p99_ms'] / unloaded:.1f}" if served else "-"
                     limit = "off" if bound == "off" else f"{args.limit}"
                     lines.append(
                         f"| {k} | {limit} | {think} | {load.rps:,.0f} | "
                         f"{load.per_second('200'):,.0f} | {load.per_second('503'):,.0f} | "
-                        f"{fmt_probe(load.probe, '200')} | {ratio} | "
-                        f"{fmt_probe(load.probe, '503')} | {load.p99_ms:.1f} | "
+                        f"{fmt_probe(probe, '200')} | {ratio} | "
+                        f"{fmt_probe(probe, '503')} | {load.p99_ms:.1f} | "
                         f"{load.server_cpu:.2f} · {load.wrk_cpu:.2f} · {load.machine_cpu:.2f} | "
-                        f"{load.errors + load.probe_errors} |")
+                        f"{load.socket_errors + probe_errors} |")
             out.append(f"### {args.factor:g}x capacity: {args.connections:,} {who} "
                        f"({args.seconds:g} s)\n\n" + "\n".join(lines) + "\n")
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    report = (f"## Overload benchmark, {stamp}\n\n{platform.node()}: {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}. 'unloaded p99': the lower of the two -c64 "
-              "p99s. " + ("The API ran on CPU 0 alone; wrk, the probe and Redis on the rest. "
-                         if args.pin else "Nothing pinned: wrk shares the API's CPUs. ")
-              + "Other work on the machine shows in 'others' (cores).\n\n" + "\n".join(out))
-    publish(report, "overload.md")
+    note = (". 'unloaded p99': the lower of the two -c64 p99s. "
+            + ("The API ran on CPU 0 alone; wrk, the probe and Redis on the rest. "
+               if args.pin else "Nothing pinned: wrk shares the API's CPUs. ")
+            + "Other work on the machine shows in 'others' (cores).")
+    publish(bench_report("Overload benchmark", "\n".join(out), note), "overload.md")
     return 0
 
 
