@@ -83,7 +83,10 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
                 batches: int = 4, log: bool = False) -> list[Point]:
     """Grow the state on the Redis at ``url`` (already running, empty) through ``sizes`` and
     measure at each."""
-    settings = replace(bench_settings(url), active_limit=ACTIVE_LIMIT)
+    # The ACTIVE_LIMIT holders make every reserve: far past the ticket limit (4 a customer)
+    # and the reserve rate limit, which would refuse them, so both are off.
+    settings = replace(bench_settings(url), active_limit=ACTIVE_LIMIT,
+                       max_tickets_per_customer=0, reserve_rate_per_customer=0)
     store = stepped_store(settings)
     r = redis.Redis.from_url(url)
     create_concert(r, CONCERT, "Scaling", bench_options(reserve_ops * len(sizes)))
