@@ -15,7 +15,7 @@ from pathlib import Path
 from devstack.api_server import Server, default_server, server
 from devstack.cluster_nodes import QUICK_SYNC
 from devstack.local_cluster import LocalCluster
-from devstack.redis_server import RedisServer
+from devstack.redis_server import RedisServer, temp_redis
 from engine import queue
 from engine.config import Settings
 from engine.seed import seed_demo
@@ -33,10 +33,9 @@ def seed(redis_url: str) -> None:
 
 
 @contextlib.contextmanager
-def demo_redis(workdir: Path, *extra: str) -> Iterator[RedisServer]:
-    """A redis-server in ``workdir`` (``extra``: more of its arguments) with the demo data,
-    stopped at the end."""
-    with RedisServer(workdir, *extra) as server:
+def demo_redis(*extra: str, prefix: str = "redis-") -> Iterator[RedisServer]:
+    """A redis-server in a temp dir (``temp_redis``) with the demo data."""
+    with temp_redis(*extra, prefix=prefix) as server:
         seed(server.url)
         yield server
 

@@ -3,9 +3,12 @@ log in a directory of the caller's; it stops with the context that started it.""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -64,3 +67,11 @@ class RedisServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def temp_redis(*extra: str, prefix: str = "redis-") -> Iterator[RedisServer]:
+    """A redis-server (``extra``: more of its arguments) in a temp dir of its own, stopped and
+    the dir removed at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, RedisServer(Path(tmp), *extra) as rs:
+        yield rs

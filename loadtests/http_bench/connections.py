@@ -24,7 +24,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -219,9 +218,8 @@ def main(argv: list[str] | None = None) -> int:
            f"{Path('/proc/sys/net/core/somaxconn').read_text().strip()}, ephemeral ports "
            f"{Path('/proc/sys/net/ipv4/ip_local_port_range').read_text().split()}.\n"]
     env = {"TICK_SECONDS": "1"}
-    with tempfile.TemporaryDirectory(prefix="bench-conns-") as tmp, \
-            contextlib.ExitStack() as stack:
-        rs = stack.enter_context(demo_redis(Path(tmp)))
+    with contextlib.ExitStack() as stack:
+        rs = stack.enter_context(demo_redis(prefix="bench-conns-"))
         env["REDIS_URL"] = rs.url
         rows, mem = [], []
         for k in servers:

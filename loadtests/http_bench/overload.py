@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -106,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pin:
         others = set(range(1, os.cpu_count() or 2))
         os.sched_setaffinity(0, others)  # wrk, the probe and Redis inherit it
-    with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp, \
-            contextlib.ExitStack() as stack:
-        rs = stack.enter_context(demo_redis(Path(tmp)))
+    with contextlib.ExitStack() as stack:
+        rs = stack.enter_context(demo_redis(prefix="bench-overload-"))
         (token,) = issue_tokens(rs.url, [(1, 2)])  # ACTIVE: for the status poll
         wenv = {"BENCH_MODE": args.endpoint, "BENCH_TOKEN": token}
         apis: dict[tuple[str, str], Server] = {}

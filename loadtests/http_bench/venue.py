@@ -8,13 +8,11 @@ loadtests/results/venue.md. Everything on 127.0.0.1, bounded in time.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 from devstack.api_server import Uvicorn
 from devstack.demo_stack import issue_tokens
-from devstack.redis_server import RedisServer
+from devstack.redis_server import temp_redis
 from engine.sync import sync_client
 from engine.venue import load_sync, parse
 from loadtests.http_bench.wrk import endpoint_run
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=16)
     args = p.parse_args(argv)
     rows, loads = [], []
-    with tempfile.TemporaryDirectory(prefix="bench-venue-") as tmp, RedisServer(Path(tmp)) as rs:
+    with temp_redis(prefix="bench-venue-") as rs:
         r = sync_client(rs.url)
         for i, seats in enumerate(SIZES):
             doc = venue(100 + i, seats)

@@ -25,7 +25,6 @@ import argparse
 import os
 import platform
 import random
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -33,23 +32,15 @@ from pathlib import Path
 
 import redis
 
-from devstack.redis_server import RedisServer
+from devstack.redis_server import temp_redis
 from engine import booking, queue, wallet
 from engine.ids import Token
 from engine.keys import concert_keys
 from engine.money import MINOR_PER_UNIT
 from engine.seed import create_concert
 from loadtests.reporting import RESULTS, publish
-from loadtests.script_bench.driver import (
-    Meter,
-    Pipe,
-    Summary,
-    chunk_for,
-    drive,
-    stepped_store,
-    summarise,
-    untimed,
-)
+from loadtests.script_bench import driver
+from loadtests.script_bench.driver import Summary, chunk_for, drive, untimed
 from loadtests.script_bench.scripts import bench_options, bench_settings, seat_of, tokens_of
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -87,13 +78,13 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
     # and the reserve rate limit, which would refuse them, so both are off.
     settings = replace(bench_settings(url), active_limit=ACTIVE_LIMIT,
                        max_tickets_per_customer=0, reserve_rate_per_customer=0)
-    store = stepped_store(settings)
+    store = driver.stepped_store(settings)
     r = redis.Redis.from_url(url)
     create_concert(r, CONCERT, "Scaling", bench_options(reserve_ops * len(sizes)))
     r.close()
-    pipe = Pipe(url)
+    pipe = driver.Pipe(url)
     pipe.load_scripts()
-    meter = Meter(pipe)
+    meter = driver.Meter(pipe)
     k = concert_keys(CONCERT)
     rng = random.Random(7)
     points: list[Point] = []
@@ -103,7 +94,7 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
             print(text, flush=True)
 
     def timed(name: str) -> Summary:
-        summary = summarise(name, meter.samples.pop(name))
+        summary = driver.summarise(name, meter.samples.pop(name))
         say(f"    {name:8s} {summary.cpu_us:6.1f} µs/call ({summary.ops:,} calls)")
         return summary
 
@@ -257,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "scaling.md")
     args = p.parse_args(argv)
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp, \
-            RedisServer(Path(tmp)) as rs:
+    with temp_redis(prefix="bench-scaling-") as rs:
         print(f"redis-server on {rs.url}; sizes {', '.join(map(_size, args.sizes))}",
               flush=True)
         points = run_scaling(rs.url, args.sizes, batches=args.batches, log=True)

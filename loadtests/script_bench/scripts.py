@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import redis
 
-from devstack.redis_server import RedisServer
+from devstack.redis_server import temp_redis
 from engine import booking, catalog, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.ids import Token, parse_reservation, parse_token
@@ -309,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "scripts.md")
     args = p.parse_args(argv)
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-scripts-") as tmp, \
-            RedisServer(Path(tmp)) as rs:
+    with temp_redis(prefix="bench-scripts-") as rs:
         print(f"redis-server on {rs.url}; {args.ops:,} calls per script ...", flush=True)
         rows, notes = run_scripts(rs.url, args.ops, args.batches)
     text = report(rows, notes, args.ops, args.batches, time.monotonic() - t0)
