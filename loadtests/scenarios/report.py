@@ -68,7 +68,7 @@ def report_md(results: list[Result], args: argparse.Namespace, argv: list[str],
               "failures, p99 under 50 ms, max under 1 s. Locust starts a second's worth of "
               "users at the same instant; each new user waits a random part of that second "
               "before its first request (`LOADTEST_SPAWN_JITTER`, see "
-              "`locustfiles/common.py`).", ""]
+              "`loadtests/scenarios/locustfiles/common.py`).", ""]
     head = ["scenario", "figures of", "load", "requests", "failures", "seat conflicts",
             "avg ms", "p50 ms", "p95 ms", "p99 ms", "max ms", "req/s", "locust CPU", "target"]
     lines += ["| " + " | ".join(head) + " |",

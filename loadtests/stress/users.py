@@ -1,6 +1,6 @@
 """The stress ramp's users on the lean asyncio generator (``python -m loadtests run stress``):
-the report's §6 and §7 shapes, request for request as ``locustfiles/s6_point_charge.py`` and
-``locustfiles/s7_booking_flow.py`` make them, over the keep-alive connection pool of
+the report's §6 and §7 shapes, request for request as ``scenarios/locustfiles/s6_point_charge.py``
+and ``s7_booking_flow.py`` make them, over the keep-alive connection pool of
 ``loadtests/generator/pool.py`` (one connection per ``per_conn`` users, growing with the ramp).
 
 - ``s6``: ``PATCH /api/point/charge`` of 5,000.00 for customers 1..10,000 in turn (one cycle
