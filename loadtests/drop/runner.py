@@ -125,7 +125,6 @@ def generator_commands(generator: str, processes: int, config: Path, out: Path
 
 
 def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
-
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("requests-*.csv"), *out.glob("buyers-*.jsonl"),
                   *out.glob("progress-*.json"), *out.glob("summary-*.json"),

@@ -28,7 +28,7 @@ class Req:
 
 
 
-class Conn(asyncio.Protocol):
+class PooledConn(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection, one request at a time, parsed by httptools."""
 
     def __init__(self, pool: Pool) -> None:
@@ -97,13 +97,13 @@ class Pool:
 
     def __init__(self, host: str, port: int, size: int) -> None:
         self.host, self.port, self.size = host, port, size
-        self.idle: list[Conn] = []
+        self.idle: list[PooledConn] = []
         self.open = 0
         self.waiters: deque[asyncio.Future] = deque()
         self.host_header = f"{host}:{port}".encode()
         self.reconnects = 0
 
-    async def _take(self) -> Conn:
+    async def _take(self) -> PooledConn:
         while True:
             while self.idle:
                 c = self.idle.pop()
@@ -114,7 +114,7 @@ class Pool:
                 self.open += 1
                 try:
                     loop = asyncio.get_running_loop()
-                    _, conn = await loop.create_connection(lambda: Conn(self), self.host,
+                    _, conn = await loop.create_connection(lambda: PooledConn(self), self.host,
                                                            self.port)
                 except BaseException:
                     self.open -= 1
@@ -126,7 +126,7 @@ class Pool:
             if conn is not None and conn.alive:
                 return conn
 
-    def _give(self, conn: Conn) -> None:
+    def _give(self, conn: PooledConn) -> None:
         if not conn.alive:
             self.open -= 1
             conn = None

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Sampler:
+class CpuSampler:
     """CPU seconds of the generator's process trees, the API + Redis, the whole machine."""
 
     def __init__(self, roots: list[int], server_pids: list[int]) -> None:
@@ -91,7 +91,6 @@ class Sampler:
 
 
 def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
-
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("stress-*.jsonl"), out / "STOP"]:
         stale.unlink(missing_ok=True)
@@ -125,7 +124,7 @@ def run_ramp(args: argparse.Namespace, scenario: str, out: Path) -> Ramp:
                      "LOADTEST_ID_STRIDE": str(args.processes)}
         for i, cmd in enumerate(cmds):
             gens.start(cmd, penv, out / f"generator-{i}.log")
-        sampler = Sampler(gens.pids, stack.pids())
+        sampler = CpuSampler(gens.pids, stack.pids())
         t_run0 = t0
         if args.generator == "locust":  # the shape's clock starts with locust's test
             deadline = time.time() + 30
