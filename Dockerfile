@@ -9,13 +9,15 @@ WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall them.
 COPY pyproject.toml ./
-RUN mkdir engine api loadtests && touch engine/__init__.py api/__init__.py loadtests/__init__.py \
+RUN mkdir engine api devstack loadtests \
+    && touch engine/__init__.py api/__init__.py devstack/__init__.py loadtests/__init__.py \
     && pip install --no-cache-dir -e . \
-    && rm -rf engine api loadtests
+    && rm -rf engine api devstack loadtests
 
 COPY engine ./engine
 COPY api ./api
 COPY lua ./lua
+COPY devstack ./devstack
 COPY loadtests ./loadtests
 
 RUN useradd --system --no-create-home app

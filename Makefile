@@ -15,7 +15,7 @@ CLUSTER_BASE_PORT ?= 7000
 CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.1:%s,' $$(($(CLUSTER_BASE_PORT)+i)); done | sed 's/,$$//')
 
 .PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
-	cluster cluster-stop run-cluster bench-cluster bench-overload bench-connections \
+	cluster cluster-status cluster-stop run-cluster bench-cluster bench-overload bench-connections \
 	bench-drop bench-stress
 
 install: $(VENV)/.installed redis-server chromium
@@ -76,10 +76,13 @@ run: install
 # A local Redis Cluster left running in the background: 3 masters + 3 replicas from the repo's
 # redis.conf, data in var/cluster/<port>/, ports CLUSTER_BASE_PORT..+5 (default 7000-7005) and
 # their cluster bus ports +10000. Waits until every replica has synced, then prints REDIS_URL
-# and a line per node; a second `make cluster` only prints them. `python -m loadtests cluster
-# status` shows roles, slots and links.
+# and a line per node; a second `make cluster` only prints them. `make cluster-status` (or
+# `.venv/bin/python -m devstack cluster status`) shows roles, slots and links.
 cluster: install
-	$(PY) -m loadtests cluster start --base-port $(CLUSTER_BASE_PORT)
+	$(PY) -m devstack cluster start --base-port $(CLUSTER_BASE_PORT)
+
+cluster-status: install
+	$(PY) -m devstack cluster status
 
 # The API with demo data on that cluster (started first when it is not running), its answers
 # to changes sent once a replica has them (REDIS_WAIT_REPLICAS=1). Ctrl-C stops the API; the
@@ -92,17 +95,17 @@ run-cluster: cluster
 	    PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	    $(PY) -m api.serve --server $(SERVER) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-# Stops the cluster's nodes and keeps their data for the next `make cluster` (`python -m
-# loadtests cluster stop --wipe` removes it).
+# Stops the cluster's nodes and keeps their data for the next `make cluster` (`.venv/bin/python
+# -m devstack cluster stop --wipe` removes it).
 cluster-stop: install
-	$(PY) -m loadtests cluster stop
+	$(PY) -m devstack cluster stop
 
 test: install
-	$(VENV)/bin/ruff check engine api loadtests tests examples
+	$(VENV)/bin/ruff check engine api devstack loadtests tests examples
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check engine api loadtests tests examples
+	$(VENV)/bin/ruff check engine api devstack loadtests tests examples
 
 clean:
 	rm -rf $(VENV) var .pytest_cache *.egg-info
@@ -113,31 +116,31 @@ clean:
 bench-endpoints: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
-	$(PY) -m loadtests.bench_endpoints $(BENCH_ARGS)
-	$(PY) -m loadtests.bench_venue
+	$(PY) -m loadtests.http_bench.endpoints $(BENCH_ARGS)
+	$(PY) -m loadtests.http_bench.venue
 
 # One worker offered twice what it serves, MAX_IN_FLIGHT on and off, under each server.
 bench-overload: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
-	$(PY) -m loadtests.bench_overload $(BENCH_ARGS)
+	$(PY) -m loadtests.http_bench.overload $(BENCH_ARGS)
 
 # 10,000 keep-alive connections against one worker of each server: latency, RSS per 1,000, and
 # what binds first without api/serve.py's limits.
 bench-connections: install
-	@ulimit -n "$$(ulimit -Hn)" 2>/dev/null; $(PY) -m loadtests.bench_connections $(BENCH_ARGS)
+	@ulimit -n "$$(ulimit -Hn)" 2>/dev/null; $(PY) -m loadtests.http_bench.connections $(BENCH_ARGS)
 
 # What more masters buy here: a multi-concert mix on 1 vs 3 masters (Redis CPU per master),
 # and the tick of 1,000 concerts on 3 masters with 4 workers (with and without the lease).
 bench-cluster: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is needed: apt-get install wrk"; exit 1; }
-	$(PY) -m loadtests.bench_cluster $(BENCH_ARGS)
+	$(PY) -m loadtests.http_bench.masters $(BENCH_ARGS)
 
 # Each Lua script alone on Redis (CPU µs a call), then its cost from 1k to 1M waiting tokens.
 bench-scripts: install
-	$(PY) -m loadtests.bench_scripts
-	$(PY) -m loadtests.bench_scaling
+	$(PY) -m loadtests.script_bench.scripts
+	$(PY) -m loadtests.script_bench.scaling
 
 # The report's seven locust scenarios scaled to ~4 minutes on 2 cores: CSVs, PNG charts and
 # report.md (beside the report's figures) in loadtests/results/<timestamp>/.
@@ -145,7 +148,7 @@ bench-scripts: install
 bench: install
 	$(PY) -m loadtests run all --scale small $(LOADTEST_ARGS)
 
-# A ticket drop end to end (loadtests/drop.py): catalog/drop.json (5,000 seats) loaded through
+# A ticket drop end to end (loadtests/drop/): catalog/drop.json (5,000 seats) loaded through
 # the admin API, opensAt a few seconds ahead, 20,000 simulated buyers (the asyncio generator),
 # the books checked through the API and the event stream; report.md and PNG charts in
 # loadtests/results/<time>-drop/. About 2-3 minutes here. DROP_ARGS="-u 5000",

@@ -255,7 +255,7 @@ class Guard:
     It also bounds the requests in progress in this worker to ``max_in_flight`` (0: no
     bound): past it a request is answered 503 ``OVERLOADED`` at once, before any route and
     without a word to Redis, so that offered more than it can serve the worker sheds instead
-    of letting every answer wait behind an unbounded queue (loadtests/bench_overload.py)."""
+    of letting every answer wait behind an unbounded queue (loadtests/http_bench/overload.py)."""
 
     __slots__ = ("app", "in_flight", "max_in_flight", "shed")
 

@@ -124,7 +124,7 @@ async def seat_list(store: Store, concert_id: int, option_id: int,
         return cached
     try:
         asyncio.get_running_loop()
-    except RuntimeError:  # driven by hand (loadtests/redis_driver.py): nobody to share with
+    except RuntimeError:  # driven by hand (loadtests/script_bench/driver.py): nobody to share with
         return await _read(store, concert_id, option_id)
     reading = _READING.get(key)
     if reading is None:

@@ -88,7 +88,7 @@ class Settings:
     # bound). A served request waits behind at most this many: 512 at the ~30-45k point
     # reads/s of a worker is ~11-17 ms. 256 halves that but refused 0.05-0.3 % of 10,000
     # users' polls at 5k req/s under granian, which hands requests over in bursts
-    # (loadtests/bench_overload.py, bench_connections.py).
+    # (loadtests/http_bench/overload.py, connections.py).
     max_in_flight: int = 512
     # Replicated acknowledgements: an answer to a change waits until this many replicas took
     # it (a WAIT per batch of writes; 0: off), for at most the timeout (then 503).

@@ -1,8 +1,7 @@
-"""``python -m loadtests run <scenario|all> [flags]`` and ``python -m loadtests cluster
-start|stop|status``: see loadtests/README.md."""
+"""``python -m loadtests``: see loadtests/cli.py and loadtests/README.md."""
 
 import sys
 
-from loadtests.runner import main
+from loadtests.cli import main
 
 sys.exit(main())

@@ -19,11 +19,13 @@ import redis
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from devstack.api_server import Server, default_server, server
+from devstack.cluster_nodes import QUICK_SYNC
+from devstack.local_cluster import LocalCluster
+from devstack.redis_server import RedisServer
 from engine.config import Settings
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.sync import sync_client
-from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import RedisServer, Server, default_server, server
 
 
 @pytest.fixture(scope="session")
@@ -158,14 +160,14 @@ def live_server(settings: Settings, catalog: redis.Redis) -> Iterator[Callable[.
 
 
 @pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """3 masters with a replica each from the repo's redis.conf, in a temp dir, healthy (every
     replica synced). Node timeout 1 s: a killed master's replica takes over in ~3 s. Not
     flushed between tests (``redis_cluster.flushall()``); roles may have moved after a
     failover test, which leaves it healthy again."""
     if shutil.which("redis-server") is None:
         pytest.exit("redis-server is not on PATH: run `make test`, which installs it", 2)
-    cluster = RedisCluster(tmp_path_factory.mktemp("cluster"), masters=3, replicas=1,
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), masters=3, replicas=1,
                            node_timeout_ms=1000, extra=QUICK_SYNC).start()
     yield cluster
     cluster.stop()

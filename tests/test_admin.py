@@ -13,13 +13,13 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from devstack.api_server import Uvicorn
 from engine import booking, queue
 from engine import pay as protocol
 from engine.config import Settings
 from engine.ids import parse_reservation, parse_token
 from engine.keys import CustomerKeys, concert_keys
 from engine.store import Store, connect
-from loadtests.stack import Uvicorn
 from tests.conftest import CONCERT, NO_LIMITS_ENV, OPTION, active_token, auth, seat_id
 from tests.http import fire
 

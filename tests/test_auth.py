@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 
 from api import auth
 from api.app import create_app
+from devstack.api_server import Uvicorn
 from engine.config import Settings
-from loadtests.stack import Uvicorn
 from tests.conftest import OPTION, seat_id
 
 SECRET = "a-test-secret-that-is-32-bytes-long!"

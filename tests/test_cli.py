@@ -11,9 +11,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from devstack import REPO
 from engine.keys import CustomerKeys, concert_keys
 from engine.seed import DEMO_BALANCE, DEMO_CONCERT, DEMO_OPTIONS
-from loadtests.stack import REPO
 from tests.conftest import auth
 
 pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)

@@ -12,25 +12,26 @@ from pathlib import Path
 import orjson
 import pytest
 
+from devstack.api_server import api_server
+from devstack.cluster_nodes import QUICK_SYNC
+from devstack.local_cluster import LocalCluster
 from engine.cluster import key_slot
 from engine.keys import CustomerKeys, concert_keys
-from loadtests.cluster import QUICK_SYNC, RedisCluster
-from loadtests.stack import api_server
 from tests.conftest import CONCERT, NO_LIMITS_ENV, OPTION, OTHER_OPTION, small_catalog
 from tests.http import Client, join, run_threads
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A cluster of this module's own: its tests move slots and kill masters."""
-    c = RedisCluster(Path(tmp_path_factory.mktemp("faults")), masters=3, replicas=1,
+    c = LocalCluster(Path(tmp_path_factory.mktemp("faults")), masters=3, replicas=1,
                      node_timeout_ms=1000, extra=QUICK_SYNC).start()
     yield c
     c.stop()
 
 
 # --- a slot migrated under the booking mix --------------------------------------------------
-def test_a_concert_slot_moves_under_the_booking_mix(cluster: RedisCluster) -> None:
+def test_a_concert_slot_moves_under_the_booking_mix(cluster: LocalCluster) -> None:
     r = cluster.client()
     cluster.flushall()
     small_catalog(r, seats=40)
@@ -121,7 +122,7 @@ def check_books(r) -> None:
 
 # --- a master killed under charges ----------------------------------------------------------
 @pytest.mark.parametrize("wait", [1, 0], ids=["wait-1", "wait-0"])
-def test_a_killed_master_loses_no_acknowledged_charge(cluster: RedisCluster, wait: int) -> None:
+def test_a_killed_master_loses_no_acknowledged_charge(cluster: LocalCluster, wait: int) -> None:
     cluster.flushall()
     by_master: dict[int, list[int]] = {}
     for customer in range(1000, 1300):

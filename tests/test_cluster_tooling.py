@@ -1,11 +1,12 @@
-"""loadtests/cluster.py against real redis-server nodes: a 3-master cluster with a replica
+"""devstack/local_cluster.py against real redis-server nodes: a 3-master cluster with a replica
 each (the ``redis_cluster`` fixture) starts healthy, maps keys to slots and owners as Redis
 does, fails a killed master over to its replica without losing a WAITed write, and takes the
 old master back as a replica; a one-master cluster serves every slot; the CLI's cluster
-outlives the command that started it."""
+outlives the command that started it, and runs from a bare Python."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from loadtests.cluster import SLOTS, RedisCluster, free_base_port
-from loadtests.stack import REPO
+from devstack import REPO
+from devstack.cluster_nodes import SLOTS, free_base_port
+from devstack.local_cluster import LocalCluster
 
 KEYS = ["foo", "", "tk:{c:2}:concert", "tk:{c:2}:taken", "tk:{u:7}:balance", "{}x", "a{b}c{d}",
         "{user1000}.following", "\u00e9\u00e8", "x" * 300]
@@ -26,7 +28,7 @@ def node(port: int) -> redis.Redis:
 
 
 def test_starts_healthy_with_three_masters_and_their_replicas(
-        redis_cluster: RedisCluster) -> None:
+        redis_cluster: LocalCluster) -> None:
     assert redis_cluster.wait_healthy(timeout=5) < 5
     masters, replicas = redis_cluster.masters(), redis_cluster.replicas()
     assert len(masters) == 3 and len(replicas) == 3
@@ -39,7 +41,7 @@ def test_starts_healthy_with_three_masters_and_their_replicas(
         assert info["cluster_state"] == "ok" and int(info["cluster_slots_ok"]) == SLOTS
 
 
-def test_slot_of_matches_cluster_keyslot(redis_cluster: RedisCluster) -> None:
+def test_slot_of_matches_cluster_keyslot(redis_cluster: LocalCluster) -> None:
     r = node(redis_cluster.ports[0])
     for key in KEYS:
         assert redis_cluster.slot_of(key) == r.execute_command("CLUSTER KEYSLOT", key), key
@@ -47,7 +49,7 @@ def test_slot_of_matches_cluster_keyslot(redis_cluster: RedisCluster) -> None:
     assert redis_cluster.slot_of("tk:{c:2}:concert") == redis_cluster.slot_of("tk:{c:2}:taken")
 
 
-def test_owner_serves_the_key_the_client_wrote(redis_cluster: RedisCluster) -> None:
+def test_owner_serves_the_key_the_client_wrote(redis_cluster: LocalCluster) -> None:
     client = redis_cluster.client()
     try:
         for key in KEYS:
@@ -65,7 +67,7 @@ def test_owner_serves_the_key_the_client_wrote(redis_cluster: RedisCluster) -> N
     assert all(node(p).dbsize() == 0 for p in redis_cluster.ports)  # replicas too (WAIT)
 
 
-def test_killed_master_fails_over_and_rejoins_as_a_replica(redis_cluster: RedisCluster) -> None:
+def test_killed_master_fails_over_and_rejoins_as_a_replica(redis_cluster: LocalCluster) -> None:
     key = "tk:{u:42}:balance"
     client = redis_cluster.client()
     try:
@@ -101,7 +103,7 @@ def test_killed_master_fails_over_and_rejoins_as_a_replica(redis_cluster: RedisC
 
 
 def test_one_master_without_replicas_serves_every_slot(tmp_path: Path) -> None:
-    with RedisCluster(tmp_path, masters=1, replicas=0, node_timeout_ms=1000) as cluster:
+    with LocalCluster(tmp_path, masters=1, replicas=0, node_timeout_ms=1000) as cluster:
         (port,) = cluster.ports
         assert cluster.masters() == [port] and cluster.replicas() == []
         assert cluster.url == f"redis+cluster://127.0.0.1:{port}"
@@ -129,14 +131,14 @@ def test_a_taken_port_or_bus_port_is_a_clear_error(tmp_path: Path, offset: int) 
         s.bind(("127.0.0.1", base + offset))
         s.listen()
         with pytest.raises(RuntimeError, match=f"ports in use.*{base + offset}"):
-            RedisCluster(tmp_path, masters=1, replicas=0, base_port=base).start()
+            LocalCluster(tmp_path, masters=1, replicas=0, base_port=base).start()
 
 
 def test_cli_cluster_outlives_the_command_and_stops_from_another(tmp_path: Path) -> None:
     base, workdir = free_base_port(1), tmp_path / "cluster"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "loadtests", "cluster", *args,
+        return subprocess.run([sys.executable, "-m", "devstack", "cluster", *args,
                                "--dir", str(workdir)], cwd=REPO, capture_output=True,
                               text=True, timeout=60)
 
@@ -158,3 +160,16 @@ def test_cli_cluster_outlives_the_command_and_stops_from_another(tmp_path: Path)
     assert cli("status").returncode == 1
     assert (workdir / str(base) / "nodes.conf").exists()  # data kept
     assert cli("stop", "--wipe").returncode == 0 and not workdir.exists()
+
+
+def test_cli_runs_from_a_python_without_the_project_dependencies(tmp_path: Path) -> None:
+    """A fresh shell's bare ``python`` has none of the venv's packages (``-S`` here: no
+    site-packages, no venv on PATH): the command runs itself again under .venv/bin/python
+    instead of stopping at ``import redis``."""
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if not d.startswith(str(REPO / ".venv")))
+    out = subprocess.run([sys.executable, "-S", "-m", "devstack", "cluster", "status",
+                          "--dir", str(tmp_path / "none")], cwd=REPO, capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PATH": path})
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 1 and f"no cluster in {tmp_path / 'none'}" in out.stdout

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from devstack.api_server import Server, api_server
+from devstack.local_cluster import LocalCluster
 from engine.cluster import key_slot
 from engine.keys import CustomerKeys
-from loadtests.cluster import RedisCluster
-from loadtests.stack import Server, api_server
 from tests.conftest import NO_LIMITS_ENV
 from tests.http import Answer, Client, join, run_threads
 
@@ -35,7 +35,7 @@ MAYBE_APPLIED = "may or may not have been applied"
 
 
 @pytest.fixture(scope="module")
-def api(redis_cluster: RedisCluster) -> Iterator[Server]:
+def api(redis_cluster: LocalCluster) -> Iterator[Server]:
     server = api_server({"REDIS_URL": redis_cluster.url, "REDIS_WAIT_REPLICAS": "1",
                          "REDIS_WAIT_TIMEOUT_MS": str(WAIT_MS), "TICK_SECONDS": "1",
                          **NO_LIMITS_ENV}, workers=2).start()
@@ -43,7 +43,7 @@ def api(redis_cluster: RedisCluster) -> Iterator[Server]:
     server.stop()
 
 
-def by_master(cluster: RedisCluster) -> dict[int, list[int]]:
+def by_master(cluster: LocalCluster) -> dict[int, list[int]]:
     """300 customers by the port of the master of their keys' slot."""
     masters = [n for n in cluster.nodes() if n.is_master and n.slots]
     shards: dict[int, list[int]] = {}
@@ -116,7 +116,7 @@ def charged(port: int, customer: int) -> Callable[[], bool]:
 
 
 def test_a_dead_master_holds_up_neither_its_reads_nor_its_refusals(
-        redis_cluster: RedisCluster, api: Server) -> None:
+        redis_cluster: LocalCluster, api: Server) -> None:
     cluster = redis_cluster
     cluster.flushall()
     shards = by_master(cluster)
@@ -190,7 +190,7 @@ def test_a_dead_master_holds_up_neither_its_reads_nor_its_refusals(
 
 
 def test_a_stopped_replica_delays_only_the_writes_that_wait_on_it(
-        redis_cluster: RedisCluster, api: Server) -> None:
+        redis_cluster: LocalCluster, api: Server) -> None:
     cluster = redis_cluster
     cluster.flushall()
     shards = by_master(cluster)

@@ -10,8 +10,8 @@ import orjson
 import pytest
 import redis
 
+from devstack.api_server import Server
 from engine.keys import CustomerKeys
-from loadtests.stack import Server
 from tests.conftest import OPTION, seat_id
 from tests.http import fire
 

@@ -28,10 +28,11 @@ from api.asgi import routes
 from api.auth import Auth
 from api.contract import ID, Field, Gate, Operation, Reply, Security, obj
 from api.problems import ApiError
+from devstack import REPO
+from devstack.api_server import Uvicorn
 from engine.config import Settings
 from engine.keys import CustomerKeys
 from engine.seed import fund_customers
-from loadtests.stack import REPO, Uvicorn
 from tests.test_page import browser, page_errors  # noqa: F401 (browser: the fixture)
 
 SECRET = "contract-test-secret-of-32-bytes-or-more"

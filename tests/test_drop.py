@@ -526,7 +526,7 @@ def test_the_example_consumer_reads_and_acknowledges(client, redis_url: str,
     import subprocess
     import sys
 
-    from loadtests.stack import REPO
+    from devstack import REPO
     from tests.conftest import active_token, auth
 
     token = active_token(client, 1)

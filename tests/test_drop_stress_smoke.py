@@ -1,23 +1,20 @@
 """Smoke tests of the ticket-drop runner and the stress ramp, at a tiny scale: ``python -m
 loadtests run drop`` (a 60-seat venue, a few hundred buyers, asyncio and locust) and ``python
 -m loadtests run stress`` (two short steps of §6 and §7), each against the Redis + API it
-starts; plus the pure parts (the plan, rank correlation, histograms, the ramp's levels)."""
+starts. Only through the command line: nothing here imports loadtests/ (the pure parts, the
+plan, rank correlation, histograms and the ramp's levels, are tested in loadtests/tests/)."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from loadtests import dropgen, stressgen
-from loadtests.stack import REPO
+from devstack import REPO
 
 CORRECTNESS = ("0 oversold", "0 double charged", "events = outcomes",
                "0 failures other than the expected 409/429", "sold out",
@@ -97,58 +94,3 @@ def test_stress_ramp_finds_a_knee(tmp_path: Path, generator: str) -> None:
         assert (out / k["scenario"] / f"stress_{k['scenario']}.png").stat().st_size > 10_000
     report = (out / "report.md").read_text()
     assert "knee" in report and f"| {scenarios} |" in report
-
-
-# --- the pure parts -------------------------------------------------------------------------
-def config(buyers: int = 1000, seed: int = 13) -> dropgen.DropConfig:
-    return dropgen.DropConfig(base="http://127.0.0.1:1", concert=13, buyers=buyers,
-                              options=[{"id": 1, "sections": ["A", "B"], "seats": 10},
-                                       {"id": 2, "sections": ["A", "B"], "seats": 10}],
-                              t_start=1000.0, opens_at=1008.0, active_ttl=90, out_dir="/tmp",
-                              seed=seed)
-
-
-def test_the_plan_is_a_pure_function_of_its_seed() -> None:
-    first, second = dropgen.make_plan(config()), dropgen.make_plan(config())
-    assert first == second
-    assert dropgen.make_plan(config(seed=14)) != first
-    assert [p.index for p in first] == list(range(1000))
-    assert all(x.arrival <= y.arrival for x, y in itertools.pairwise(first))
-    pre = sum(1 for p in first if p.arrival < 8)
-    assert 60 < pre < 140  # pre_share 0.1
-    assert len({p.customer for p in first}) == 1000
-    assert all(p.quantity == 4 and p.after == "pay" for p in first if p.greedy)
-    assert 1.5 < dropgen.expected_seats(first) < 2.3
-
-
-def test_spearman_and_fifo_inversions() -> None:
-    xs = list(range(200))
-    assert dropgen.spearman(xs, xs) == pytest.approx(1)
-    assert dropgen.spearman(xs, xs[::-1]) == pytest.approx(-1)
-    rng = random.Random(1)
-    shuffled = xs[:]
-    rng.shuffle(shuffled)
-    assert abs(dropgen.spearman(xs, shuffled)) < 0.2
-    assert dropgen.ranks([3, 1, 3, 2]) == [3.5, 1, 3.5, 2]
-    assert dropgen.inversions_beyond([(0, 0), (1, 1), (2, 5), (3, 2)], 0.5) == 1
-    assert dropgen.percentile([1, 2, 3, 4], 0.5) == 2.5
-
-
-def test_histogram_percentiles_err_high_by_under_a_bucket() -> None:
-    rng = random.Random(2)
-    values = [rng.lognormvariate(0, 1) for _ in range(20_000)]
-    hist = Counter(stressgen.bucket(v) for v in values)
-    exact = sorted(values)
-    for q in (0.5, 0.99):
-        got = stressgen.hist_percentile(hist, q)
-        want = exact[int(q * len(exact))]
-        assert want <= got * 1.001 and got <= want * stressgen.BUCKET ** 2
-
-
-def test_ramp_levels() -> None:
-    from loadtests.stress import build_parser, levels
-
-    args = build_parser().parse_args(["--start", "100", "--max-users", "400"])
-    assert levels(args) == [100, 150, 225, 338, 400]
-    args = build_parser().parse_args(["--start", "100", "--step", "100", "--max-users", "300"])
-    assert levels(args) == [100, 200, 300]

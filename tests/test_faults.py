@@ -17,8 +17,9 @@ import orjson
 import pytest
 import redis
 
+from devstack.api_server import SERVER_CLASSES, Server, server
+from devstack.redis_server import RedisServer
 from engine.keys import CustomerKeys
-from loadtests.stack import SERVER_CLASSES, RedisServer, Server, server
 from tests.conftest import OPTION, seat_id, small_catalog
 
 HOST = "127.0.0.1"

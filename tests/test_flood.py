@@ -20,12 +20,12 @@ import redis
 from redis.cluster import RedisCluster
 from starlette.testclient import TestClient
 
+from devstack.api_server import Server
 from engine import memory, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.keys import CustomerKeys, concert_keys
 from engine.store import Store, connect
-from loadtests.stack import Server
 from tests.conftest import CONCERT, OPTION, auth, seat_id
 
 pytestmark = pytest.mark.both_modes  # the watermark is per master (tests/conftest.py)

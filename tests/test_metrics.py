@@ -13,7 +13,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from loadtests.stack import SERVER_CLASSES, server
+from devstack.api_server import SERVER_CLASSES, server
 from tests.conftest import OPTION, active_token, auth, seat_id
 from tests.http import fire
 

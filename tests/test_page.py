@@ -25,8 +25,8 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from devstack.api_server import Server
 from engine.seed import Option, Seat, create_concert
-from loadtests.stack import Server
 from tests.conftest import CONCERT, OPTION, OTHER_OPTION, seat_id
 
 try:

@@ -15,12 +15,12 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from devstack import REPO
 from engine import catalog
 from engine.cli import OPS, _operation, _Recorder, eval_line
 from engine.cluster import SCHEME
 from engine.config import Settings
 from engine.scripts import INCLUDE_DIR, LUA_DIR, expand, includes_of, load_sources
-from loadtests.stack import REPO
 from tests.conftest import OPTION, active_token, auth, seat_id
 
 pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)

@@ -21,7 +21,8 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry, multiprocess
 
-from loadtests.stack import SERVER_CLASSES, RedisServer, Server, server
+from devstack.api_server import SERVER_CLASSES, Server, server
+from devstack.redis_server import RedisServer
 from tests.conftest import OPTION, small_catalog
 
 HOST = "127.0.0.1"

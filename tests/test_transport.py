@@ -13,6 +13,7 @@ import pytest
 import redis
 import uvloop
 
+from devstack.redis_server import RedisServer
 from engine.transport import (
     PipelinedRedis,
     ReplicationTimeout,
@@ -21,7 +22,6 @@ from engine.transport import (
     TransportError,
     pack,
 )
-from loadtests.stack import RedisServer
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])

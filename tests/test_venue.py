@@ -16,8 +16,8 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from devstack import REPO
 from engine.venue import DocumentError, id_span, load_sync, parse
-from loadtests.stack import REPO
 from tests.conftest import active_token, auth
 
 pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 import redis
 
+from devstack.api_server import api_server
+from devstack.cluster_nodes import QUICK_SYNC
+from devstack.redis_server import RedisServer
 from engine.config import Settings
 from engine.keys import CustomerKeys
 from engine.replicated import ReplicatedNode
 from engine.store import connect
 from engine.transport import PipelinedRedis, ReplicasMissing, ReplicationTimeout, pack
-from loadtests.cluster import QUICK_SYNC
-from loadtests.stack import RedisServer, api_server
 from tests.http import fire
 
 HOST = "127.0.0.1"
