@@ -76,10 +76,13 @@ def settings(redis_url: str) -> Settings:
     return Settings(redis_url=redis_url, tick_seconds=3600, **NO_LIMITS)
 
 
+# The tests' small catalogues (a few seats) would also meet admission sized to the stock and
+# returned seats on offer to the queue: off here too; the tests of those turn them on.
 NO_LIMITS = {"max_tickets_per_customer": 0, "issue_rate_per_customer": 0,
-             "reserve_rate_per_customer": 0}
+             "reserve_rate_per_customer": 0, "admit_per_seat": 0, "return_hold_seconds": 0}
 NO_LIMITS_ENV = {"MAX_TICKETS_PER_CUSTOMER": "0", "ISSUE_RATE_PER_CUSTOMER": "0",
-                 "RESERVE_RATE_PER_CUSTOMER": "0"}
+                 "RESERVE_RATE_PER_CUSTOMER": "0", "ADMIT_PER_SEAT": "0",
+                 "RETURN_HOLD_SECONDS": "0"}
 
 
 # A small test catalog: concert 2 with two options of 4 seats, concert 3 with one option.
