@@ -71,7 +71,7 @@ class _Recorder:
         "issue": [0, b"<secret>", 0, 1, 1, 0, 0, 1], "status": [0, 0, 1, 1, 0, 0, 1],
         "reserve": [0, 0, 0], "pay": [0, 0, 0], "pay_begin": [0, 0, 1], "debit": [0, 0, 0, 0],
         "charge": [0, 0, 0], "balance": [0, 0], "admit": [0, 0, 0, 0, [], [], []],
-        "sweep": [0, 0, 0, 0], "stats": [0, 0, 0, 0, 0, 0, 0, b"0.00", 0, 0],
+        "sweep": [0, 0, 0, 0], "stats": [0, 0, 0, 0, 0, 0, 0, b"0.00", 0, 0, 0],
         "dates": [0, b"[]"], "seats": [0, b"v", 0, 0, b""],
         "catalog": [0, b"v", 0, b'{"id":4115001,"number":1,"price":1000,"section":"A",'
                                 b'"row":"1"}'],

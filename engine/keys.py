@@ -34,7 +34,8 @@ class ConcertKeys:
 
     def __init__(self, concert_id: int) -> None:
         self.tag = t = concert_tag(concert_id)
-        self.concert = f"{t}:concert"  # hash: name, seq (queue places), sold, nbits
+        # hash: name, seq (queue places), sold, checkedin (tickets in at the door), nbits
+        self.concert = f"{t}:concert"
         self.options = f"{t}:options"  # hash: optionId -> performance date
         # hash: the operator's settings (lua/include/settings.lua); defaults from the env
         self.settings = f"{t}:settings"

@@ -74,15 +74,16 @@ async def token_status(store: Store, token: Token) -> dict:
 
 
 async def concert_stats(store: Store, concert_id: int) -> dict:
-    """Waiting, active, holds (of which paying), sold and free seats of one concert, its
-    admissions a second (the last minute's average), and whether it is paused."""
+    """Waiting, active, holds (of which paying), sold and free seats of one concert, tickets
+    checked in, its admissions a second (the last minute's average), and whether it is paused."""
     k = concert_keys(concert_id)
-    _, waiting, active, holds, paying, sold, free, rate, paused, opens_at = await store.run(
+    (_, waiting, active, holds, paying, sold, free, rate, paused, opens_at,
+     checked_in) = await store.run(
         "stats", (k.waiting, k.active, k.holds, k.paying, k.concert, k.free, k.rate,
                   k.settings))
     return {"concertId": concert_id, "waiting": waiting, "active": active,
             "holds": holds + paying, "paying": paying, "sold": sold, "freeSeats": free,
-            "admissionsPerSecond": float(rate), "paused": bool(paused),
+            "checkedIn": checked_in, "admissionsPerSecond": float(rate), "paused": bool(paused),
             "opensAt": iso_ms(opens_at) if opens_at else None}
 
 

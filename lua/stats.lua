@@ -7,16 +7,17 @@
   KEYS[2] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3] holds     zset  reservation id -> hold expiry (ms)
   KEYS[4] paying    zset  reservation id -> pay start (ms)
-  KEYS[5] concert   hash  field sold counts sales
+  KEYS[5] concert   hash  field sold counts sales, checkedin check-ins at the door
   KEYS[6] free      hash  optionId -> free seats
   KEYS[7] rate      hash  sec, n, avg: admissions (see include/admission.lua)
   KEYS[8] settings  hash  the concert's settings (include/settings.lua)
 
   Returns
-    {0, waiting, active, holds, paying, sold, freeSeats, admissionsPerSecond, paused, opensAt}
+    {0, waiting, active, holds, paying, sold, freeSeats, admissionsPerSecond, paused, opensAt,
+     checkedIn}
     (active and holds count only those not yet expired; admissionsPerSecond: the last
     minute's moving average, or this second's when higher, as text; paused 0/1; opensAt ms,
-    0 when none)
+    0 when none; checkedIn: tickets checked in, a forced refund after takes none back)
 ]]
 local waiting, active, holds, paying, concert, free, rate, settings =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -35,7 +36,9 @@ end
 local free_seats = 0
 for _, count in ipairs(redis.call('HVALS', free)) do free_seats = free_seats + tonumber(count) end
 local knobs = redis.call('HMGET', settings, 'paused', 'opensAt')
+local counts = redis.call('HMGET', concert, 'sold', 'checkedin')
 return {0, redis.call('ZCARD', waiting), redis.call('ZCOUNT', active, '(' .. now, '+inf'),
         redis.call('ZCOUNT', holds, '(' .. now, '+inf'), redis.call('ZCARD', paying),
-        tonumber(redis.call('HGET', concert, 'sold') or '0'), free_seats,
-        string.format('%.2f', avg), tonumber(knobs[1] or '0'), tonumber(knobs[2] or '0')}
+        tonumber(counts[1] or '0'), free_seats,
+        string.format('%.2f', avg), tonumber(knobs[1] or '0'), tonumber(knobs[2] or '0'),
+        tonumber(counts[2] or '0')}

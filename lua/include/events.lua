@@ -2,7 +2,7 @@
   (so none is lost or invented), trimmed to about events_max entries. Each type has only its
   own fields, and `at` (ms):
     emit(kind, id, seat, customer): a reservation's HELD CANCELLED EXPIRED PAID REFUNDED
-      REVOKED, with reservationId (the API's "<concertId>.<32 hex>", from id: the 32 hex),
+      REVOKED CHECKED_IN, with reservationId (the API's "<concertId>.<32 hex>", from id: the 32 hex),
       seatId and customerId;
     emit_admitted(n): ADMITTED, count (how many tokens a batch made ACTIVE);
     emit_token_revoked(customer): TOKEN_REVOKED, customerId (an operator ended the token;
