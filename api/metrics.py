@@ -160,8 +160,7 @@ class _Gauges(Collector):
                  ("active", "ticketing_queue_active", "ACTIVE tokens"),
                  ("holds", "ticketing_holds", "Seats held (PAYING included)"),
                  ("sold", "ticketing_seats_sold", "Seats sold"),
-                 ("freeSeats", "ticketing_seats_free", "Seats neither held nor sold"),
-                 ("checkedIn", "ticketing_tickets_checked_in", "Tickets checked in at the door")]
+                 ("freeSeats", "ticketing_seats_free", "Seats neither held nor sold")]
         for field, name, doc in specs:
             g = GaugeMetricFamily(name, doc, labels=["concert"])
             for row in self.rows:

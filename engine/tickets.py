@@ -147,7 +147,11 @@ async def ticket(store: Store, key: TicketKey, concert_id: int, secret: str,
 async def check_in(store: Store, key: TicketKey, ticket_text: str) -> dict:
     """Let the ticket's holder in, once: TicketInvalid (forged, altered), AlreadyCheckedIn
     (with the first scan's time), TicketRefunded; of concurrent scans one checks in."""
-    t = key.verify(ticket_text)
+    return await enter(store, key.verify(ticket_text))
+
+
+async def enter(store: Store, t: Ticket) -> dict:
+    """The check-in of a ticket already verified: lua/checkin.lua decides by the record."""
     k = concert_keys(t.concert_id)
     _, at = await store.run("checkin", (k.res, k.concert, k.events),
                             (t.secret, t.seat_id, store.settings.events_maxlen))

@@ -22,6 +22,7 @@ from api.app import create_app
 from engine.config import Settings
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.sync import sync_client
+from engine.tickets import new_key_pem
 from loadtests.cluster import QUICK_SYNC, RedisCluster
 from loadtests.stack import RedisServer, Server, default_server, server
 
@@ -73,6 +74,9 @@ def settings(redis_url: str) -> Settings:
     # them; the tests of the limits set them.
     return Settings(redis_url=redis_url, tick_seconds=3600, **NO_LIMITS)
 
+
+# This run's ticket signing key (TICKET_SIGNING_KEY): jwt mode does not start without one.
+TICKET_KEY = new_key_pem()
 
 NO_LIMITS = {"max_tickets_per_customer": 0, "issue_rate_per_customer": 0,
              "reserve_rate_per_customer": 0}
