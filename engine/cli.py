@@ -188,8 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.set_defaults(func=cmd_debug)
     cli_admin.add_parsers(sub)
     args = p.parse_args(argv)
+    try:  # a command that reads no settings (ticket-key) works whatever the environment says
+        settings = Settings.from_env() if getattr(args, "settings", True) else Settings()
+    except ValueError as e:
+        print(f"bad setting: {e}", file=sys.stderr)
+        return 2
     try:
-        return args.func(Settings.from_env(), args)
+        return args.func(settings, args)
     except (redis.exceptions.ConnectionError, redis.exceptions.ClusterError,
             StoreUnavailable) as e:
         print(f"cannot reach Redis: {e}", file=sys.stderr)

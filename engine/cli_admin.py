@@ -154,7 +154,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_checkin)
     s = sub.add_parser("ticket-key", help="make a new Ed25519 key for TICKET_SIGNING_KEY")
     s.add_argument("--out", help="a new file (mode 600); default: standard output")
-    s.set_defaults(func=cmd_ticket_key)
+    s.set_defaults(func=cmd_ticket_key, settings=False)  # it makes the key the settings name
     s = sub.add_parser("sales", help="the concert's paid reservations as CSV")
     s.add_argument("concert", type=int)
     s.add_argument("--out", help="a file (default: standard output)")
