@@ -11,8 +11,8 @@ the signature being Ed25519 (RFC 8032) over the ASCII text before its last dot, 
 unpadded base64url. ``TK1`` is the format's version and keeps the key from signing anything
 that reads as something else. Ed25519 signs deterministically, so a reservation's ticket is
 the same string every time it is asked for. Why not a JWT: the same facts in a JWT (a JSON
-header and body, base64url) take ~250 characters against ~140, and a shorter string makes a
-smaller QR code that scans faster at a door; anyone verifies this one with five lines (README,
+header and body, base64url, EdDSA) take 219 characters against 139, a QR code of version 11
+against 8, and a smaller code scans faster at a door; anyone verifies this one with five lines (README,
 "Tickets and check-in"). The customer is not in the ticket: it says which seat, not who.
 
 The signature proves a ticket was issued; Redis decides whether it still lets someone in
