@@ -12,8 +12,9 @@ unpadded base64url. ``TK1`` is the format's version and keeps the key from signi
 that reads as something else. Ed25519 signs deterministically, so a reservation's ticket is
 the same string every time it is asked for. Why not a JWT: the same facts in a JWT (a JSON
 header and body, base64url, EdDSA) take 219 characters against 139, a QR code of version 11
-against 8, and a smaller code scans faster at a door; anyone verifies this one with five lines (README,
-"Tickets and check-in"). The customer is not in the ticket: it says which seat, not who.
+against 8, and a smaller code scans faster at a door; anyone verifies this one with five
+lines (README, "Tickets and check-in"). The customer is not in the ticket: it says which
+seat, not who.
 
 The signature proves a ticket was issued; Redis decides whether it still lets someone in
 (paid, not refunded, not scanned before), in one atomic script.
