@@ -230,6 +230,7 @@ def test_the_stats_and_the_ticket_show_the_check_in(box: TestClient) -> None:
     assert box.get(f"/api/tickets/{rids[2]}?customerId=7").json()["checkedInAt"] is None
 
 
+@BOTH
 def test_a_ticket_altered_by_one_byte_is_refused(box: TestClient, catalog: redis.Redis) -> None:
     rid = paid(box, 7, 1)
     ticket = box.get(f"/api/tickets/{rid}?customerId=7").json()["ticket"]
