@@ -14,7 +14,7 @@ CLUSTER_BASE_PORT ?= 7000
 # Every node of `make cluster` as a seed: any one that answers gives the slot map.
 CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.1:%s,' $$(($(CLUSTER_BASE_PORT)+i)); done | sed 's/,$$//')
 
-.PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts \
+.PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts ticket-key \
 	cluster cluster-status cluster-stop run-cluster bench-cluster bench-overload bench-connections \
 	bench-drop bench-stress
 
@@ -57,10 +57,12 @@ chromium:
 
 # Redis with the repo's redis.conf (data in var/), the demo data, then the API with one worker
 # per core (metrics summed over them in var/prometheus) under $(SERVER). Ctrl-C stops both; the
-# AOF in var/ keeps the data for the next `make run`. For 10,000 connections: the open-file
+# AOF in var/ keeps the data for the next `make run`. Tickets are signed with
+# TICKET_SIGNING_KEY(_FILE), or else with var/ticket-signing-key.pem, made on the first run and
+# kept (like the data: the tickets it signed stay valid). For 10,000 connections: the open-file
 # limit goes up to the hard one here (`ulimit -n`) and again in api/serve.py (which also sets
 # each server's backlog, connections per worker and keep-alive).
-run: install
+run: install ticket-key
 	@mkdir -p var && rm -rf var/prometheus && mkdir -p var/prometheus
 	@if redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  echo "something already answers on port $(REDIS_PORT); stop it or use REDIS_PORT=..."; exit 1; fi
@@ -72,6 +74,16 @@ run: install
 	  ulimit -n "$$(ulimit -Hn)" 2>/dev/null; \
 	  REDIS_URL=$(REDIS_URL) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	    $(PY) -m api.serve --server $(SERVER) --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+# The key `make run` signs tickets with when the environment names none: every worker loads
+# the same file (engine/tickets.py).
+TICKET_KEY_FILE := $(CURDIR)/var/ticket-signing-key.pem
+ifeq ($(TICKET_SIGNING_KEY)$(TICKET_SIGNING_KEY_FILE),)
+run run-cluster: export TICKET_SIGNING_KEY_FILE := $(TICKET_KEY_FILE)
+endif
+ticket-key: install
+	@if [ "$$TICKET_SIGNING_KEY_FILE" = "$(TICKET_KEY_FILE)" ] && [ ! -f "$(TICKET_KEY_FILE)" ]; then \
+	  mkdir -p var && $(PY) -m engine ticket-key --out "$(TICKET_KEY_FILE)"; fi
 
 # A local Redis Cluster left running in the background: 3 masters + 3 replicas from the repo's
 # redis.conf, data in var/cluster/<port>/, ports CLUSTER_BASE_PORT..+5 (default 7000-7005) and
@@ -87,7 +99,7 @@ cluster-status: install
 # The API with demo data on that cluster (started first when it is not running), its answers
 # to changes sent once a replica has them (REDIS_WAIT_REPLICAS=1). Ctrl-C stops the API; the
 # cluster keeps running until `make cluster-stop`.
-run-cluster: cluster
+run-cluster: cluster ticket-key
 	@mkdir -p var && rm -rf var/prometheus && mkdir -p var/prometheus
 	@REDIS_URL=$(CLUSTER_URL) $(PY) -m engine seed && \
 	  echo "API on http://$(HOST):$(PORT)  (REDIS_URL=$(CLUSTER_URL))" && \

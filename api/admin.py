@@ -14,7 +14,17 @@ from starlette.types import Scope
 
 from api import schemas
 from api.asgi import Streamed
-from api.contract import ID, RESERVATION_ID, WHOLE, Document, Field, Operation, Reply, obj
+from api.contract import (
+    FLAG,
+    ID,
+    RESERVATION_ID,
+    WHOLE,
+    Document,
+    Field,
+    Operation,
+    Reply,
+    obj,
+)
 from api.problems import ApiError
 from engine import concert_settings, operator, queue, venue
 from engine.ids import parse_reservation
@@ -96,11 +106,11 @@ async def revoke_token(scope: Scope, concert_id: int, customer_id: int) -> dict:
     return answer
 
 
-async def refund(scope: Scope, rid: str) -> dict:
+async def refund(scope: Scope, rid: str, force: bool) -> dict:
     parsed = parse_reservation(rid)
     assert parsed is not None  # the rule checked its shape
-    answer = await operator.refund_sale(_store(scope), *parsed)
-    log.info("reservation refunded: %s", answer)
+    answer = await operator.refund_sale(_store(scope), *parsed, force=force)
+    log.info("reservation refunded%s: %s", " (forced)" if force else "", answer)
     return answer
 
 
@@ -119,6 +129,9 @@ CONCERT = Field("concertId", ID, "The concert.", where="path", example=7)
 CUSTOMER = Field("customerId", ID, "The customer.", where="path", example=7)
 RESERVATION = Field("reservationId", RESERVATION_ID, "A paid reservation.", where="path",
                     example="7.0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+FORCE = Field("force", FLAG, "Refund a ticket checked in at the door too (else 409 "
+              "ALREADY_CHECKED_IN).", required=False, default=False, where="query",
+              example=False)
 def _knob_schema(knob: concert_settings.Knob) -> dict:
     """A setting's schema from its knob (engine/concert_settings.py): the bounds it checks."""
     if knob.kind in ("count", "ratio", "seconds"):
@@ -207,9 +220,11 @@ OPERATIONS = [
     Operation("POST", "/admin/reservations/{reservationId}/refund", refund, "refundSale",
               tag="admin", summary="Refund a paid reservation",
               description="Points back (a REFUND in the history), the seat on sale again. "
-                          "Idempotent: a second refund changes nothing and answers the same.",
-              inputs=(RESERVATION,), security=ADMIN, writes=True,
-              codes=("RESERVATION_NOT_FOUND", "NOT_PAID"),
+                          "Idempotent: a second refund changes nothing and answers the same. "
+                          "A ticket checked in at the door is refunded only with force=true "
+                          "(else 409 ALREADY_CHECKED_IN, nothing changed).",
+              inputs=(RESERVATION, FORCE), security=ADMIN, writes=True,
+              codes=("RESERVATION_NOT_FOUND", "NOT_PAID", "ALREADY_CHECKED_IN"),
               ok=Reply(obj({"reservationId": RESERVATION_ID.schema(),
                             "status": {"const": "REFUNDED"}, "amount": schemas.POINTS,
                             "customerId": ID.schema()}), "Refunded.")),
@@ -219,7 +234,8 @@ OPERATIONS = [
               ok=Reply({"type": "string"}, "reservationId, concertOptionId, seatId, section, "
                        "row, number, price, customerId, paidAt.", media_type="text/csv")),
     Operation("GET", "/admin/concerts/{concertId}/stats", stats, "concertStats", tag="admin",
-              summary="Live numbers: waiting, active, holds, sold, free, admissions a second",
+              summary="Live numbers: waiting, active, holds, sold, free, checked in, "
+                      "admissions a second",
               description="active: admitted and still shopping; seats: on sale in all; "
                           "offered: seats that came back, on offer to the queue; soldOut: "
                           "every seat sold (no free seat, no hold that could come back).",
@@ -228,7 +244,8 @@ OPERATIONS = [
                             "active": schemas.COUNT, "holds": schemas.COUNT,
                             "paying": schemas.COUNT, "sold": schemas.COUNT,
                             "freeSeats": schemas.COUNT, "seats": schemas.COUNT,
-                            "offered": schemas.COUNT, "soldOut": {"type": "boolean"},
+                            "offered": schemas.COUNT, "checkedIn": schemas.COUNT,
+                            "soldOut": {"type": "boolean"},
                             "soldOutSince": {"type": ["string", "null"],
                                              "format": "date-time"},
                             "admissionsPerSecond": {"type": "number"},

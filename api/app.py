@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
-from api import admin, docs, metrics, pages, parsing, schemas
+from api import admin, docs, metrics, pages, parsing, schemas, tickets
 from api.asgi import FastRouter, Guard, routes
 from api.auth import ACTIVE, CHARGE, CUSTOMER, QUEUE, Auth
 from api.contract import (
@@ -43,6 +43,7 @@ from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import Token
 from engine.store import Store, connect
+from engine.tickets import TicketKey
 
 log = logging.getLogger("api")
 
@@ -290,6 +291,7 @@ TAGS = {
     "booking": "Holds and payment, under an ACTIVE token.",
     "points": "Balances, charges and history.",
     "operations": "Health and metrics.",
+    "tickets": "A paid reservation is a ticket (only with TICKET_SIGNING_KEY set).",
     "admin": "The operators' API: only with ADMIN_TOKEN set, as a Bearer token.",
 }
 OPEN_NOTE = (
@@ -341,6 +343,22 @@ async def _tick_forever(store: Store) -> None:
         await asyncio.sleep(max(0.0, period - (asyncio.get_running_loop().time() - started)))
 
 
+def _ticket_key(settings: Settings, auth: Auth) -> TicketKey | None:
+    """The key tickets are signed with (TICKET_SIGNING_KEY). Without one, open mode serves no
+    tickets (404, and a line in the log) and jwt mode does not start: a key made up per
+    process would sign tickets that another worker, or this one after a restart, refuses at
+    the door (TICKET_INVALID for a paid seat) and that no published key verifies; `make run`
+    makes one in var/ and every worker loads it."""
+    key = TicketKey.from_pem(settings.ticket_signing_key)  # a bad key stops the start
+    if key is None:
+        if auth.jwt is not None:
+            raise ValueError("AUTH_MODE=jwt needs TICKET_SIGNING_KEY (or TICKET_SIGNING_KEY_FILE): "
+                             "an Ed25519 private key in PEM, the same for every worker (python "
+                             "-m engine ticket-key makes one)")
+        log.warning("no TICKET_SIGNING_KEY: tickets and check-in are not served")
+    return key
+
+
 class App(Starlette):
     """Starlette with its router indexed (``FastRouter``) behind ``Guard`` instead of the two
     default middlewares."""
@@ -354,8 +372,12 @@ class App(Starlette):
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     auth = Auth(settings)  # a key that cannot work stops the start here
-    # The operators' routes exist only with ADMIN_TOKEN set (else 404, like any path).
-    operations = OPERATIONS + admin.OPERATIONS if settings.admin_token else OPERATIONS
+    ticket_key = _ticket_key(settings, auth)
+    # Tickets exist only with a signing key, the operators' routes only with ADMIN_TOKEN set
+    # (else 404, like any path).
+    operations = OPERATIONS + (tickets.OPERATIONS if ticket_key else [])
+    if settings.admin_token:
+        operations += admin.OPERATIONS + (tickets.ADMIN_OPERATIONS if ticket_key else [])
     served: list[BaseRoute] = [
         *routes(operations, auth),
         *docs.routes(orjson.dumps(openapi(operations, auth))),
@@ -363,7 +385,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Store]]:
+    async def lifespan(_: Starlette) -> AsyncIterator[dict[str, object]]:
         store = Store(connect(settings), settings)
         store.observe = metrics.observe_redis
         store.event = metrics.redis_event
@@ -371,7 +393,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         watcher = asyncio.create_task(memory.watch(store))  # MEMORY_WATERMARK, 5 reads a second
         freeze_heap()
         try:
-            yield {"store": store}
+            yield {"store": store, "ticket_key": ticket_key}
         finally:
             for task in (ticker, watcher):
                 task.cancel()

@@ -159,6 +159,25 @@ class Text(Rule):
         raise bad(self.text_code, f"'{name}' {self.must}.")
 
 
+class Flag(Rule):
+    """A boolean: JSON true or false; as text (a query), ``true`` or ``false``."""
+
+    text_code = "INVALID_PARAMETER"
+
+    def schema(self) -> dict:
+        return {"type": "boolean"}
+
+    def json(self, value: object, name: str) -> bool:
+        if type(value) is bool:
+            return value
+        raise bad(self.code, f"'{name}' must be true or false.")
+
+    def text(self, raw: str, name: str) -> bool:
+        if raw in ("true", "false"):
+            return raw == "true"
+        raise bad(self.text_code, f"'{name}' must be true or false.")
+
+
 class Document(Rule):
     """The whole JSON body as one value, described by ``schema`` (an operator's catalogue
     document or settings): the engine checks it whole, naming the bad field's path. Declared
@@ -178,6 +197,7 @@ WHOLE = "*"  # the name of a body Field that is the whole body (a Document)
 
 ID = Integer()
 AMOUNT = Amount()
+FLAG = Flag()
 # A section or row name, a concert's name: printable, 1-64 characters (the same pattern in
 # Python and in ECMA-262).
 NAME = Text(r"[^\x00-\x1f\x7f]{1,64}", "must be 1-64 printable characters", max_length=64)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from engine.errors import Code, EngineError, RateLimited, StoreUnavailable
+from engine.errors import AlreadyCheckedIn, Code, EngineError, RateLimited, StoreUnavailable
+from engine.ids import iso_ms
 
 PROBLEM_JSON = b"application/problem+json"
 Headers = list[tuple[bytes, bytes]]
@@ -38,6 +39,9 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.SEATS_TAKEN: (409, "Seats held or sold"),
     Code.SECTION_NOT_FOUND: (404, "Not found"),
     Code.QUEUE_STANDING: (409, "A queue stands"),
+    Code.TICKET_INVALID: (400, "Invalid ticket"),
+    Code.ALREADY_CHECKED_IN: (409, "Already checked in"),
+    Code.TICKET_REFUNDED: (409, "Ticket refunded"),
     Code.INSUFFICIENT_BALANCE: (402, "Insufficient balance"),
     Code.BALANCE_LIMIT: (409, "Balance limit"),
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency key reused"),
@@ -93,13 +97,15 @@ class ApiError(Exception):
 
 
 def problem(status: int, code: str, title: str, detail: str,
-            headers: Headers | None = None) -> tuple[int, bytes, Headers]:
+            headers: Headers | None = None, **extensions: object) -> tuple[int, bytes, Headers]:
+    """The answer; ``extensions``: RFC 9457 extension members, for a program to read."""
     body = orjson.dumps({
         "type": f"/problems/{code.lower().replace('_', '-')}",
         "title": title,
         "status": status,
         "detail": detail,
         "code": code,
+        **extensions,
     })
     return status, body, headers or []
 
@@ -114,6 +120,9 @@ def for_engine_error(exc: EngineError) -> tuple[int, bytes, Headers]:
     headers = _BEARER if status == 401 else _RETRY_QUEUE if status == 503 else None
     if isinstance(exc, RateLimited):  # whole seconds, rounded up: never "0"
         headers = [(b"retry-after", b"%d" % max(1, -(-exc.retry_after_ms // 1000)))]
+    if isinstance(exc, AlreadyCheckedIn) and exc.reply:  # the first scan's time, for a program
+        return problem(status, exc.code.name, title, exc.detail, headers,
+                       checkedInAt=iso_ms(exc.at))
     return problem(status, exc.code.name, title, exc.detail, headers)
 
 

@@ -1,11 +1,13 @@
 """The operators' commands of ``python -m engine``, the CLI twins of the admin API: load a
-catalogue, a concert's settings, revoke a token, refund a sale, export the sales. They run
-the same engine functions through the same Store, on one Redis or a cluster (REDIS_URL)."""
+catalogue, a concert's settings, revoke a token, refund a sale, export the sales, check a
+ticket in; and a new ticket signing key. They run the same engine functions through the same
+Store, on one Redis or a cluster (REDIS_URL)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from engine import concert_settings, operator, venue
+from engine import concert_settings, operator, tickets, venue
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.ids import parse_reservation
@@ -79,7 +81,33 @@ def cmd_refund(settings: Settings, args: argparse.Namespace) -> int:
     parsed = parse_reservation(args.reservation)
     if parsed is None:
         return _refused(f"{args.reservation!r} is not a reservation id")
-    return _print(_run(settings, lambda s: operator.refund_sale(s, *parsed)))
+    return _print(_run(settings, lambda s: operator.refund_sale(s, *parsed, force=args.force)))
+
+
+def cmd_checkin(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        key = tickets.TicketKey.from_pem(settings.ticket_signing_key)
+    except ValueError as e:
+        return _refused(str(e))
+    if key is None:
+        return _refused("checkin needs the API's key: TICKET_SIGNING_KEY or "
+                        "TICKET_SIGNING_KEY_FILE (make run's: var/ticket-signing-key.pem)")
+    return _print(_run(settings, lambda s: tickets.check_in(s, key, args.ticket.strip())))
+
+
+def cmd_ticket_key(settings: Settings, args: argparse.Namespace) -> int:
+    pem = tickets.new_key_pem()
+    if not args.out:
+        sys.stdout.write(pem)
+        return 0
+    try:  # readable by its owner only, and never over a key that signed tickets already
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _refused(f"{args.out} exists: its key may have signed tickets; not replaced")
+    with os.fdopen(fd, "w") as out:
+        out.write(pem)
+    print(f"a new ticket signing key in {args.out}", file=sys.stderr)
+    return 0
 
 
 def cmd_sales(settings: Settings, args: argparse.Namespace) -> int:
@@ -118,7 +146,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_revoke)
     s = sub.add_parser("refund", help="refund a paid reservation (points back, seat on sale)")
     s.add_argument("reservation")
+    s.add_argument("--force", action="store_true",
+                   help="refund a ticket checked in at the door too")
     s.set_defaults(func=cmd_refund)
+    s = sub.add_parser("checkin", help="check a ticket in at the door (once)")
+    s.add_argument("ticket", help="the ticket's text (its QR code's)")
+    s.set_defaults(func=cmd_checkin)
+    s = sub.add_parser("ticket-key", help="make a new Ed25519 key for TICKET_SIGNING_KEY")
+    s.add_argument("--out", help="a new file (mode 600); default: standard output")
+    s.set_defaults(func=cmd_ticket_key, settings=False)  # it makes the key the settings name
     s = sub.add_parser("sales", help="the concert's paid reservations as CSV")
     s.add_argument("concert", type=int)
     s.add_argument("--out", help="a file (default: standard output)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 
 def _env(name: str, default: float, cast: type, zero_ok: bool) -> float:
@@ -38,6 +39,21 @@ def _flag(name: str, default: bool) -> bool:
     if raw in ("", "1", "true", "0", "false"):
         return default if raw == "" else raw in ("1", "true")
     raise ValueError(f"{name} must be 1, 0, true or false, got {raw!r}")
+
+
+def _ticket_key() -> str:
+    """TICKET_SIGNING_KEY (a PEM, ``\\n`` escapes allowed for a one-line value), or the file
+    TICKET_SIGNING_KEY_FILE names (a mounted secret; what `make run` makes in var/)."""
+    text = os.environ.get("TICKET_SIGNING_KEY", "").replace("\\n", "\n")
+    path = os.environ.get("TICKET_SIGNING_KEY_FILE", "")
+    if text and path:
+        raise ValueError("set TICKET_SIGNING_KEY or TICKET_SIGNING_KEY_FILE, not both")
+    if path:
+        try:
+            return Path(path).read_text()
+        except OSError as e:
+            raise ValueError(f"TICKET_SIGNING_KEY_FILE: cannot read {path}: {e}") from e
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +126,10 @@ class Settings:
     auth_jwt_audience: str = ""  # "": a token with an aud claim is refused
     auth_jwt_leeway_seconds: float = 30.0  # clock skew allowed on exp and nbf
     auth_jwt_cache_size: int = 10_000  # verified tokens kept by their exact bytes (0: off)
+    # Tickets (engine/tickets.py): the Ed25519 private key (PEM) every worker signs with, from
+    # TICKET_SIGNING_KEY or the file TICKET_SIGNING_KEY_FILE names. "": no tickets served
+    # (open mode; jwt mode refuses to start without one, api/app.py).
+    ticket_signing_key: str = field(default="", repr=False)
 
     # The *_seconds above in whole milliseconds, as the scripts take them (computed once).
     idle_ms: int = field(init=False, repr=False, compare=False)
@@ -182,6 +202,7 @@ class Settings:
             auth_jwt_leeway_seconds=_rate("AUTH_JWT_LEEWAY_SECONDS",
                                             d.auth_jwt_leeway_seconds),
             auth_jwt_cache_size=_whole("AUTH_JWT_CACHE_SIZE", d.auth_jwt_cache_size),
+            ticket_signing_key=_ticket_key(),
         )
 
     def _check_auth(self) -> None:

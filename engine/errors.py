@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from engine.ids import iso_ms
+
 
 class Code(IntEnum):
     OK = 0
@@ -40,6 +42,11 @@ class Code(IntEnum):
     SEATS_TAKEN = 27  # a reload would reprice held or sold seats
     SECTION_NOT_FOUND = 28  # (the engine's own: no script answers it)
     QUEUE_STANDING = 29  # an opening set in the future while a queue formed after one stands
+    # Tickets and check-in (engine/tickets.py, lua/checkin.lua): numbered from 40, apart from
+    # the codes other work adds after 29.
+    TICKET_INVALID = 40  # a forged, altered or malformed ticket (its signature or its record)
+    ALREADY_CHECKED_IN = 41  # the ticket was scanned before (a refund of it, unless forced)
+    TICKET_REFUNDED = 42  # the ticket's sale was refunded
 
 
 class EngineError(Exception):
@@ -218,7 +225,8 @@ class ReservationRefunded(EngineError):
 
 
 class NotPaid(EngineError):
-    """The reservation is not paid: there is nothing to refund."""
+    """The reservation is not paid (held, being paid, expired or cancelled): there is no
+    sale to refund and no ticket yet."""
 
     code = Code.NOT_PAID
 
@@ -251,6 +259,35 @@ class QueueStanding(EngineError):
     @property
     def waiting(self) -> int:
         return int(self.reply[1])
+
+
+class TicketInvalid(EngineError):
+    """The ticket is not one this engine signed: forged, altered or malformed."""
+
+    code = Code.TICKET_INVALID
+
+
+class AlreadyCheckedIn(EngineError):
+    """The ticket was checked in before: it lets its holder in once, and is refunded only
+    when forced."""
+
+    code = Code.ALREADY_CHECKED_IN
+
+    def __init__(self, detail: str | None = None, reply: list | None = None) -> None:
+        if detail is None and reply:  # name the first scan's time
+            detail = f"The ticket was checked in at {iso_ms(int(reply[1]))}."
+        super().__init__(detail, reply)
+
+    @property
+    def at(self) -> int:
+        """The first scan's time (epoch ms)."""
+        return int(self.reply[1])
+
+
+class TicketRefunded(EngineError):
+    """The ticket's sale was refunded: it lets nobody in."""
+
+    code = Code.TICKET_REFUNDED
 
 
 class StoreUnavailable(Exception):

@@ -34,7 +34,8 @@ class ConcertKeys:
 
     def __init__(self, concert_id: int) -> None:
         self.tag = t = concert_tag(concert_id)
-        # hash: name, seq (queue places), seats (on sale in all), sold, nbits
+        # hash: name, seq (queue places), seats (on sale in all), sold, checkedin (tickets in
+        # at the door), nbits
         self.concert = f"{t}:concert"
         self.options = f"{t}:options"  # hash: optionId -> performance date
         # hash: the operator's settings (lua/include/settings.lua); defaults from the env

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from engine.catalog import SeatList, seat_list
-from engine.errors import OptionNotFound
+from engine.errors import AlreadyCheckedIn, OptionNotFound
 from engine.ids import iso_ms, reservation_id
 from engine.keys import CustomerKeys, concert_keys
 from engine.money import from_minor
@@ -30,13 +30,18 @@ async def revoke(store: Store, concert_id: int, customer_id: int) -> dict:
             "holdsReleased": released, "holdsBeingPaid": paying}
 
 
-async def refund_sale(store: Store, concert_id: int, res_id: str) -> dict:
+async def refund_sale(store: Store, concert_id: int, res_id: str, force: bool = False) -> dict:
     """Refund a paid reservation: the points back (a REFUND in the history), the seat on sale
-    again. Idempotent: a refund under way or done is finished or answered the same, once."""
+    again. Idempotent: a refund under way or done is finished or answered the same, once. A
+    ticket checked in at the door is refunded only when ``force``d (else AlreadyCheckedIn)."""
     k = concert_keys(concert_id)
     rid = reservation_id(concert_id, res_id)
-    _, status, price, customer, attempt = await store.run(
-        "refund_sale", (k.res, k.refunding), (res_id,))
+    try:
+        _, status, price, customer, attempt = await store.run(
+            "refund_sale", (k.res, k.refunding), (res_id, 1 if force else 0))
+    except AlreadyCheckedIn as e:
+        raise AlreadyCheckedIn(e.detail + " Refund it with force to refund it all the same.",
+                               e.reply) from None
     if status != b"REFUNDED":  # done before: its points went back once, and only once
         c = CustomerKeys(int(customer))
         await store.run("refund", (c.balance, c.debits, c.history),
@@ -80,6 +85,11 @@ async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIt
             yield b"".join(rows)
         if cursor in (b"0", 0):
             return
+
+
+async def seat_view(store: Store, concert_id: int, option_id: int, seat_id: int) -> dict:
+    """A seat as its option lists it now ({id, number, price, section, row}; {} if none)."""
+    return _seat(await _current_list(store, concert_id, option_id), seat_id)
 
 
 async def _current_list(store: Store, concert_id: int, option_id: int) -> SeatList | None:

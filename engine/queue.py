@@ -85,15 +85,15 @@ async def concert_stats(store: Store, concert_id: int) -> dict:
     """A concert at a glance: its queue (waiting; active: admitted and still shopping;
     admissions a second, the last minute's average), its seats (on sale in all, free, held
     (of which paying), sold, on offer to the queue after coming back), whether it is sold
-    out and since when, paused, and its opening."""
+    out and since when, tickets checked in at the door, paused, and its opening."""
     k = concert_keys(concert_id)
     (_, waiting, active, holds, paying, sold, free, rate, paused, opens_at, seats, sold_out,
-     offered) = await store.run(
+     offered, checked_in) = await store.run(
         "stats", (k.waiting, k.active, k.holds, k.paying, k.concert, k.free, k.rate,
                   k.settings, k.offers), (store.settings.return_hold_ms,))
     return {"concertId": concert_id, "waiting": waiting, "active": active,
             "holds": holds + paying, "paying": paying, "sold": sold, "freeSeats": free,
-            "seats": seats, "offered": offered, "soldOut": bool(sold_out),
+            "seats": seats, "offered": offered, "checkedIn": checked_in, "soldOut": bool(sold_out),
             "soldOutSince": iso_ms(sold_out) if sold_out else None,
             "admissionsPerSecond": float(rate), "paused": bool(paused),
             "opensAt": iso_ms(opens_at) if opens_at else None}

@@ -31,7 +31,7 @@ READ_ONLY = frozenset({"balance", "catalog", "history", "stats"})
 # is redone by the next call. pay_begin is not either: nobody is told of it, and the WAIT of
 # pay_finish, on the same master, covers it (a WAIT waits for every earlier write there).
 WRITES = frozenset({"issue", "reserve", "cancel", "pay", "debit", "pay_finish", "charge",
-                    "refund"})
+                    "refund", "checkin"})
 
 _INCLUDE = re.compile(r"^-- @include (\w+)[ \t]*$", re.M)
 

@@ -7,7 +7,7 @@
   KEYS[2] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3] holds     zset  reservation id -> hold expiry (ms)
   KEYS[4] paying    zset  reservation id -> pay start (ms)
-  KEYS[5] concert   hash  field sold counts sales
+  KEYS[5] concert   hash  field sold counts sales, checkedin check-ins at the door
   KEYS[6] free      hash  optionId -> free seats
   KEYS[7] rate      hash  sec, n, avg: admissions; soldOut (see include/admission.lua)
   KEYS[8] settings  hash  the concert's settings (include/settings.lua)
@@ -17,11 +17,12 @@
 
   Returns
     {0, waiting, active, holds, paying, sold, freeSeats, admissionsPerSecond, paused, opensAt,
-     seats, soldOutSince, offered}
+     seats, soldOutSince, offered, checkedIn}
     (active and holds count only those not yet expired; admissionsPerSecond: the last
     minute's moving average, or this second's when higher, as text; paused 0/1; opensAt ms,
     0 when none; seats: on sale in all; soldOutSince ms, 0 when not sold out; offered: seats
-    that came back on offer to the queue now)
+    that came back on offer to the queue now; checkedIn: tickets checked in, a forced refund
+    after takes none back)
 ]]
 -- @include clock
 -- @include settings
@@ -42,9 +43,10 @@ end
 local free_seats = 0
 for _, count in ipairs(redis.call('HVALS', free)) do free_seats = free_seats + tonumber(count) end
 local cfg = configured(settings, {paused = 0, opensAt = 0, returnHoldMs = tonumber(ARGV[1])})
-local counts = redis.call('HMGET', concert, 'sold', 'seats')
+local counts = redis.call('HMGET', concert, 'sold', 'seats', 'checkedin')
 return {0, redis.call('ZCARD', waiting), redis.call('ZCOUNT', active, '(' .. now, '+inf'),
         redis.call('ZCOUNT', holds, '(' .. now, '+inf'), redis.call('ZCARD', paying),
         tonumber(counts[1] or '0'), free_seats, string.format('%.2f', avg), cfg.paused,
         cfg.opensAt, tonumber(counts[2] or '0'), tonumber(mark[4] or '0'),
-        redis.call('ZCOUNT', offers, '(' .. (now - cfg.returnHoldMs), '+inf')}
+        redis.call('ZCOUNT', offers, '(' .. (now - cfg.returnHoldMs), '+inf'),
+        tonumber(counts[3] or '0')}

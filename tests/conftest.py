@@ -26,6 +26,7 @@ from devstack.redis_server import RedisServer
 from engine.config import Settings
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.sync import sync_client
+from engine.tickets import new_key_pem
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +76,9 @@ def settings(redis_url: str) -> Settings:
     # them; the tests of the limits set them.
     return Settings(redis_url=redis_url, tick_seconds=3600, **NO_LIMITS)
 
+
+# This run's ticket signing key (TICKET_SIGNING_KEY): jwt mode does not start without one.
+TICKET_KEY = new_key_pem()
 
 # The tests' small catalogues (a few seats) would also meet admission sized to the stock and
 # returned seats on offer to the queue: off here too; the tests of those turn them on.

@@ -23,7 +23,7 @@ from api import auth
 from api.app import create_app
 from devstack.api_server import Uvicorn
 from engine.config import Settings
-from tests.conftest import OPTION, seat_id
+from tests.conftest import OPTION, TICKET_KEY, seat_id
 
 SECRET = "a-test-secret-that-is-32-bytes-long!"
 ISSUER, AUDIENCE = "https://id.example.test", "ticketing"
@@ -51,7 +51,7 @@ def problem(resp, status: int, code: str) -> None:
 
 @pytest.fixture
 def jwt_client(make_client: Callable[..., TestClient], catalog: redis.Redis) -> TestClient:
-    return make_client(auth_mode="jwt", auth_jwt_secret=SECRET)
+    return make_client(ticket_signing_key=TICKET_KEY, auth_mode="jwt", auth_jwt_secret=SECRET)
 
 
 # --- customers ------------------------------------------------------------------------------
@@ -109,8 +109,8 @@ def test_a_token_just_expired_passes_within_the_leeway(jwt_client: TestClient) -
 
 def test_issuer_and_audience_when_configured(make_client: Callable[..., TestClient],
                                              catalog: redis.Redis) -> None:
-    client = make_client(auth_mode="jwt", auth_jwt_secret=SECRET, auth_jwt_issuer=ISSUER,
-                         auth_jwt_audience=AUDIENCE)
+    client = make_client(ticket_signing_key=TICKET_KEY, auth_mode="jwt", auth_jwt_secret=SECRET,
+                         auth_jwt_issuer=ISSUER, auth_jwt_audience=AUDIENCE)
     good = hs256(sub="7", iss=ISSUER, aud=AUDIENCE)
     assert client.get("/api/point?customerId=7", headers=bearer(good)).status_code == 200
     for claims in ({"iss": ISSUER, "aud": "other"}, {"iss": "https://evil.test", "aud": AUDIENCE},
@@ -185,7 +185,7 @@ def test_a_public_key_allows_its_own_algorithm_only(
     private = (rsa.generate_private_key(public_exponent=65537, key_size=2048)
                if algorithm == "RS256" else ec.generate_private_key(ec.SECP256R1()))
     public = pem(private)
-    client = make_client(auth_mode="jwt", auth_jwt_public_key=public)
+    client = make_client(ticket_signing_key=TICKET_KEY, auth_mode="jwt", auth_jwt_public_key=public)
     exp = int(time.time()) + 300
 
     def get(token: str):

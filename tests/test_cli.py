@@ -58,7 +58,7 @@ def test_seed_creates_the_demo_and_never_resets(
         assert stats[0].pop("node") == f"{owner.host}:{owner.port}"
     assert 0 < stats[0].pop("admissionsPerSecond") <= 1  # one admission, decaying after
     assert stats == [{"concertId": 2, "waiting": 0, "active": 1, "holds": 1, "paying": 0,
-                      "sold": 1, "freeSeats": 198, "seats": 200, "offered": 0,
+                      "sold": 1, "freeSeats": 198, "seats": 200, "offered": 0, "checkedIn": 0,
                       "soldOut": False, "soldOutSince": None, "paused": False,
                       "opensAt": None}]
     assert "concertId" in engine_cli(redis_url, "stats")

@@ -23,6 +23,7 @@ from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+from api import tickets
 from api.app import OPERATIONS, App, openapi
 from api.asgi import routes
 from api.auth import Auth
@@ -33,6 +34,7 @@ from devstack.api_server import Uvicorn
 from engine.config import Settings
 from engine.keys import CustomerKeys
 from engine.seed import fund_customers
+from tests.conftest import TICKET_KEY
 from tests.test_page import browser, page_errors  # noqa: F401 (browser: the fixture)
 
 SECRET = "contract-test-secret-of-32-bytes-or-more"
@@ -52,6 +54,12 @@ def test_the_document_is_valid_openapi_3_1(settings: dict) -> None:
     d = doc(**settings)
     validate(d)
     assert d["openapi"].startswith("3.1")
+    # With a ticket key and ADMIN_TOKEN: the tickets and the door's check-in too.
+    full = openapi([*OPERATIONS, *tickets.OPERATIONS, *tickets.ADMIN_OPERATIONS],
+                   Auth(Settings(**settings)))  # type: ignore[arg-type]
+    validate(full)
+    assert {"ticketPublicKey", "getTicket", "checkIn"} <= {
+        op["operationId"] for ops in full["paths"].values() for op in ops.values()}
 
 
 def test_every_route_is_an_operation_of_the_document(client: TestClient) -> None:
@@ -225,33 +233,38 @@ def test_schemathesis_finds_the_live_api_true_to_its_document(
 ) -> None:
     env = {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": SECRET} if auth_mode == "jwt" else {}
     # Holds expire within the run, so seats come free again for later reserves.
-    server = live_server(HOLD_TTL_SECONDS="2", **env)
+    server = live_server(HOLD_TTL_SECONDS="2", TICKET_SIGNING_KEY=TICKET_KEY, **env)
     with urllib.request.urlopen(f"{server.base}/openapi.json", timeout=5) as resp:
         (tmp_path / "doc.json").write_bytes(resp.read())
     seen = schemathesis(server, tmp_path, {"CONTRACT_JWT_SECRET": SECRET} if env else {},
                         seed=12)
     # Past validation and authentication: every operation answered 2xx at least once, but
-    # cancel and pay, which only a chain along the links reaches (a fresh hold first); the
-    # flow tests pay and cancel for certain.
-    assert _reached(seen) >= {op["operationId"] for ops in doc()["paths"].values()
-                              for op in ops.values()} - {"cancelReservation", "pay"}, sorted(seen)
+    # cancel and pay, which only a chain along the links reaches (a fresh hold first), and a
+    # ticket, which needs a paid reservation of the customer named; the flow tests and
+    # tests/test_tickets.py reach them for certain.
+    ops = {op["operationId"] for ops in json.loads((tmp_path / "doc.json").read_text())[
+        "paths"].values() for op in ops.values()}
+    assert {"ticketPublicKey", "getTicket"} <= ops  # served with the key
+    assert _reached(seen) >= ops - {"cancelReservation", "pay", "getTicket"}, sorted(seen)
 
 
 def test_schemathesis_finds_the_admin_api_true_to_its_document(
     contract_data: redis.Redis, live_server: Callable[..., Uvicorn], tmp_path: Path
 ) -> None:
     """The operators' routes under the same checks, apart from the public run (they change
-    the concerts that run uses): loads, settings, revokes, refunds, exports and stats."""
-    server = live_server(ADMIN_TOKEN=ADMIN)
+    the concerts that run uses): loads, settings, revokes, refunds, exports, stats and the
+    door's check-in."""
+    server = live_server(ADMIN_TOKEN=ADMIN, TICKET_SIGNING_KEY=TICKET_KEY)
     with urllib.request.urlopen(f"{server.base}/openapi.json", timeout=5) as resp:
         (tmp_path / "doc.json").write_bytes(resp.read())
     admin = {op["operationId"] for ops in json.loads((tmp_path / "doc.json").read_text())[
         "paths"].values() for op in ops.values() if op.get("tags") == ["admin"]}
-    assert len(admin) == 7
+    assert len(admin) == 8
     seen = schemathesis(server, tmp_path, {"CONTRACT_ADMIN_TOKEN": ADMIN}, seed=12,
                         only=("--include-tag", "admin"))
     assert {op for op, _ in seen} - {"?"} == admin  # "?": methods no operation takes (405)
     assert {op for op, status in seen if status == 401} == admin  # the wrong tokens
-    # Past validation: every read and the revoke answered 2xx (a made-up document or
-    # reservation id is rightly refused; tests/test_admin.py loads and refunds for certain).
-    assert _reached(seen) >= admin - {"loadCatalog", "refundSale"}, sorted(seen)
+    # Past validation: every read and the revoke answered 2xx (a made-up document,
+    # reservation id or ticket is rightly refused; tests/test_admin.py loads and refunds for
+    # certain, tests/test_tickets.py checks in).
+    assert _reached(seen) >= admin - {"loadCatalog", "refundSale", "checkIn"}, sorted(seen)

@@ -1,6 +1,7 @@
 """Every order of the pay protocol's atomic calls, for two and three actors on one reservation,
 against a real Redis (engine/pay.py has the protocol's table), and of an operator's refund of
-the sale and revoke of the customer among them (engine/operator.py).
+the sale and revoke of the customer among them (engine/operator.py), and of the door's
+check-in of the sale's ticket among the refunds (engine/tickets.py).
 
 Each actor is real engine code (a pay, a retry, a payer that dies after step 1 or 2, the
 tick's recovery, a cancel, the hold's expiry; an operator's refund, one cut short after its
@@ -27,19 +28,21 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from engine import booking, operator, queue
+from engine import booking, operator, queue, tickets
 from engine import pay as protocol
 from engine.config import Settings
 from engine.ids import Token, parse_reservation, parse_token
 from engine.keys import CustomerKeys, concert_keys
 from engine.seed import Option, Seat, create_concert
 from engine.tick import tick as tick_once
+from tests.conftest import TICKET_KEY
 from tests.hooks import HookedStore
 
 # Customer 7's slot (7954) and concert 2's (15988) are on different masters of a 3-master cluster.
 CONCERT, OPTION, SEAT, PRICE, FUNDED, CUSTOMER = 2, 41150, 4115001, 100_000, 1_000_000, 7
 BOTH = "both slots"  # a call on the concert's slot and the customer's (lua/pay.lua)
 UNGATED = {"sweep"}  # the tick's idle sweep: an empty queue here, nothing to do with a pay
+BOX_OFFICE = tickets.TicketKey(TICKET_KEY)
 
 
 class Scheduler:
@@ -184,9 +187,10 @@ class World:
             self.r.zadd(k.holds, {self.secret: 1})
         return "expired"
 
-    async def refund(self, store: HookedStore, cut: int = 0) -> Any:
+    async def refund(self, store: HookedStore, cut: int = 0, force: bool = False) -> Any:
         """An operator's refund of the sale; with ``cut``, its process dies right after the
-        reply of its step ``cut`` (1 or 2): what it left is the tick's to finish."""
+        reply of its step ``cut`` (1 or 2): what it left is the tick's to finish; ``force``:
+        of a ticket checked in too."""
         calls = 0
 
         def after(_name: str, _reply: list) -> None:
@@ -197,7 +201,7 @@ class World:
 
         store.after = after if cut else None
         try:
-            return await operator.refund_sale(store, CONCERT, self.secret)
+            return await operator.refund_sale(store, CONCERT, self.secret, force=force)
         except Died:
             return "died"
         except Exception as e:  # the refusal the operator would see (not paid yet, ...)
@@ -205,6 +209,14 @@ class World:
 
     async def revoke(self, store: HookedStore) -> Any:
         return await operator.revoke(store, CONCERT, CUSTOMER)
+
+    async def checkin(self, store: HookedStore) -> Any:
+        """The door scans the sale's ticket (one script call, lua/checkin.lua)."""
+        try:
+            return await tickets.check_in(store, BOX_OFFICE, BOX_OFFICE.sign(
+                CONCERT, self.secret, OPTION, SEAT))
+        except Exception as e:  # the refusal the door would see
+            return type(e).__name__
 
     async def purge(self, store: HookedStore) -> Any:
         """A tick long after: closed reservations purged, their pay records forgotten."""
@@ -218,7 +230,8 @@ class World:
                 "cancel": lambda: self.cancel(store), "expire": lambda: self.expire(store),
                 "refund": lambda: self.refund(store), "refund1": lambda: self.refund(store, 1),
                 "refund2": lambda: self.refund(store, 2), "revoke": lambda: self.revoke(store),
-                "purge": lambda: self.purge(store),
+                "purge": lambda: self.purge(store), "checkin": lambda: self.checkin(store),
+                "refundf": lambda: self.refund(store, force=True),
                 }[kind]
 
     async def settle(self) -> None:
@@ -303,6 +316,25 @@ class World:
         # short after it is finished by a tick).
         begun = [a for _, a in refunders if isinstance(a, dict) or a == "died"]
         assert refunded == bool(begun), f"refund begun {begun}: {where}"
+        # The door: a ticket lets one in, once, and never after its refund began; a refund
+        # after the check-in only when forced.
+        scans = [a for kind, a in zip(kinds, answers, strict=True) if kind == "checkin"]
+        counted = int(self.r.hget(k.concert, "checkedin") or 0)
+        assert counted in (0, 1), f"{counted} check-ins: {where}"
+        checked = counted == 1
+        assert rec is None or ("checkedIn" in rec) == checked, where  # None: purged
+        entered = [a for a in scans if isinstance(a, dict)]
+        assert len(entered) == int(checked), f"check-ins: {where}"
+        assert mine.count("CHECKED_IN") == int(checked), f"CHECKED_IN events: {where}"
+        for a in scans:
+            assert a != "AlreadyCheckedIn" or checked, where
+            assert a != "TicketRefunded" or refunded, where
+            # a scan before the sale: its record is no PAID one yet
+            assert a != "TicketInvalid" or set(PAYERS) & set(kinds), where
+        if checked and refunded:
+            assert any(kind == "refundf" and isinstance(a, dict)
+                       for kind, a in zip(kinds, answers, strict=True)), where
+        assert all(a != "AlreadyCheckedIn" or checked for _, a in refunders), where
 
 
 async def explore(world: World, kinds: tuple[str, ...], start: str = "held") -> int:
@@ -338,7 +370,8 @@ CASTS = sorted({tuple(sorted(c)) for n in (2, 3)
                 if c[0] in PAYERS and c.count("pay") <= 2
                 and all(c.count(o) <= 1 for o in ("tick", "cancel", "expire", "dies1", "dies2"))})
 
-REFUNDERS = ("refund", "refund1", "refund2")  # an operator's refund; one cut after step 1, 2
+# An operator's refund; one cut after step 1, 2; one forced (of a ticket checked in too).
+REFUNDERS = ("refund", "refund1", "refund2", "refundf")
 # The operators among the pays: (the reservation at the start, the actors). "held": a pay (or
 # its retry, or a payer that dies halfway) races the operator's refund, which finds the sale
 # or not yet; "paid": the operators' refunds of a sale race each other, the tick finishing one
@@ -383,6 +416,18 @@ OPERATOR_CASTS = [
     ("paid", ("refund2", "purge", "tick")),
 ]
 assert all(start == "paid" for start, kinds in OPERATOR_CASTS if "purge" in kinds)
+# The door's check-in among the refunds of the sale: plain, cut short, forced, purged after.
+CHECKIN_CASTS = [
+    ("paid", ("checkin", "refund")),
+    ("paid", ("checkin", "refundf")),
+    ("paid", ("checkin", "checkin", "refund")),
+    ("paid", ("checkin", "refund", "refundf")),
+    ("paid", ("checkin", "refund1", "tick")),
+    ("paid", ("checkin", "refund2", "tick")),
+    ("paid", ("checkin", "refundf", "purge")),
+    ("held", ("pay", "checkin", "refund")),
+    ("held", ("dies2", "checkin", "tick")),
+]
 
 
 def explore_all(r: redis.Redis, settings: Settings, stale: str, way: str,
@@ -455,3 +500,16 @@ def test_every_order_of_an_operators_refund_or_revoke_among_the_pays_keeps_money
     least = {("steps", "always"): 1000, ("steps", "never"): 300,
              ("one-call", "always"): 750, ("one-call", "never"): 250}[way, stale]
     assert all(orders.values()) and sum(orders.values()) >= least
+
+
+@pytest.mark.both_modes
+@pytest.mark.parametrize("way", ["steps", "one-call"])
+@pytest.mark.parametrize("stale", ["always", "never"])
+def test_every_order_of_a_check_in_among_the_refunds_lets_one_in_once(
+    r: redis.Redis, settings: Settings, stale: str, way: str
+) -> None:
+    """The door's check-in of the sale's ticket (twice, too) among an operator's refunds
+    (plain, cut short, forced) and a purge, or among a pay: one entry at most, never after the
+    refund began; a refund after it only when forced; and the money as exact as before."""
+    orders = explore_all(r, settings, stale, way, CHECKIN_CASTS)
+    assert all(orders.values()) and sum(orders.values()) >= 50
