@@ -63,6 +63,77 @@ SEATS = obj({
 SEATS_EXAMPLE = {"concertOptionId": 41150, "seats": [
     {"id": 4115001, "number": 1, "price": 1500}, {"id": 4115002, "number": 2, "price": 1500}]}
 
+CACHE_HEADERS = {
+    "ETag": {"required": True, "schema": {"type": "string"},
+             "description": "Names the layout's version: send it back in If-None-Match."},
+    "Cache-Control": {"required": True, "schema": {"type": "string"},
+                      "description": "`private, no-cache`: kept, and asked again each time."}}
+PLACE = COUNT | {"description": "A seat's offset in the performance's listing (sections, "
+                                "rows, numbers), which is also its bit in the taken seats."}
+NAME_OR_NULL = {"type": ["string", "null"]}
+MAP_SECTION = obj({
+    "name": NAME_OR_NULL, "place": PLACE | {"description": "Its first seat's place."},
+    "count": COUNT, "rowCount": COUNT,
+    "prices": {"type": "array", "items": POINTS, "description": "Its prices, dearest first."},
+    "rows": {"type": "array", "description": "Only in one section's answer (?section=).",
+             "items": obj({"name": NAME_OR_NULL, "runs": {
+                 "type": "array", "description": "Seats next to each other: seat i of a run "
+                 "(from 0) is at place + i, with number + i and id + i, at its price.",
+                 "items": obj({"place": PLACE, "count": COUNT, "number": COUNT,
+                               "id": ID.schema(), "price": POINTS})}})},
+}, optional=("rows",))
+SEAT_MAP = obj({
+    "concertOptionId": ID.schema(),
+    "version": {"type": "string", "description": "The seat list's version: it changes when "
+                                                 "a reload reprices free seats."},
+    "seats": COUNT,
+    "prices": {"type": "array", "items": POINTS, "description": "Every price, dearest first "
+                                                               "(a legend's tiers)."},
+    "sections": {"type": "array", "items": MAP_SECTION},
+})
+SEAT_MAP_EXAMPLE = {"concertOptionId": 70001, "version": "9f2c41d07ab3e815", "seats": 80,
+                    "prices": [150000, 120000], "sections": [
+                        {"name": "A", "place": 0, "count": 80, "rowCount": 2,
+                         "prices": [150000, 120000], "rows": [
+                             {"name": "1", "runs": [{"place": 0, "count": 40, "number": 1,
+                                                     "id": 70001001, "price": 150000}]},
+                             {"name": "2", "runs": [{"place": 40, "count": 40, "number": 1,
+                                                     "id": 70001041, "price": 120000}]}]}]}
+TAKEN_SEATS = obj({
+    "concertOptionId": ID.schema(),
+    "version": {"type": "string", "description": "The seat list's version (as the seat "
+                                                 "map's): another one means a new layout."},
+    "place": PLACE | {"description": "The first place the bits cover."},
+    "count": COUNT | {"description": "The places the bits cover."},
+    "free": COUNT,
+    "taken": {"type": "string", "contentEncoding": "base64",
+              "description": "One bit a seat from `place` on, the most significant bit of "
+                             "the first byte first: 1 while the seat is held or sold."},
+    "sections": {"type": "array", "description": "The free seats of each section covered.",
+                 "items": obj({"name": NAME_OR_NULL, "free": COUNT})},
+})
+TAKEN_SEATS_EXAMPLE = {"concertOptionId": 70001, "version": "9f2c41d07ab3e815", "place": 0,
+                       "count": 80, "free": 78, "taken": "wAAAAAAAAAAAAA==",
+                       "sections": [{"name": "A", "free": 78}]}
+CONCERT_CARD = obj({
+    "concertId": ID.schema(), "name": {"type": "string"},
+    "dates": {"type": "array", "description": "Its performances, by date.",
+              "items": obj({"concertOptionId": ID.schema(),
+                            "date": {"type": "string", "format": "date-time"}})},
+    "freeSeats": COUNT, "paused": {"type": "boolean"},
+    "opensAt": {"type": ["string", "null"], "format": "date-time"},
+})
+CONCERT_CARD_EXAMPLE = {"concertId": 7, "name": "Stadium night", "dates": [
+    {"concertOptionId": 70001, "date": "2027-03-01T19:00:00+09:00"}], "freeSeats": 580,
+    "paused": False, "opensAt": None}
+CONCERTS = obj({"concerts": {
+    "type": "array", "description": "By next performance; at most 100.",
+    "items": obj({"concertId": ID.schema(), "name": {"type": "string"},
+                  "nextDate": {"type": "string", "format": "date-time"},
+                  "lastDate": {"type": "string", "format": "date-time"},
+                  "performances": COUNT, "freeSeats": COUNT, "paused": {"type": "boolean"},
+                  "opensAt": {"type": ["string", "null"], "format": "date-time"}})}})
+
 BALANCE = obj({"customerId": ID.schema(), "balance": POINTS})
 BALANCE_EXAMPLE = {"customerId": 7, "balance": 5000.5}
 
