@@ -14,7 +14,9 @@ from starlette.staticfiles import StaticFiles
 STATIC = Path(__file__).resolve().parent / "static"
 
 # Only our own files and our own API: the page needs nothing else, so nothing else may load.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+# Images from blob: too: the ticket's QR code, an SVG from the API shown as an <img> (where an
+# SVG runs nothing and loads nothing).
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
