@@ -433,6 +433,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *routes(operations, auth),
         *docs.routes(orjson.dumps(openapi(operations, auth))),
         *pages.ROUTES,  # the booking page: GET / and /static/...
+        *(pages.CONSOLE_ROUTES if settings.admin_token else []),  # GET /console
     ]
 
     @contextlib.asynccontextmanager

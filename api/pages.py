@@ -1,6 +1,8 @@
 """The booking page of the waiting room: ``GET /`` answers ``static/index.html`` and
-``/static/...`` its assets. Plain files, no build step and nothing fetched from elsewhere, so
-the page works offline; the page talks only to this API (same origin)."""
+``/static/...`` its assets; the operators' console, ``GET /console`` (``static/console.html``),
+only when ADMIN_TOKEN is set (api/app.py; 404 otherwise, like the admin API it drives). Plain
+files, no build step and nothing fetched from elsewhere, so the pages work offline; they talk
+only to this API (same origin)."""
 
 from __future__ import annotations
 
@@ -30,9 +32,17 @@ async def index(_: Request) -> Response:
                         headers=PAGE_HEADERS)
 
 
+async def console(_: Request) -> Response:
+    return FileResponse(STATIC / "console.html", media_type="text/html; charset=utf-8",
+                        headers=PAGE_HEADERS)
+
+
 # StaticFiles raises HTTPException for an unknown file (404) or another method (405), which
 # api.asgi.Guard answers as problem+json like every other refusal.
 ROUTES: list[BaseRoute] = [
     Route("/", index, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
+
+# Served with the admin API only (api/app.py): the console is nothing without it.
+CONSOLE_ROUTES: list[BaseRoute] = [Route("/console", console, methods=["GET"])]
