@@ -96,8 +96,10 @@ export class SeatMap {
     const frag = document.createDocumentFragment();
     let first = true;
     for (const section of sections) frag.append(this.drawSection(section, sections.length > 1));
-    this.canvas.append(frag);
     this.viewport.hidden = this.tools.hidden = false;
+    this.unfit = true;
+    this.fitWhenShown(); // sized from the layout, before the seats exist: one layout, not two
+    this.canvas.append(frag);
     this.root.dataset.view = "seats";
     this.applyTaken(taken);
     for (const seat of this.byPlace.values()) { // one Tab stop: the first free seat
@@ -107,8 +109,6 @@ export class SeatMap {
       }
     }
     if (first && this.byPlace.size) this.byPlace.values().next().value.tabIndex = 0;
-    this.unfit = true;
-    this.fitWhenShown();
   }
 
   // Fit a new drawing once it is on screen (a hidden map has no width to fit in).
@@ -150,6 +150,8 @@ export class SeatMap {
         next = run.number + run.count;
       }
       line.append(label("end"));
+      // Its width while off screen (page.css: rows out of view are not laid out).
+      line.style.setProperty("--row-seats", String(next - lowest));
       box.append(line);
       this.widest = Math.max(this.widest, next - lowest);
     }
@@ -251,16 +253,15 @@ export class SeatMap {
     this.setSize(this.size * factor, focus);
   }
 
-  // As large as lets the widest row fit, within the zoom's bounds.
+  // As large as lets the widest row (and its two labels) fit, within the zoom's bounds.
   fit() {
-    const rows = this.canvas.querySelectorAll(".map-row");
-    let widest = 0;
-    for (const r of rows) widest = Math.max(widest, r.childElementCount);
     const room = this.viewport.clientWidth - 24;
-    this.setSize(widest ? Math.floor(room / (widest * 1.14)) : 30);
-    const v = this.viewport; // wider than the viewport: start from the middle
-    v.scrollLeft = Math.max(0, (v.scrollWidth - v.clientWidth) / 2);
-    v.scrollTop = 0;
+    this.setSize(this.widest ? Math.floor(room / ((this.widest + 2.2) * 1.14)) : 30);
+    const v = this.viewport;
+    requestAnimationFrame(() => { // wider than the viewport: start from the middle
+      v.scrollLeft = Math.max(0, (v.scrollWidth - v.clientWidth) / 2);
+      v.scrollTop = 0;
+    });
   }
 
   listen() {

@@ -40,6 +40,8 @@ export function initSeats(app) {
   const current = (gen, option) => gen === app.state.gen && (!option || option === s.option);
   const total = (list) => list.reduce((sum, h) => sum + Number(h.price), 0);
   const names = (list) => seatsName(list.map((h) => h.seat));
+  // A mark once the browser has painted (after the next frame): loadtests/bench_seat_map.py
+  // reads them.
   const painted = (name) => requestAnimationFrame(() => setTimeout(() => performance.mark(name)));
 
   // --- the map -------------------------------------------------------------------------------
@@ -95,6 +97,7 @@ export function initSeats(app) {
   }
 
   async function openSection(name, { focusSeat = true } = {}) {
+    performance.mark("seatmap:section-asked");
     const gen = app.state.gen;
     const option = s.option;
     map.lock(true);
