@@ -146,6 +146,7 @@ def test_who_may_see_a_seat_map(stadium: tuple[TestClient, str], make_client) ->
         "code"] == "TOKEN_WAITING"
 
 
+@pytest.mark.both_modes
 def test_the_concerts_on_sale_are_public(r: redis.Redis, stadium: tuple[TestClient, str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     client, _ = stadium
