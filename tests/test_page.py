@@ -179,7 +179,7 @@ FETCH_WRAPPER = """
   window.fetch = async (input, init) => {
     const path = new URL(typeof input === "string" ? input : input.url, location.href).pathname;
     window.__calls.push({path, at: performance.now(), method: (init && init.method) || "GET",
-                         body: init && init.body});
+                         body: init && init.body, url: String(input)});
     const instead = window.__instead ? await window.__instead(path, init) : null;
     const resp = instead || await realFetch(input, init);
     return window.__rewrite ? (await window.__rewrite(path, resp)) || resp : resp;

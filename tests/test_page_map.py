@@ -223,9 +223,11 @@ def test_states_the_api_may_give_are_shown(
     # The receipt with the ticket's QR code, when the ticket endpoint answers with one.
     svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4" onload="alert(1)">'
            '<script>alert(2)</script><rect width="2" height="2"/></svg>')
+    ticket = json.dumps({"ticket": "TK1.2.x", "qrSvg": svg})
     browser.execute_script(f"""window.__instead = async (path) => {{
       if (!path.startsWith("/api/tickets/")) return;
-      return new Response({svg!r}, {{status: 200, headers: {{"Content-Type": "image/svg+xml"}}}});
+      return new Response({ticket!r}, {{status: 200,
+        headers: {{"Content-Type": "application/json"}}}});
     }};""")
     by_id(browser, "pay").click()
     wait_for(browser, lambda d: by_id(d, "ticket-qr").is_displayed())
@@ -233,6 +235,9 @@ def test_states_the_api_may_give_are_shown(
     qr = by_id(browser, "ticket-qr").find_element(By.TAG_NAME, "img")
     assert qr.get_attribute("alt").startswith("Ticket QR code for reservation 2.")
     wait_for(browser, lambda d: d.execute_script("return arguments[0].naturalWidth > 0;", qr))
+    asked = browser.execute_script(
+        "return window.__calls.filter(c => c.path.startsWith('/api/tickets/')).map(c => c.url)")
+    assert len(asked) == 1 and asked[0].endswith("?customerId=21")
     assert_accessible(browser, "the receipt with its QR code")
     shot("ticket-qr")
 

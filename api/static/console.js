@@ -347,7 +347,9 @@ ui.checkinForm.addEventListener("submit", async (event) => {
   try {
     const { data } = await call("POST", "/admin/checkin",
       { body: { ticket: ui.checkinTicket.value.trim() } });
-    setText(ui.checkinResult, `Checked in: ${typeof data === "string" ? data : JSON.stringify(data)}`);
+    setText(ui.checkinResult, data && data.status === "CHECKED_IN"
+      ? `Checked in: let the holder in (reservation ${data.reservationId}, seat ${data.seatId}).`
+      : `Answered: ${typeof data === "string" ? data : JSON.stringify(data)}`);
   } catch (err) {
     if (err.code === "ADMIN_UNAUTHORIZED") return problem(err);
     setText(ui.checkinResult, err.status === 404 && err.code === "NOT_FOUND"

@@ -10,7 +10,7 @@
 //                (ALTCHA: algorithm, challenge, salt, signature, maxnumber) solved here, sent
 //                as "altcha" (base64 JSON, ALTCHA's payload) with the next issue.
 //   ticket-qr    the receipt's QR code as SVG from GET /api/tickets/{reservationId}
-//                (issue 22), when that answers 200.
+//                ?customerId= (issue 22: JSON with "qrSvg"), when that answers 200.
 import { $, api, el, fmt, setText } from "./common.js";
 
 // --- sold out ------------------------------------------------------------------------------
@@ -82,14 +82,15 @@ function hex(buffer) {
 // The SVG as the ticket endpoint gives it (the body, or a JSON field holding it), shown as an
 // image: an SVG in <img> runs no script and loads nothing, whatever it holds (the page's CSP
 // lets images come from blob: for this).
-export async function showTicketQr(reservationIds, token) {
+export async function showTicketQr(reservationIds, customerId) {
   const box = $("ticket-qr");
   box.replaceChildren();
   box.hidden = true;
   for (const id of reservationIds) {
     let answer;
     try {
-      answer = await api("GET", `/api/tickets/${encodeURIComponent(id)}`, { token });
+      answer = await api("GET",
+        `/api/tickets/${encodeURIComponent(id)}?customerId=${encodeURIComponent(customerId)}`);
     } catch {
       continue; // no ticket endpoint (yet), or none for this one: nothing to show
     }

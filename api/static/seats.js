@@ -35,7 +35,7 @@ export function initSeats(app) {
 
   function fresh() {
     return { option: null, layout: null, sections: new Map(), view: null, holds: [], paid: [],
-      holdTimer: 0, refreshTimer: 0, warned: false, busy: false, paying: false, token: null };
+      holdTimer: 0, refreshTimer: 0, warned: false, busy: false, paying: false };
   }
   const current = (gen, option) => gen === app.state.gen && (!option || option === s.option);
   const total = (list) => list.reduce((sum, h) => sum + Number(h.price), 0);
@@ -356,7 +356,6 @@ export function initSeats(app) {
     ui.pay.disabled = ui.release.disabled = true;
     setPayLabel("Paying…");
     clearError();
-    s.token = app.state.token;
     let failed = null;
     for (const h of [...s.holds]) {
       try {
@@ -413,7 +412,7 @@ export function initSeats(app) {
     app.loadBalance().then(() => {
       if (app.state.balance != null) setText(ui.receiptBalance, `${fmt(app.state.balance)} points`);
     });
-    showTicketQr(paid.map((h) => h.reservationId), s.token);
+    showTicketQr(paid.map((h) => h.reservationId), app.state.customerId);
     ui.receiptStep.hidden = false;
     ui.receiptTitle.focus();
   }
