@@ -4,7 +4,8 @@ seats as bits (one bit a seat, 12.5 KB for 100,000), with per-section free count
 
 Both read what the engine already keeps: the worker's seat list of the option
 (engine/catalog.py, read once per version with catalog.lua) and the range of the concert's
-taken-seat bitmap that seats.lua returns after its token check. No script of its own.
+taken-seat bitmap that seats.lua returns after its token check (catalog.seat_bits, the one
+call of that script). No script of its own.
 
 A seat's *place* is its offset in the option's listing (sections, rows, numbers), which is
 also its bit in the option's slice of the bitmap (create_option.lua). A *run* is seats next
@@ -25,10 +26,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from engine.catalog import SeatList, seat_list
+from engine.catalog import SeatList, seat_bits, seat_list
 from engine.errors import SectionNotFound
 from engine.ids import Token
-from engine.keys import concert_keys
 from engine.store import Store
 
 FORMAT = "map1"  # in the ETag: a deploy that changes the layout's shape changes every ETag
@@ -96,14 +96,7 @@ _LAYOUTS: dict[tuple[int, int], Layout] = {}
 async def _current(store: Store, token: Token, option_id: int) -> Layout:
     """The layout of the option's seat list as of now, after the token's check (seats.lua
     over no seat: the check, and the version)."""
-    k = concert_keys(token.concert_id)
-    _, version, _, _, _ = await store.run(
-        "seats",
-        (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.gone,
-         k.settings, k.tickets, k.events),
-        (token.customer_id, token.secret, store.settings.idle_ms, option_id, 0, 0,
-         store.settings.events_maxlen),
-    )
+    version, _, _, _ = await seat_bits(store, token, option_id, 0, 0)
     key = (token.concert_id, option_id)
     layout = _LAYOUTS.get(key)
     if layout is None or layout.listing.version != version:
@@ -138,7 +131,6 @@ async def taken_seats(store: Store, token: Token, option_id: int,
                       section: str | None = None) -> dict:
     """The option's taken seats (held or sold) as bits, one a place from ``place``, and the
     free seats of each section in the range (the whole option, or one ``section``)."""
-    k = concert_keys(token.concert_id)
     kept = _LAYOUTS.get((token.concert_id, option_id))
     # Not kept yet: the token's check before the seat list is read (a stranger reads nothing).
     listing = (kept or await _current(store, token, option_id)).listing
@@ -149,13 +141,7 @@ async def taken_seats(store: Store, token: Token, option_id: int,
             offset, count = listing.sections[section]
         else:
             raise SectionNotFound(f"No section {section!r} in this performance.")
-        _, version, start, got, bits = await store.run(
-            "seats",
-            (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.gone,
-             k.settings, k.tickets, k.events),
-            (token.customer_id, token.secret, store.settings.idle_ms, option_id, offset, count,
-             store.settings.events_maxlen),
-        )
+        version, start, got, bits = await seat_bits(store, token, option_id, offset, count)
         if listing.version == version:
             break
         listing = await seat_list(store, token.concert_id, option_id, version)
@@ -175,10 +161,9 @@ async def taken_seats(store: Store, token: Token, option_id: int,
 
 def _aligned(bits: bytes, start: int, count: int) -> int:
     """The ``count`` bits from bitmap place ``start`` as an integer, the first place the most
-    significant bit. ``bits`` are the bitmap's bytes from ``start >> 3`` on, shorter where the
-    bitmap ends (missing bits are 0: never taken)."""
+    significant bit. ``bits`` are the bitmap's bytes from ``start >> 3`` on."""
     if count == 0:
         return 0
     size = ((start + count - 1) >> 3) - (start >> 3) + 1
-    whole = int.from_bytes(bits.ljust(size, b"\0"), "big")
+    whole = int.from_bytes(bits[:size], "big")
     return (whole >> (size * 8 - (start & 7) - count)) & ((1 << count) - 1)
