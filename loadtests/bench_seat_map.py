@@ -20,7 +20,11 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from selenium import webdriver  # a dev dependency, as for the browser tests
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 from engine.seed import fund_customers
 from engine.sync import sync_client
@@ -69,11 +73,7 @@ def sizes(port: int) -> list[tuple[str, int]]:
     return out
 
 
-def browser() -> Any:  # a selenium driver (selenium: a dev dependency, imported here)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
+def browser() -> webdriver.Chrome:
     options = Options()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for flag in FLAGS:
@@ -84,7 +84,7 @@ def browser() -> Any:  # a selenium driver (selenium: a dev dependency, imported
     return driver
 
 
-def mark_gap(driver: Any, start: str, end: str, timeout: float = 30) -> float:
+def mark_gap(driver: webdriver.Chrome, start: str, end: str, timeout: float = 30) -> float:
     """ms from performance mark ``start`` to ``end`` (waiting for ``end``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,9 +99,8 @@ def mark_gap(driver: Any, start: str, end: str, timeout: float = 30) -> float:
     raise TimeoutError(f"no {end} mark")
 
 
-def one_round(driver: Any, base: str, customer: int, section: str) -> tuple[float, float]:
-    from selenium.webdriver.common.by import By
-
+def one_round(driver: webdriver.Chrome, base: str, customer: int, section: str
+              ) -> tuple[float, float]:
     driver.get(f"{base}/?concert={CONCERT}")
     driver.find_element(By.ID, "customer-id").send_keys(str(customer))
     driver.find_element(By.ID, "join").click()
