@@ -22,8 +22,8 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
-from api import admin, docs, metrics, pages, parsing, schemas
-from api.asgi import Cached, FastRouter, Guard, routes
+from api import admin, docs, metrics, pages, parsing, schemas, seat_map
+from api.asgi import FastRouter, Guard, routes
 from api.auth import ACTIVE, CHARGE, CUSTOMER, QUEUE, Auth
 from api.contract import (
     AMOUNT,
@@ -35,11 +35,10 @@ from api.contract import (
     Integer,
     Operation,
     Reply,
-    Text,
 )
 from api.metrics import MetricsEndpoint
 from api.openapi import document
-from engine import booking, catalog, memory, on_sale, pay, queue, seat_map, tick, wallet
+from engine import booking, catalog, memory, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import Token
@@ -86,10 +85,6 @@ SECTION = Field("section", NAME, "Best available: in this section only.", requir
                 example="A")
 SECTION_QUERY = Field("section", NAME, "Only this section's seats.", required=False,
                       where="query", example="A")
-IF_NONE_MATCH = Field("If-None-Match", Text(r"[ -~]{1,1024}", "must be 1-1024 visible ASCII "
-                                             "characters"),
-                      "Optional. The ETag of the layout you have: 304 without a body while it "
-                      "is current.", required=False, where="header", example='"map1.9f2c41"')
 LIMIT = Field("limit", ID, "Entries at most (and at most HISTORY_LIMIT).", required=False,
               default=20, where="query", example=20)
 
@@ -116,24 +111,6 @@ async def available_dates(scope: Scope, tok: Token, concert_id: int) -> dict:
 async def available_seats(scope: Scope, tok: Token, option_id: int,
                           section: str | None) -> dict:
     return await catalog.available_seats(store_of(scope), tok, option_id, section)
-
-
-async def seat_map_route(scope: Scope, tok: Token, option_id: int, section: str | None,
-                         given: str | None) -> Cached:
-    tag, body = await seat_map.seat_map(store_of(scope), tok, option_id, section)
-    return Cached(tag, body, given)
-
-
-async def taken_seats(scope: Scope, tok: Token, option_id: int, section: str | None) -> dict:
-    return await seat_map.taken_seats(store_of(scope), tok, option_id, section)
-
-
-async def concerts(scope: Scope) -> dict:
-    return await on_sale.concerts_on_sale(store_of(scope))
-
-
-async def concert_card(scope: Scope, concert_id: int) -> dict:
-    return await on_sale.concert_card(store_of(scope), concert_id)
 
 
 # --- points ---------------------------------------------------------------------------------
@@ -296,46 +273,7 @@ OPERATIONS: list[Operation] = [
         links={"reserve": {"operationId": "reserve", "requestBody": {
             "concertOptionId": "$response.body#/concertOptionId",
             "seatId": "$response.body#/seats/0/id"}}}),
-    Operation(
-        "GET", "/api/{concertOptionId}/seat-map", seat_map_route, "seatMap", tag="catalog",
-        summary="A performance's seat map: its sections, or one section's rows",
-        description="The layout the booking page draws, without the seats one by one: each "
-                    "section's place, seats, rows and prices; with `?section=` that section's "
-                    "rows as runs of seats next to each other (seat i of a run is at place + "
-                    "i, number + i, id + i). A seat's place is its bit in "
-                    "/api/{concertOptionId}/taken-seats. Cacheable: the ETag is the seat "
-                    "list's version, which changes only when a reload reprices free seats; "
-                    "with If-None-Match naming it the answer is 304 without a body "
-                    "(`Cache-Control: private, no-cache`: always asked again, never stale).",
-        inputs=(OPTION_ID.at("path"), SECTION_QUERY, IF_NONE_MATCH), security=ACTIVE,
-        codes=("OPTION_NOT_FOUND", "SECTION_NOT_FOUND"),
-        ok=Reply(schemas.SEAT_MAP, "The layout.", schemas.SEAT_MAP_EXAMPLE,
-                 headers=schemas.CACHE_HEADERS,
-                 not_modified="Not modified: the layout named in If-None-Match is current."),
-        links={"taken": {"operationId": "takenSeats", "parameters": {
-            "path.concertOptionId": "$response.body#/concertOptionId"}}}),
-    Operation(
-        "GET", "/api/{concertOptionId}/taken-seats", taken_seats, "takenSeats", tag="catalog",
-        summary="Which seats of a performance are taken, as bits, and each section's free",
-        description="One bit a seat (held or sold: 1) from `place`, over the whole "
-                    "performance (12.5 KB for 100,000 seats) or one `?section=`, with the "
-                    "free seats of each section covered and the seat list's `version` (the "
-                    "seat map's ETag names it: another one means a reprice).",
-        inputs=(OPTION_ID.at("path"), SECTION_QUERY), security=ACTIVE,
-        codes=("OPTION_NOT_FOUND", "SECTION_NOT_FOUND"),
-        ok=Reply(schemas.TAKEN_SEATS, "The taken seats.", schemas.TAKEN_SEATS_EXAMPLE)),
-    Operation(
-        "GET", "/api/concerts", concerts, "concertsOnSale", tag="catalog",
-        summary="The concerts on sale",
-        description="Each concert with a performance to come, by its next one: name, next "
-                    "and last dates, free seats, paused, opening; at most 100. Public; each "
-                    "worker keeps the list 2 s.",
-        ok=Reply(schemas.CONCERTS, "The concerts.")),
-    Operation(
-        "GET", "/api/concerts/{concertId}", concert_card, "concert", tag="catalog",
-        summary="A concert: its name, its performances' dates, free seats, paused, opening",
-        inputs=(CONCERT_ID.at("path"),), codes=("CONCERT_NOT_FOUND",),
-        ok=Reply(schemas.CONCERT_CARD, "The concert.", schemas.CONCERT_CARD_EXAMPLE)),
+    *seat_map.OPERATIONS,  # the seat map and the concerts on sale (api/seat_map.py)
     Operation("GET", "/healthz", healthz, "healthz", tag="operations",
               summary="Liveness: the process answers", store=False,
               ok=Reply(schemas.status("ok"), "Alive.")),
