@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
-from api import admin, docs, metrics, pages, parsing, schemas, tickets
+from api import admin, docs, metrics, pages, parsing, schemas, seat_map, tickets
 from api.asgi import FastRouter, Guard, routes
 from api.auth import ACTIVE, CHARGE, CUSTOMER, QUEUE, Auth
 from api.contract import (
@@ -274,6 +274,7 @@ OPERATIONS: list[Operation] = [
         links={"reserve": {"operationId": "reserve", "requestBody": {
             "concertOptionId": "$response.body#/concertOptionId",
             "seatId": "$response.body#/seats/0/id"}}}),
+    *seat_map.OPERATIONS,  # the seat map and the concerts on sale (api/seat_map.py)
     Operation("GET", "/healthz", healthz, "healthz", tag="operations",
               summary="Liveness: the process answers", store=False,
               ok=Reply(schemas.status("ok"), "Alive.")),
@@ -287,7 +288,7 @@ OPERATIONS: list[Operation] = [
 
 TAGS = {
     "queue": "The waiting room: a token per (customer, concert).",
-    "catalog": "What an ACTIVE token may see.",
+    "catalog": "What an ACTIVE token may see (and anyone: the concerts on sale).",
     "booking": "Holds and payment, under an ACTIVE token.",
     "points": "Balances, charges and history.",
     "operations": "Health and metrics.",
@@ -382,6 +383,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *routes(operations, auth),
         *docs.routes(orjson.dumps(openapi(operations, auth))),
         *pages.ROUTES,  # the booking page: GET / and /static/...
+        *(pages.CONSOLE_ROUTES if settings.admin_token else []),  # GET /console
     ]
 
     @contextlib.asynccontextmanager

@@ -114,6 +114,9 @@ class Endpoint:
                 await result.send_to(send)
                 self.metrics.observe(200, started)
                 return
+            if type(result) is Cached:
+                self.metrics.observe(await result.send_to(send), started)
+                return
             payload = orjson.dumps(result)
         except StreamBroken:
             raise  # the answer has begun: the server cuts the connection
@@ -161,6 +164,34 @@ class Streamed:
         except Exception as e:
             raise StreamBroken("a streamed answer failed half-way") from e
         await send({"type": "http.response.body", "body": b""})
+
+
+class Cached:
+    """What a handler returns for JSON a client may keep (a seat map's layout): sent with its
+    ETag and Cache-Control, or as 304 Not Modified without the body when the request's
+    If-None-Match (``given``) names that ETag."""
+
+    __slots__ = ("body", "cache_control", "etag", "given")
+
+    def __init__(self, etag: str, body: bytes, given: str | None,
+                 cache_control: str = "private, no-cache") -> None:
+        self.etag, self.body, self.given, self.cache_control = etag, body, given, cache_control
+
+    def fresh(self) -> bool:
+        """If-None-Match names this ETag (weak comparison, as RFC 9110 wants for it)."""
+        if self.given is None:
+            return False
+        tags = {t.strip().removeprefix("W/") for t in self.given.split(",")}
+        return "*" in tags or self.etag.removeprefix("W/") in tags
+
+    async def send_to(self, send: Send) -> int:
+        headers = [(b"etag", self.etag.encode()), (b"cache-control", self.cache_control.encode())]
+        if self.fresh():
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return 304
+        await respond(send, 200, self.body, JSON, headers)
+        return 200
 
 
 class StreamBroken(Exception):

@@ -285,6 +285,8 @@ class Reply:
     description: str = "OK"
     example: object = None
     media_type: str = "application/json"
+    headers: dict[str, dict] = field(default_factory=dict)  # the 200's, as OpenAPI has them
+    not_modified: str = ""  # a 304 answer's description, when the operation gives one
 
 
 Handler = Callable[..., Awaitable[Any]]

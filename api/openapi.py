@@ -122,7 +122,11 @@ def operation(op: Operation, auth: Auth) -> dict:
         ok["content"][op.ok.media_type]["example"] = op.ok.example
     if op.links:
         ok["links"] = op.links
+    if op.ok.headers:
+        ok["headers"] = op.ok.headers
     responses = {"200": ok}
+    if op.ok.not_modified:
+        responses["304"] = {"description": op.ok.not_modified, "headers": op.ok.headers}
     by_status: dict[int, list[str]] = defaultdict(list)
     for code in sorted(op.error_codes(auth)):
         by_status[status_of(code)].append(code)

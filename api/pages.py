@@ -1,6 +1,8 @@
 """The booking page of the waiting room: ``GET /`` answers ``static/index.html`` and
-``/static/...`` its assets. Plain files, no build step and nothing fetched from elsewhere, so
-the page works offline; the page talks only to this API (same origin)."""
+``/static/...`` its assets; the operators' console, ``GET /console`` (``static/console.html``),
+only when ADMIN_TOKEN is set (api/app.py; 404 otherwise, like the admin API it drives). Plain
+files, no build step and nothing fetched from elsewhere, so the pages work offline; they talk
+only to this API (same origin)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from starlette.staticfiles import StaticFiles
 STATIC = Path(__file__).resolve().parent / "static"
 
 # Only our own files and our own API: the page needs nothing else, so nothing else may load.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+# Images from blob: too: the ticket's QR code, an SVG from the API shown as an <img> (where an
+# SVG runs nothing and loads nothing).
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
@@ -28,9 +32,17 @@ async def index(_: Request) -> Response:
                         headers=PAGE_HEADERS)
 
 
+async def console(_: Request) -> Response:
+    return FileResponse(STATIC / "console.html", media_type="text/html; charset=utf-8",
+                        headers=PAGE_HEADERS)
+
+
 # StaticFiles raises HTTPException for an unknown file (404) or another method (405), which
 # api.asgi.Guard answers as problem+json like every other refusal.
 ROUTES: list[BaseRoute] = [
     Route("/", index, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
+
+# Served with the admin API only (api/app.py): the console is nothing without it.
+CONSOLE_ROUTES: list[BaseRoute] = [Route("/console", console, methods=["GET"])]

@@ -144,12 +144,37 @@ async def _read(store: Store, concert_id: int, option_id: int) -> SeatList:
     return listing
 
 
+async def seat_bits(store: Store, token: Token, option_id: int, offset: int = 0,
+                    count: int = -1) -> tuple[bytes, int, int, bytes]:
+    """seats.lua: the token's check and due holds released, then the option's taken bits
+    from its ``offset``-th seat for ``count`` seats (-1: to its last) as (version, start,
+    count, bits): ``bits`` are the bitmap's bytes from ``start >> 3`` covering the range
+    (missing ones filled: free). The one call of the script (available-seats, the seat map's
+    taken seats)."""
+    k = concert_keys(token.concert_id)
+    _, version, start, count, bits, *not_mine = await store.run(
+        "seats",
+        (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.gone,
+         k.settings, k.tickets, k.events, k.waiting, k.offers),
+        (token.customer_id, token.secret, store.settings.idle_ms, option_id, offset, count,
+         store.settings.events_maxlen, store.settings.return_hold_ms,
+         store.settings.active_ttl_ms),
+    )
+    first = start >> 3
+    bits += bytes(((start + count + 7) >> 3) - first - len(bits))  # missing: all free
+    if not_mine:  # seats on offer to the customers admitted after they came back: not this one
+        bits = bytearray(bits)
+        for i in not_mine:
+            bits[(i >> 3) - first] |= 0x80 >> (i & 7)
+        bits = bytes(bits)
+    return version, start, count, bits
+
+
 async def available_seats(store: Store, token: Token, option_id: int,
                           section: str | None = None) -> dict:
     """The option's seats that are neither held nor sold, in listing order (one section's
     with ``section``): the range's bits from Redis over the seats' JSON the worker keeps.
     The work is the range's, whatever the venue's size."""
-    k = concert_keys(token.concert_id)
     listing = _VIEWS.get((token.concert_id, option_id))
     if listing is None and section is not None:  # a section's range needs the list first
         listing = await seat_list(store, token.concert_id, option_id)
@@ -159,14 +184,7 @@ async def available_seats(store: Store, token: Token, option_id: int,
             if section not in listing.sections:
                 raise SectionNotFound(f"No section {section!r} in this performance.")
             offset, count = listing.sections[section]
-        _, version, start, count, bits, *not_mine = await store.run(
-            "seats",
-            (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.gone,
-             k.settings, k.tickets, k.events, k.waiting, k.offers),
-            (token.customer_id, token.secret, store.settings.idle_ms, option_id, offset, count,
-             store.settings.events_maxlen, store.settings.return_hold_ms,
-             store.settings.active_ttl_ms),
-        )
+        version, start, count, bits = await seat_bits(store, token, option_id, offset, count)
         if listing is not None and listing.version == version:
             break
         listing = await seat_list(store, token.concert_id, option_id, version)
@@ -174,11 +192,6 @@ async def available_seats(store: Store, token: Token, option_id: int,
             break
     views = listing.views[offset:offset + count] if count else []
     first = start >> 3
-    bits += bytes(((start + count + 7) >> 3) - first - len(bits))  # missing bytes: all free
-    if not_mine:  # seats on offer to the customers admitted after they came back: not this one
-        bits = bytearray(bits)
-        for i in not_mine:
-            bits[(i >> 3) - first] |= 0x80 >> (i & 7)
     free = [view for i, view in enumerate(views, start)
             if not bits[(i >> 3) - first] & (0x80 >> (i & 7))]
     return {"concertOptionId": option_id, "seats": orjson.Fragment(b"[" + b",".join(free) + b"]")}

@@ -15,7 +15,18 @@ from urllib.parse import unquote, urlparse
 import orjson
 import redis
 
-from engine import booking, catalog, cli_admin, operator, pay, queue, tick, tickets, wallet
+from engine import (
+    booking,
+    catalog,
+    cli_admin,
+    on_sale,
+    operator,
+    pay,
+    queue,
+    tick,
+    tickets,
+    wallet,
+)
 from engine.cluster import SCHEME, parse_url
 from engine.config import Settings
 from engine.errors import EngineError, StoreUnavailable
@@ -77,6 +88,7 @@ class _Recorder:
                                 b'"row":"1"}'],
         "reserve_best": [0, 0, 1, 0], "revoke": [0, 0, 0, 0],
         "refund_sale": [0, b"REFUNDING", 0, b"1", 1], "checkin": [0, 0],
+        "concert_card": [0, b"Demo", 0, 0, 50, b"41150", b"2027-06-05T19:00:00+09:00"],
     }
 
     def __init__(self, settings: Settings) -> None:
@@ -143,12 +155,13 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
         "history": lambda: wallet.history(rec, a.customer, 20),
         "admit": lambda: tick.tick(rec, a.concert),
         "stats": lambda: queue.concert_stats(rec, a.concert),
+        "concert": lambda: on_sale.concert_card(rec, a.concert),
     }
     return ops[a.op]()
 
 
 OPS = ("issue", "status", "dates", "seats", "reserve", "best", "cancel", "pay", "balance",
-       "charge", "history", "admit", "stats", "revoke", "refund", "checkin")
+       "charge", "history", "admit", "stats", "revoke", "refund", "checkin", "concert")
 
 
 def cmd_debug(settings: Settings, args: argparse.Namespace) -> int:

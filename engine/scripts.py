@@ -24,7 +24,7 @@ INCLUDE_DIR = LUA_DIR / "include"
 EXPANDED_DIR = LUA_DIR.parent / "var" / "lua"
 
 # Scripts that change nothing: a transport error on them cannot have half-applied anything.
-READ_ONLY = frozenset({"balance", "catalog", "history", "stats"})
+READ_ONLY = frozenset({"balance", "catalog", "concert_card", "history", "stats"})
 # Scripts whose changes a customer is told about (a token, a hold, a payment, points): with
 # REDIS_WAIT_REPLICAS their answer waits until replicas have them. The reads' own small
 # writes (a poll's time, an expired hold swept) and the tick's are not waited for: a lost one

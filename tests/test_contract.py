@@ -41,7 +41,8 @@ SECRET = "contract-test-secret-of-32-bytes-or-more"
 ADMIN = "contract-test-admin-token"
 EXAMPLES = 40  # per operation and phase: ~1,500 requests, ~10 s a mode here
 # Served but not API operations: the booking page and this reference.
-NOT_OPERATIONS = {"/", "/static", "/openapi.json", "/docs", "/docs/init.js", "/docs/assets/{name}"}
+NOT_OPERATIONS = {"/", "/static", "/console", "/openapi.json", "/docs", "/docs/init.js",
+                  "/docs/assets/{name}"}
 
 
 def doc(**settings: object) -> dict:

@@ -1,6 +1,7 @@
 """The booking page (api/static/, served by api/pages.py): how it is served, then the page in
 headless Chromium against a real server: a visit from the waiting room to a receipt, a seat
-taken under the visitor's eyes, and the keyboard path. Each browser step is saved as a
+taken under the visitor's eyes (shown in place as taken), and the keyboard path on the seat
+map. tests/test_page_map.py has the map's own flows. Each browser step is saved as a
 full-page screenshot at desktop (1280x900) and phone (375x812) width in var/screenshots/.
 
 The browser tests need Chromium and chromedriver (Debian's `chromium` and `chromium-driver`;
@@ -46,7 +47,8 @@ STATIC = REPO / "api" / "static"
 SHOTS = REPO / "var" / "screenshots"  # git-ignored (var/)
 VIEWPORTS = {"desktop": (1280, 900, False), "phone": (375, 812, True)}
 TEST_IDS = ["customer-id", "join", "status", "position", "eta", "dates", "seat", "hold",
-            "countdown", "pay", "receipt", "balance", "error"]
+            "countdown", "pay", "receipt", "balance", "error", "seat-map", "sold-out",
+            "access-code", "challenge", "ticket-qr", "concerts", "concert-name"]
 # No network here: nothing in Chromium may try to reach out (updates, sync, first-run).
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update",
@@ -61,7 +63,7 @@ def test_page_and_assets_are_served(client: TestClient) -> None:
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src 'self'" in page.headers["content-security-policy"]
     for asset, kind in [("page.js", "javascript"), ("page.css", "text/css"),
-                        ("favicon.svg", "image/svg+xml")]:
+                        ("seatmap.css", "text/css"), ("favicon.svg", "image/svg+xml")]:
         assert f"/static/{asset}" in page.text
         resp = client.get(f"/static/{asset}")
         assert resp.status_code == 200 and kind in resp.headers["content-type"], asset
@@ -115,6 +117,7 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def set_viewport(driver: webdriver.Chrome, name: str) -> None:
+    driver.viewport = name  # shot() comes back to it
     width, height, mobile = VIEWPORTS[name]
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
@@ -140,6 +143,7 @@ def shot(browser: webdriver.Chrome,
     def take(step: str) -> None:
         nonlocal count
         count += 1
+        was = getattr(browser, "viewport", "desktop")
         scrolled = browser.execute_script("const y = window.scrollY; scrollTo(0, 0); return y;")
         for name in VIEWPORTS:
             set_viewport(browser, name)
@@ -151,25 +155,33 @@ def shot(browser: webdriver.Chrome,
                 "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
             (SHOTS / f"{prefix}-{count:02d}-{step}-{name}.png").write_bytes(
                 base64.b64decode(png["data"]))
-        set_viewport(browser, "desktop")
+        set_viewport(browser, was)
         browser.execute_script("scrollTo(0, arguments[0]);", scrolled)
 
-    page_errors(browser)  # what earlier tests left
+    # What earlier tests left: their page is closed first, or its polls of a server that has
+    # stopped would be logged during this test.
+    browser.get("about:blank")
+    page_errors(browser)
     yield take
     assert page_errors(browser) == []
 
 
-# Wraps the page's fetch before any of its scripts run: records each call's path and time in
-# window.__calls, and lets a test rewrite answers with window.__rewrite(path, response).
+# Wraps the page's fetch before any of its scripts run: records each call's path, time,
+# method and body in window.__calls, lets a test rewrite answers with
+# window.__rewrite(path, response), or answer instead of the API (the request is not sent)
+# with window.__instead(path, init) returning a Response (or nothing: sent as usual).
 FETCH_WRAPPER = """
 (() => {
   const realFetch = window.fetch.bind(window);
   window.__calls = [];
   window.__rewrite = null;
+  window.__instead = null;
   window.fetch = async (input, init) => {
     const path = new URL(typeof input === "string" ? input : input.url, location.href).pathname;
-    window.__calls.push({path, at: performance.now()});
-    const resp = await realFetch(input, init);
+    window.__calls.push({path, at: performance.now(), method: (init && init.method) || "GET",
+                         body: init && init.body, url: String(input)});
+    const instead = window.__instead ? await window.__instead(path, init) : null;
+    const resp = instead || await realFetch(input, init);
     return window.__rewrite ? (await window.__rewrite(path, resp)) || resp : resp;
   };
 })();
@@ -206,9 +218,20 @@ def wait_for(driver: webdriver.Chrome, what: Callable[[webdriver.Chrome], object
     return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: what(d))
 
 
-def seats_shown(driver: webdriver.Chrome) -> list[int]:
+def seats_shown(driver: webdriver.Chrome, state: str | None = None) -> list[int]:
+    """The seats on the map (in ``state`` only: free, taken, held-by-me)."""
     return [int(s.get_attribute("data-seat-id"))
-            for s in driver.find_elements(By.CSS_SELECTOR, '[data-testid="seat"]')]
+            for s in driver.find_elements(By.CSS_SELECTOR, '[data-testid="seat"]')
+            if state is None or s.get_attribute("data-state") == state]
+
+
+def seat(driver: webdriver.Chrome, seat_id: int) -> WebElement:
+    return driver.find_element(By.CSS_SELECTOR, f'[data-testid="seat"][data-seat-id="{seat_id}"]')
+
+
+def open_concert(driver: webdriver.Chrome, server: Server, concert: int = CONCERT) -> None:
+    driver.get(f"{server.base}/?concert={concert}")
+    wait_for(driver, lambda d: by_id(d, "customer-id").is_displayed())
 
 
 def date_button(driver: webdriver.Chrome, option: int) -> WebElement:
@@ -296,8 +319,8 @@ def test_waiting_room_to_receipt(browser: webdriver.Chrome, live_server: Callabl
     ahead = [api.issue(1), api.issue(3), api.issue(4)]
     assert [t["status"] for t in ahead] == ["ACTIVE", "WAITING", "WAITING"]
 
-    browser.get(server.base)
-    assert browser.title.startswith("Tickets")
+    open_concert(browser, server)
+    assert browser.title == "Tickets · Test Concert"
     shot("start")
     join(browser, 2)
     wait_for(browser, lambda d: text_of(d, "status") == "WAITING" and text_of(d, "position") == "3")
@@ -323,12 +346,13 @@ def test_waiting_room_to_receipt(browser: webdriver.Chrome, live_server: Callabl
     shot("dates")
 
     date_button(browser, OPTION).click()
-    wait_for(browser, lambda d: len(seats_shown(d)) == 4)
-    seat = browser.find_element(By.CSS_SELECTOR, f'[data-seat-id="{seat_id(OPTION, 2)}"]')
-    assert seat.text.split() == ["2", "1,000"]
+    wait_for(browser, lambda d: len(seats_shown(d, "free")) == 4)
+    second = seat(browser, seat_id(OPTION, 2))
+    assert second.text == "2"
+    assert second.get_attribute("aria-label") == "Section A, Row 1, Seat 2, 1,000 points, free"
     shot("seats")
 
-    seat.click()
+    second.click()
     wait_for(browser, lambda d: by_id(d, "hold").is_displayed())
     hold = text_of(browser, "hold")
     assert "Seat 2" in hold and "1,000 points" in hold
@@ -343,6 +367,7 @@ def test_waiting_room_to_receipt(browser: webdriver.Chrome, live_server: Callabl
     receipt = text_of(browser, "receipt")
     assert re.search(r"\b2\.[0-9a-f]{32}\b", receipt), receipt  # the reservation id
     assert "Seat 2" in receipt and "1,000 points" in receipt and "9,000 points" in receipt
+    assert "Test Concert" in receipt and "Sun, Jan 10, 2027, 19:00" in receipt
     assert text_of(browser, "balance") == "9,000"
     assert api.balance(2) == 9000
     assert text_of(browser, "error") == ""
@@ -355,23 +380,29 @@ def test_seat_taken_after_the_page_showed_it(
         shot: Callable[[str], None]) -> None:
     server = live_server(TICK_SECONDS="0.2")
     api = Api(server)
-    browser.get(server.base)
+    open_concert(browser, server)
     join(browser, 5)
     wait_active_with_dates(browser)
     date_button(browser, OPTION).click()
-    wait_for(browser, lambda d: len(seats_shown(d)) == 4)
+    wait_for(browser, lambda d: len(seats_shown(d, "free")) == 4)
     contested = seat_id(OPTION, 3)
 
     api.reserve(api.issue(6), OPTION, contested)  # another customer, after the map was shown
-    browser.find_element(By.CSS_SELECTOR, f'[data-seat-id="{contested}"]').click()
+    seat(browser, contested).click()
     wait_for(browser, lambda d: "just taken" in text_of(d, "error"))
     assert "Seat 3" in text_of(browser, "error")
-    wait_for(browser, lambda d: contested not in seats_shown(d) and len(seats_shown(d)) == 3)
+    # Still in its place on the map, now as taken: the row keeps its shape.
+    wait_for(browser, lambda d: seat(d, contested).get_attribute("data-state") == "taken")
+    assert seats_shown(browser) == [seat_id(OPTION, n) for n in range(1, 5)]
+    assert seat(browser, contested).get_attribute("aria-label").endswith("1,000 points, taken")
+    assert seat(browser, contested).get_attribute("aria-disabled") == "true"
     assert not by_id(browser, "hold").is_displayed()
     shot("seat-taken")
+    seat(browser, contested).click()  # a taken seat does nothing
+    assert not by_id(browser, "hold").is_displayed()
 
     # The page goes on: another seat can be held, and the message goes away.
-    browser.find_element(By.CSS_SELECTOR, f'[data-seat-id="{seat_id(OPTION, 4)}"]').click()
+    seat(browser, seat_id(OPTION, 4)).click()
     wait_for(browser, lambda d: by_id(d, "hold").is_displayed())
     assert "Seat 4" in text_of(browser, "hold")
     assert text_of(browser, "error") == ""
@@ -382,10 +413,13 @@ def test_keyboard_only(browser: webdriver.Chrome, live_server: Callable[..., Ser
                        shot: Callable[[str], None]) -> None:
     server = live_server(TICK_SECONDS="0.2")
     api = Api(server)
-    browser.get(server.base)
+    api.buy(api.issue(7), OTHER_OPTION, seat_id(OTHER_OPTION, 2))  # taken before the visit
+    open_concert(browser, server)
     assert by_id(browser, "error").get_attribute("role") == "alert"
     assert browser.find_element(By.CSS_SELECTOR, ".stats").get_attribute("aria-live") == "polite"
 
+    press(browser, Keys.TAB)
+    assert focused(browser).text == "CONCERT TICKETS"  # the way back to the concerts on sale
     press(browser, Keys.TAB)
     assert focused(browser).get_attribute("data-testid") == "customer-id"
     assert browser.find_element(By.CSS_SELECTOR, 'label[for="customer-id"]').text == "Customer id"
@@ -398,7 +432,25 @@ def test_keyboard_only(browser: webdriver.Chrome, live_server: Callable[..., Ser
     assert focused(browser).get_attribute("data-option-id") == str(OTHER_OPTION)  # earliest
     press(browser, Keys.ENTER)
     wait_for(browser, lambda d: focused(d).get_attribute("id") == "seats-title")
+    # The map is one Tab stop, on its first free seat; the arrows move from seat to seat,
+    # over the taken one (named so, and Enter does nothing there).
     press(browser, Keys.TAB)
+    assert focused(browser).get_attribute("data-seat-id") == str(seat_id(OTHER_OPTION, 1))
+    press(browser, Keys.ARROW_RIGHT)
+    assert focused(browser).get_attribute("aria-label") == (
+        "Section A, Row 1, Seat 2, 1,000 points, taken")
+    assert "Seat 2: 1,000 points, taken" in text_of(browser, "seat-info")
+    press(browser, Keys.ENTER)
+    press(browser, Keys.ARROW_RIGHT)
+    assert focused(browser).get_attribute("data-seat-id") == str(seat_id(OTHER_OPTION, 3))
+    press(browser, Keys.END)
+    assert focused(browser).get_attribute("data-seat-id") == str(seat_id(OTHER_OPTION, 4))
+    press(browser, Keys.HOME)
+    assert focused(browser).get_attribute("data-seat-id") == str(seat_id(OTHER_OPTION, 1))
+    assert not by_id(browser, "hold").is_displayed()
+    press(browser, Keys.TAB)  # out of the map (to its zoom) and back: to the same seat
+    assert focused(browser).get_attribute("aria-label") == "Zoom out"
+    ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
     assert focused(browser).get_attribute("data-seat-id") == str(seat_id(OTHER_OPTION, 1))
     shot("keyboard-seat-focused")
     press(browser, Keys.ENTER)
@@ -410,6 +462,7 @@ def test_keyboard_only(browser: webdriver.Chrome, live_server: Callable[..., Ser
     wait_for(browser, lambda d: focused(d).get_attribute("id") == "receipt-title")
     assert text_of(browser, "balance") == "9,000"
     assert api.balance(8) == 9000
+    assert "Seat 1" in text_of(browser, "receipt")
     shot("keyboard-receipt")
 
 
@@ -431,20 +484,23 @@ def test_seat_map_in_sections_and_rows_and_a_pay_beyond_the_balance(
         tuple(Seat(seat_id(BIG_OPTION, n), (n - 1) % 10 + 1, tier(n)[1], tier(n)[0],
                    str((n - 1) // 10 + 1)) for n in range(1, 51)))])
     server = live_server(TICK_SECONDS="0.2")
-    browser.get(server.base)
+    open_concert(browser, server)
     join(browser, 9)
     wait_for(browser, lambda d: len(by_id(d, "dates").find_elements(By.TAG_NAME, "button")) == 3)
     date_button(browser, BIG_OPTION).click()
     wait_for(browser, lambda d: len(seats_shown(d)) == 50)
-    sections = browser.find_elements(By.CSS_SELECTOR, ".seat-section")
+    sections = browser.find_elements(By.CSS_SELECTOR, ".map-section")
     assert [s.find_element(By.TAG_NAME, "h3").text for s in sections] == [
         "Section VIP", "Section R", "Section S"]  # in the API's order (by seat number)
-    rows = [[r.get_attribute("aria-label") for r in s.find_elements(By.CSS_SELECTOR, ".seat-row")]
+    rows = [[r.get_attribute("aria-label") for r in s.find_elements(By.CSS_SELECTOR, ".map-row")]
             for s in sections]
     assert rows == [["Section VIP, Row 1"], ["Section R, Row 2", "Section R, Row 3"],
                     ["Section S, Row 4", "Section S, Row 5"]]
-    vip = browser.find_element(By.CSS_SELECTOR, f'[data-seat-id="{seat_id(BIG_OPTION, 1)}"]')
-    assert vip.get_attribute("aria-label") == "Section VIP · Row 1 · Seat 1, 150,000 points"
+    vip = seat(browser, seat_id(BIG_OPTION, 1))
+    assert vip.get_attribute("aria-label") == "Section VIP, Row 1, Seat 1, 150,000 points, free"
+    legend = browser.find_element(By.ID, "legend").text.splitlines()
+    assert legend == ["150,000 points", "120,000 points", "90,000 points", "Taken",
+                      "Held for you"]
     shot("sections")
 
     vip.click()
@@ -465,7 +521,7 @@ def test_polls_at_the_rate_the_api_suggests(
         rewrite: Callable[[str], None], shot: Callable[[str], None]) -> None:
     server = live_server(ACTIVE_LIMIT="1", TICK_SECONDS="0.2")
     Api(server).issue(1)  # holds the only ACTIVE slot: the visitor waits throughout
-    browser.get(server.base)
+    open_concert(browser, server)
     status_path = "/api/token/status"
     # pollAfterSeconds in the body (a later change adds it): 0.3 s instead of the default 1 s.
     rewrite("""async (path, resp) => {
@@ -504,7 +560,7 @@ def test_an_ended_token_offers_to_join_again(
         browser: webdriver.Chrome, live_server: Callable[..., Server],
         shot: Callable[[str], None]) -> None:
     server = live_server(ACTIVE_TTL_SECONDS="1", TICK_SECONDS="0.2")
-    browser.get(server.base)
+    open_concert(browser, server)
     join(browser, 4)
     wait_active_with_dates(browser)
     time.sleep(1.2)  # the ACTIVE token's life ends
