@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", choices=["report", "small"], default="report",
                      help="small: every scenario scaled to finish `all` in about 4 minutes on "
                      "2 cores (explicit -u/-r/-t still win)")
+    run.add_argument("--as-printed", action="store_true",
+                     help="the report's scripts exactly as it prints them (scenarios/as_printed/:"
+                     " no body checks, one shared token for §2-§4) against an API with every "
+                     "default setting (the queue's limits included)")
     run.add_argument("-p", "--processes", type=int, default=1,
                      help="locust processes (fork); -1 = one per core. Default 1")
     run.add_argument("--host", help="target this API instead of starting Redis + API here")

@@ -15,9 +15,9 @@
   KEYS[1]  tokens     hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
   KEYS[2]  waiting    zset  customerId -> queue place
   KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[4]  rate       hash  sec, n, avg: admissions; soldOut (include/admission.lua); bcursor,
-                            tcursor: where the idle-bucket scans of buckets and tickets are;
-                            bpass: the buckets' count when their walk began
+  KEYS[4]  rate       hash  sec, n, avg: admissions; soldOut, credited (include/admission);
+                            bcursor, tcursor: where the idle-bucket scans of buckets and
+                            tickets are; bpass: the buckets' count when their walk began
   KEYS[5]  holds      zset  reservation id -> hold expiry (ms)
   KEYS[6]  paying     zset  reservation id -> pay start (ms)
   KEYS[7]  res        hash  reservation id -> JSON record

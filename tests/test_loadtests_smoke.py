@@ -131,3 +131,17 @@ def test_booking_flow_counts_the_ticket_limit_apart(tmp_path: Path) -> None:
     assert int(rows["Aggregated"]["Failure Count"]) == 0, (folder / "locust.log").read_text()
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "ticket limit)" in (out / "report.md").read_text()
+
+
+def test_the_report_scripts_as_printed_run_clean_with_the_defaults(tmp_path: Path) -> None:
+    """The report's scripts exactly as it prints them, each against its own stack with every
+    default setting (the queue's limits included): no failure but §7's 409s on a contested
+    seat. One of each kind, a few seconds each: a shared token (§4), a charge per customer
+    (§6), the flow (§7); the whole set at the report's loads is `--as-printed all`."""
+    out = tmp_path / "printed"
+    for scenario in ("s4", "s6", "s7"):
+        proc = run(scenario, "--as-printed", "-u", "30", "-r", "30", "-t", "4", "--out",
+                   str(out / scenario))
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        report = (out / scenario / "report.md").read_text()
+        assert "(as printed)" in report and "as_printed/" in report

@@ -1,7 +1,9 @@
 """A drop's figures, from what the generators recorded, the event stream and the books: time
 to sell out against what the admission rate allows, admissions a second, p50/p99 per step,
 answers by code, fairness (rank correlations, FIFO inversions, positions that move back),
-the accuracy of the estimated waits; and the books' checks (``books.py``)."""
+the accuracy of the estimated waits; what the queue knows of its stock (admitted buyers who
+found nothing, how soon the waiters were told SOLD_OUT, who got the seats that came back);
+and the books' checks (``books.py``)."""
 
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ def analyse(run: Run, admin: Admin, redis_url: str, events_key: str) -> dict:
     # Fairness, positions, ETA.
     a.update(fairness(run, buyers))
     a.update(eta(run, buyers))
+    a.update(stock(run, buyers, events))
     a["redis"] = redis_health(redis_url, events_key)
     a["charts"] = charts(run, buyers, requests, events, a)
     return a
@@ -101,16 +104,23 @@ def timing(run: Run, buyers: list[dict], events: list[dict]) -> dict:
     t["admissions_per_second"] = sorted((s - cfg.opens_at, n) for s, n in per_second.items())
     before_end = sum(n for at, n in adm if at <= end)
     t["admitted_until_sold_out"] = before_end
-    # Only seconds that began with a queue of at least a second's admissions (stats samples):
-    # a drained queue admits fewer, by no fault of the rate.
-    samples = [(r["epoch"], r["waiting"]) for r in run.samples]
-
-    def waiting_at(t0: float) -> int:
-        before = [w for e, w in samples if e <= t0]
-        return before[-1] if before else 0
+    # Only seconds that began with a queue of at least a second's admissions and room for
+    # them under the active limit and the stock (admitPerSeat a seat still free or held, plus
+    # the seats on offer), as the stats sampled then say: otherwise fewer are admitted, by
+    # design, not by a fault of the rate.
+    def room_at(t0: float) -> bool:
+        before = [r for r in run.samples if r["epoch"] <= t0]
+        if not before:
+            return False
+        r = before[-1]
+        room = run.active_limit - r["active"]
+        if run.admit_per_seat > 0:
+            room = min(room, math.ceil(run.admit_per_seat * (run.seats - r["sold"]))
+                       + r.get("offered", 0) - r["active"])
+        return r["waiting"] >= run.admit and room >= run.admit
 
     full = [per_second.get(s, 0) for s in range(math.ceil(cfg.opens_at), math.floor(end))
-            if waiting_at(s) >= run.admit]
+            if room_at(s)]
     t["admit_seconds"] = len(full)
     t["admit_rate_mean"] = sum(full) / len(full) if full else None
     t["admit_rate_min"] = min(full) if full else None
@@ -143,6 +153,41 @@ def timing(run: Run, buyers: list[dict], events: list[dict]) -> dict:
     k = math.ceil(run.seats * 0.99)
     t["expected_99_s"] = k / (run.admit * run.per_buyer) + (t["flow_p50"] or 0)
     return t
+
+
+def stock(run: Run, buyers: list[dict], events: list[dict]) -> dict:
+    """What the queue knows of its stock: admitted buyers who found nothing to hold; the time
+    from the last sale to each waiter's first SOLD_OUT answer; and each seat that came back
+    (a hold cancelled, expired or revoked): whether its next hold was by a buyer admitted
+    after it came back (the head of the queue) or before (a shopper ACTIVE already)."""
+    s: dict[str, Any] = {}
+    s["admitted_found_nothing"] = sum(1 for b in buyers if b["admitted"] and b["outcome"] in (
+        "sold out", "no seat"))
+    s["admitted"] = sum(1 for b in buyers if b["admitted"])
+    paid = [int(e["at"]) / 1000 for e in events if e["type"] == "PAID"]
+    last_sale = max(paid) if len(paid) >= run.seats else None
+    told = sorted(b["sold_out_told"] - last_sale for b in buyers
+                  if last_sale is not None and b.get("sold_out_told"))
+    s["told_sold_out"] = len(told)
+    s["told_sold_out_p50"] = percentile(told, 0.5)
+    s["told_sold_out_p99"] = percentile(told, 0.99)
+    s["told_sold_out_max"] = told[-1] if told else None
+    admitted = {b["customer"]: b["admitted"] for b in buyers if b["admitted"]}
+    returned: dict[str, float] = {}  # seat -> when it last came back, not held since
+    to_head = to_active = 0
+    for e in events:  # in stream order
+        if e["type"] in ("CANCELLED", "EXPIRED", "REVOKED"):
+            returned[e["seatId"]] = int(e["at"]) / 1000
+        elif e["type"] == "HELD" and e["seatId"] in returned:
+            back = returned.pop(e["seatId"])
+            since = admitted.get(int(e["customerId"]))
+            if since is not None and since >= back - 0.002:  # ms clocks on both sides
+                to_head += 1
+            else:
+                to_active += 1
+    s["returned_to_head"], s["returned_to_active"] = to_head, to_active
+    s["returned_unsold"] = len(returned)
+    return s
 
 
 def fairness(run: Run, buyers: list[dict]) -> dict:

@@ -88,10 +88,6 @@ class AsyncDriver:
 
     async def _housekeeping(self, tasks: list[asyncio.Task]) -> None:
         while True:
-            if not self.env.sold_out and self.cfg.sold_out_file.exists():
-                self.env.sold_out = True
-                for fut in list(self.sleepers):
-                    _resolve(fut, False)
             self.rec.flush()
             self.rec.progress(len(self.plans), reconnects=self.pool.reconnects)
             if all(t.done() for t in tasks):

@@ -12,8 +12,9 @@ one section with ``?section=``), retried on 409 SEAT_TAKEN, or best-available wi
 2-4 (a section or not), fewer together on 409 NO_ADJACENT_SEATS. Then pay (buyers whose
 customer has no points charge first, with an Idempotency-Key), or cancel (half of them hold
 again and pay), or abandon the holds (they expire). A few greedy ones hold 4 and then ask a
-fifth (409 TICKET_LIMIT, expected). When the runner says the drop sold out (a file appears),
-buyers still waiting go home.
+fifth (409 TICKET_LIMIT, expected). Buyers learn of the sell-out from the API itself: a
+waiter told SOLD_OUT by its status poll goes home (the time is recorded), and a shopper whose
+dates show no free seat stops looking.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class BuyerRecord:
     paid_amount: float = 0.0
     charged: float = 0.0
     abandoned: list[str] = field(default_factory=list)
+    sold_out_told: float | None = None  # when a status poll first answered SOLD_OUT
     ticket_limit: int = 0
     seat_taken: int = 0
     outcome: str = ""
@@ -83,14 +85,14 @@ class BuyerRecord:
 
 
 class Env:
-    """What a flow needs from its driver: the configuration, whether the drop sold out."""
+    """What a flow needs from its driver: the configuration and the deadline (the sell-out,
+    buyers learn from the API)."""
 
     def __init__(self, cfg: DropConfig) -> None:
         self.cfg = cfg
-        self.sold_out = False
 
     def stop(self) -> bool:
-        return self.sold_out or time.time() > self.cfg.deadline
+        return time.time() > self.cfg.deadline
 
 
 def _think(rng: random.Random, m: Mix) -> Wait:
@@ -114,7 +116,7 @@ def buyer_flow(p: BuyerPlan, env: Env, rec: BuyerRecord) -> Flow:
     rng = random.Random(p.seed)
     yield Wait(cfg.t_start + p.arrival, wake=True)
     if env.stop():  # the sale says "sold out": no one joins any more
-        rec.outcome = "arrived after the sell-out" if env.sold_out else "deadline"
+        rec.outcome = "deadline"
         return
     rec.arrived = time.time()
     # The token.
@@ -135,6 +137,10 @@ def buyer_flow(p: BuyerPlan, env: Env, rec: BuyerRecord) -> Flow:
     while True:
         if body["status"] == "ACTIVE":
             break
+        if body["status"] == "SOLD_OUT":  # the queue says so: go home
+            rec.sold_out_told = r.at
+            rec.outcome = "told sold out"
+            return
         rec.polls += 1
         if body.get("position") is not None:
             rec.positions.append(body["position"])
@@ -145,12 +151,12 @@ def buyer_flow(p: BuyerPlan, env: Env, rec: BuyerRecord) -> Flow:
             rec.outcome = "left the queue"
             return
         if env.stop():
-            rec.outcome = "sold out while waiting" if env.sold_out else "deadline"
+            rec.outcome = "deadline"
             return
         yield Wait(time.time() + float(body.get("pollAfterSeconds") or 1), wake=True)
         while True:
             if env.stop():
-                rec.outcome = "sold out while waiting" if env.sold_out else "deadline"
+                rec.outcome = "deadline"
                 return
             r = yield Req("GET", "/api/token/status", None, token, "status")
             if r.status == 200:
@@ -254,7 +260,7 @@ def _hold(p: BuyerPlan, env: Env, rec: BuyerRecord, rng: random.Random, token: s
     m = env.cfg.mix
     for attempt in range(m.refreshes + 1):
         if attempt:
-            if env.stop():  # the sale says "sold out": no point looking again
+            if env.stop():
                 break
             yield Wait(time.time() + 2, wake=True)
         held, found = yield from _hold_once(p, env, rec, rng, token, single, quantity, section)

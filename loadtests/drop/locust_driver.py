@@ -50,11 +50,8 @@ def _process_state(environment: Any) -> dict[str, Any]:
 
 
 def _housekeeping() -> None:
-    rec, env = _state["rec"], _state["env"]
+    rec = _state["rec"]
     while True:
-        if not env.sold_out and CONFIG.sold_out_file.exists():
-            env.sold_out = True
-            _state["stop"].set()
         rec.flush()
         finished = rec.done >= _state["mine"]
         rec.progress(_state["mine"], finished=finished)

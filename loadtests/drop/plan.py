@@ -51,10 +51,6 @@ class DropConfig:
     deadline: float = 0.0  # epoch s: every buyer stops by then
     mix: Mix = field(default_factory=Mix)
 
-    @property
-    def sold_out_file(self) -> Path:
-        return Path(self.out_dir) / "SOLD_OUT"
-
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
 

@@ -155,12 +155,26 @@ def run_section(run: Run, several: bool) -> list[str]:
               f"{a['admitted_until_sold_out']:,} tokens were admitted until the sell-out.",
               f"- Admissions a second from the opening to the sell-out (ADMITTED events, the "
               f"{a['admit_seconds']} whole seconds that began with at least {run.admit} "
-              f"waiting): mean {f0(a.get('admit_rate_mean'), 1)}, min "
+              f"waiting and room for them under the active limit and the stock): mean "
+              f"{f0(a.get('admit_rate_mean'), 1)}, min "
               f"{f0(a.get('admit_rate_min'))}, max {f0(a.get('admit_rate_max'))}, configured "
               f"{run.admit}.",
               f"- At the end: {st['sold']:,} sold, {st['freeSeats']:,} free, {st['holds']:,} "
               f"holds, {st['waiting']:,} still waiting (told it sold out), {st['active']:,} "
               "ACTIVE tokens.", ""]
+    lines += ["### The queue and its stock", "",
+              f"- Admitted buyers who found nothing to hold: **{a['admitted_found_nothing']:,}"
+              f"** of {a['admitted']:,} admitted (admission is sized to the seats left: "
+              f"admitPerSeat).",
+              f"- Waiters told SOLD_OUT by their own status poll: {a['told_sold_out']:,}; from "
+              f"the last sale to that answer p50 {f0(a.get('told_sold_out_p50'), 1)} s, p99 "
+              f"{f0(a.get('told_sold_out_p99'), 1)} s, max {f0(a.get('told_sold_out_max'), 1)}"
+              f" s (the tick says so within a second; a waiter learns at its next poll, "
+              f"pollAfterSeconds at most 30).",
+              f"- Seats that came back (cancelled, expired, revoked) and were held again: "
+              f"**{a['returned_to_head']:,}** by a buyer admitted after the seat came back "
+              f"(the head of the queue), {a['returned_to_active']:,} by one ACTIVE before; "
+              f"{a['returned_unsold']:,} not held again.", ""]
     lines += ["### Per step", "", "| step | requests | p50 ms | p90 ms | p99 ms | max ms |",
               "|---|---:|---:|---:|---:|---:|"]
     for step, n, p50, p90, p99, mx in a["steps"]:
@@ -261,7 +275,10 @@ def summary(run: Run) -> dict:
             "sold_out_s", "sold_99_s", "expected_s", "expected_99_s", "expected_tail_s",
             "tail_rounds", "admit_rate_mean", "admit_rate_min", "admit_rate_max",
             "rho_pre_admission", "rho_pre_position", "rho_post_admission", "fifo_inversions",
-            "positions_backwards", "eta_all", "eta_ge10", "events", "admitted_events")
+            "positions_backwards", "eta_all", "eta_ge10", "events", "admitted_events",
+            "admitted", "admitted_found_nothing", "told_sold_out", "told_sold_out_p50",
+            "told_sold_out_p99", "told_sold_out_max", "returned_to_head", "returned_to_active",
+            "returned_unsold")
     return {"generator": run.generator, "processes": run.processes, "seats": run.seats,
             "admitPerSecond": run.admit, "verdicts": {n: ok for n, ok, _ in verdicts(run)},
             "generator_cpu": generator_figures(run), "machine_cpu": run.machine_cpu,

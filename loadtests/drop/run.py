@@ -26,6 +26,7 @@ class Run:
     catalog: str
     active_limit: int
     hold_ttl: float
+    admit_per_seat: float = 0.0  # the concert's admitPerSeat (0: admission not by stock)
     samples: list[dict] = field(default_factory=list)
     sold_out_at: float | None = None  # epoch s, as the sampler saw it
     wall: float = 0.0

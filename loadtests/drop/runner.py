@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activeTtlSeconds (90): a buyer's time to shop once admitted")
     p.add_argument("--hold-ttl", type=float, default=8.0,
                    help="holdTtlSeconds (8): a hold left to expire is on sale again after it")
+    p.add_argument("--admit-per-seat", type=float,
+                   help="admitPerSeat: ACTIVE tokens a seat still free or held (default: the "
+                   "engine's, ADMIT_PER_SEAT; 0: admission not sized to the stock)")
+    p.add_argument("--return-hold", type=float,
+                   help="returnHoldSeconds: a returned seat on offer to the queue (default: the "
+                   "engine's, RETURN_HOLD_SECONDS; 0: to anyone at once)")
     p.add_argument("--lead", type=float, default=8.0,
                    help="seconds from the first arrivals to the opening (8)")
     p.add_argument("--pre-share", type=float, default=Mix.pre_share,
@@ -128,7 +134,7 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("requests-*.csv"), *out.glob("buyers-*.jsonl"),
                   *out.glob("progress-*.json"), *out.glob("summary-*.json"),
-                  out / "SOLD_OUT"]:
+                  ]:
         stale.unlink(missing_ok=True)
     processes = args.processes or (1 if generator == "asyncio" else 2)
     doc = json.loads(args.catalog.read_text())
@@ -170,11 +176,14 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
         admin.call("PATCH", f"/admin/concerts/{concert}/settings", {
             "opensAt": datetime.fromtimestamp(cfg.opens_at, UTC).isoformat(),
             "admitPerSecond": admit, "activeLimit": args.active_limit,
-            "activeTtlSeconds": args.active_ttl, "holdTtlSeconds": args.hold_ttl})
+            "activeTtlSeconds": args.active_ttl, "holdTtlSeconds": args.hold_ttl,
+            **({"admitPerSeat": args.admit_per_seat} if args.admit_per_seat is not None else {}),
+            **({"returnHoldSeconds": args.return_hold} if args.return_hold is not None else {})})
         config = out / "drop_config.json"
         cfg.dump(config)
+        settings = admin.call("GET", f"/admin/concerts/{concert}/settings")["settings"]
         run = Run(generator, processes, out, cfg, seats, admit, per_buyer, str(args.catalog),
-                  args.active_limit, args.hold_ttl)
+                  args.active_limit, args.hold_ttl, settings["admitPerSeat"])
         print(f"[drop {generator}] {args.users:,} buyers, {seats:,} seats, admitPerSecond "
               f"{admit}, opens in {cfg.opens_at - time.time():.1f} s; {processes} generator "
               f"process(es)", flush=True)
@@ -222,6 +231,7 @@ def sample(run: Run, admin: Admin, gens: Generators, server_pids: list[int]) -> 
         row = {"t": now - cfg.opens_at, "epoch": now, "waiting": stats["waiting"],
                "active": stats["active"], "holds": stats["holds"], "paying": stats["paying"],
                "sold": stats["sold"], "free": stats["freeSeats"],
+               "offered": stats.get("offered", 0),
                "admissions_avg": stats["admissionsPerSecond"], "gen_cpu_s": g,
                "server_cpu_s": s, "machine_cpu_s": machine_cpu_seconds() - machine0,
                "done": sum(x["done"] for x in progress),
@@ -231,7 +241,6 @@ def sample(run: Run, admin: Admin, gens: Generators, server_pids: list[int]) -> 
         run.samples.append(row)
         if run.sold_out_at is None and stats["sold"] >= run.seats:
             run.sold_out_at = now
-            cfg.sold_out_file.write_text(str(now))
         if now - last_print >= 5:
             last_print = now
             rate = cpu = 0.0

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles"
+AS_PRINTED = Path(__file__).resolve().parent / "as_printed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,17 @@ class Scenario:
     @property
     def path(self) -> Path:
         return LOCUSTFILES / f"{self.file}.py"
+
+    @property
+    def printed(self) -> Path | None:
+        """The report's own script, as it prints it (the soak has none)."""
+        path = AS_PRINTED / f"{self.file}.py"
+        return path if path.is_file() else None
+
+    @property
+    def shared_token(self) -> bool:
+        """The printed script sends one token of its own for every user (§2-§4)."""
+        return self.printed is not None and "REPORT_TOKEN" in self.printed.read_text()
 
 
 # The soak stack shortens every lifetime so a run of minutes goes through many of them, and

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import shlex
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from devstack import REPO
@@ -57,8 +59,10 @@ def effective_load(s: Scenario, args: argparse.Namespace) -> Load:
                 args.time or base.seconds)
 
 
-def locust_command(s: Scenario, load: Load, host: str, prefix: Path, processes: int) -> list[str]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(s.path), "--headless", "--host", host,
+def locust_command(s: Scenario, load: Load, host: str, prefix: Path, processes: int,
+                   as_printed: bool = False) -> list[str]:
+    path = s.printed if as_printed else s.path
+    cmd = [sys.executable, "-m", "locust", "-f", str(path), "--headless", "--host", host,
            "--csv", str(prefix), "--csv-full-history", "--only-summary",
            "--exit-code-on-error", "1"]
     if not s.shape:  # §2's LoadTestShape takes its figures from LOADTEST_* (see locust_env)
@@ -92,16 +96,34 @@ def progress_line(s: Scenario, elapsed: float, load: Load, row: dict[str, str] |
             f"  locust CPU {cpu_share:4.0%}")
 
 
+def shared_token(host: str) -> str:
+    """An ACTIVE token of concert 2 (customer 1), as the report's own service handed its
+    scripts one: issued until the queue admits it."""
+    deadline = time.monotonic() + 30
+    while True:
+        req = urllib.request.Request(f"{host}/api/token/issue", method="POST",
+                                     data=json.dumps({"customerId": 1, "concertId": 2}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = json.loads(resp.read())
+        if body["status"] == "ACTIVE" or time.monotonic() > deadline:
+            return body["tokenValue"]
+        time.sleep(1)
+
+
 def run_scenario(s: Scenario, args: argparse.Namespace, out: Path) -> Result:
     load = effective_load(s, args)
     scaled = load != s.load
-    res = Result(s, load, scaled, out / s.file)
+    res = Result(s, load, scaled, out / s.file, as_printed=args.as_printed)
     res.out_dir.mkdir(parents=True, exist_ok=True)
     prefix = res.out_dir / s.file
     res.locust_cores = min(cores(), cores() if args.processes < 0 else args.processes)
 
-    stack = None if args.host else DemoStack(stack_env(s, load), args.api_workers, args.server,
-                                             args.cluster)
+    if args.as_printed and s.printed is None:
+        raise ValueError(f"{s.key} has no printed script in the report")
+    # As printed: every setting at its default (the queue's limits included), as a user runs it.
+    env = {} if args.as_printed else stack_env(s, load)
+    stack = None if args.host else DemoStack(env, args.api_workers, args.server, args.cluster)
     sampler = None
     try:
         if stack is not None:
@@ -115,12 +137,15 @@ def run_scenario(s: Scenario, args: argparse.Namespace, out: Path) -> Result:
             sampler = Sampler(stack.redis.url if stack else args.redis_url,
                               stack.api.pids() if stack else args.api_pid,
                               args.sample_every).start()
-        cmd = locust_command(s, load, host, prefix, args.processes)
+        cmd = locust_command(s, load, host, prefix, args.processes, args.as_printed)
+        penv = locust_env(load, args.processes, prefix)
+        if args.as_printed and s.shared_token:  # the one token every user of §2-§4 sends
+            penv["REPORT_TOKEN"] = shared_token(host)
         with open(res.out_dir / "locust.log", "w") as log:
             log.write(f"$ {shlex.join(cmd)}\n")
             log.flush()
             t0 = time.monotonic()
-            proc = subprocess.Popen(cmd, cwd=REPO, env=locust_env(load, args.processes, prefix),
+            proc = subprocess.Popen(cmd, cwd=REPO, env=penv,
                                     stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
             try:

@@ -10,9 +10,10 @@
     q.admit(who) -> n, until, popped: how many it admitted, when `who` was one of them its
       expiry, and how many it took off the queue (admitted or idle). None while paused,
       before opensAt or sold out; at most the active limit's room, this second's admissions
-      left, and admitPerSeat ACTIVE tokens a seat still free or held (seats - sold) plus one
-      a seat on offer (the stock: never more shoppers than can still buy). FIFO from the
-      head, or with queueing 1 ("random") a uniform draw from everyone waiting each time.
+      left, and admitPerSeat ACTIVE tokens a seat still free or held (seats - sold: never
+      more shoppers than can still buy), plus one for each seat on offer that has not
+      admitted its waiter yet (rate.credited). FIFO from the head, or with queueing 1
+      ("random") a uniform draw from everyone waiting each time.
     q.standing(customer, known) -> state, position, wait, poll of a WAITING token: state 0
       in the queue, 3 the same while the concert is sold out (the queue is its waitlist)
       (position 1-based: `known` when the caller knows it, else its rank; in random mode the
@@ -41,18 +42,31 @@ local function queue_of(k, cfg, now, seed, stream)
     return mark[1], mark[2], mark[3], mark[4]
   end
 
-  -- Shoppers the stock still allows: admitPerSeat a seat free or held, one a seat on offer
-  -- (nil: no bound; a concert loaded before `seats` was counted has none until the tick).
+  -- Shoppers the stock still allows (admitPerSeat a seat free or held), and the seats on
+  -- offer that have not admitted their one waiter yet: each returned seat admits the next in
+  -- line even when ACTIVE tokens fill the stock's room (rate.credited: the return time of the
+  -- latest offer that admitted one). nil: no bound (a concert loaded before `seats` was
+  -- counted has none until the tick).
   local function stock_room(active)
     if cfg.admitPerSeat <= 0 then return nil end
     local c = redis.call('HMGET', k.concert, 'seats', 'sold')
     if not c[1] then return nil end
-    local offered = 0
+    local room = math.ceil(cfg.admitPerSeat * (tonumber(c[1]) - (tonumber(c[2]) or 0)))
+                 - active
+    local credits, credited = 0, nil
     if cfg.returnHoldMs > 0 then
-      offered = redis.call('ZCOUNT', k.offers, '(' .. (now - cfg.returnHoldMs), '+inf')
+      credited = math.max(tonumber(redis.call('HGET', k.rate, 'credited')) or 0,
+                          now - cfg.returnHoldMs)
+      credits = redis.call('ZCOUNT', k.offers, '(' .. credited, '+inf')
     end
-    local stock = tonumber(c[1]) - (tonumber(c[2]) or 0)
-    return math.ceil(cfg.admitPerSeat * stock) + offered - active
+    return math.max(room, 0), credits, credited
+  end
+
+  -- n admissions past the stock's own room use n offers' credits, oldest first.
+  local function spend_credits(n, credited)
+    local last = redis.call('ZRANGEBYSCORE', k.offers, '(' .. credited, '+inf', 'WITHSCORES',
+                            'LIMIT', n - 1, 1)
+    if last[2] then redis.call('HSET', k.rate, 'credited', last[2]) end
   end
 
   -- Park-Miller, seeded per call with a secure random number from the engine: for the
@@ -84,7 +98,11 @@ local function queue_of(k, cfg, now, seed, stream)
     if sold_out or room <= 0 then return 0, nil, 0 end
     local active = redis.call('ZCOUNT', k.active, '(' .. now, '+inf')
     room = math.min(room, cfg.activeLimit - active)
-    if room > 0 then room = math.min(room, stock_room(active) or room) end
+    local stock, credits, credited
+    if room > 0 then
+      stock, credits, credited = stock_room(active)
+      if stock then room = math.min(room, stock + credits) end
+    end
     local n, popped, mine = 0, 0, nil
     while n < room and popped < room + 100 do
       local head = next_waiter()
@@ -101,6 +119,7 @@ local function queue_of(k, cfg, now, seed, stream)
         redis.call('HDEL', k.tokens, head)
       end
     end
+    if stock and n > stock then spend_credits(n - stock, credited) end
     if n > 0 then
       redis.call('HSET', k.rate, 'sec', second, 'n', admitted + n, 'avg', avg)
       mark = {second, admitted + n, avg, nil}

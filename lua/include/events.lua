@@ -2,8 +2,8 @@
   inside the script that makes the change (so none is lost or invented), trimmed to about
   `maxlen` entries. Each type has only its own fields, and `at` (ms):
     stream.reservation(kind, res_id, seat, customer): a reservation's HELD CANCELLED EXPIRED
-      PAID REFUNDED REVOKED CHECKED_IN, with reservationId (the API's "<concertId>.<res_id>"; res_id:
-      the reservation's 32 hex), seatId and customerId;
+      PAID REFUNDED REVOKED CHECKED_IN, with reservationId (the API's "<concertId>.<res_id>";
+      res_id: the reservation's 32 hex), seatId and customerId;
     stream.admitted(n): ADMITTED, count (how many tokens a batch made ACTIVE);
     stream.token_revoked(customer): TOKEN_REVOKED, customerId (an operator ended the token;
       its released holds have their own REVOKED events);
