@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+import engine.pay
 from devstack.api_server import Server, default_server, server
 from devstack.demo_stack import seed
 from devstack.redis_server import RedisServer
@@ -159,8 +160,6 @@ def test_links_resolve_and_the_readme_links_every_page() -> None:
 
 
 def test_the_pay_tables_in_the_design_page_are_engine_pay() -> None:
-    import engine.pay
-
     def rows(text: str) -> list[str]:
         return [line.strip() for line in text.splitlines()
                 if re.match(r"\s*(state|record)\s{2,}", line)
