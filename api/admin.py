@@ -154,7 +154,7 @@ SETTINGS = Field(WHOLE, Document({**SETTINGS_SCHEMA, "minProperties": 1},
 VENUE = Field(WHOLE, Document({
     "type": "object", "required": ["concertId", "name", "options"],
     "additionalProperties": False,
-    "description": "A catalogue document (README, Operators): the concert, its performances "
+    "description": "A catalogue document (docs/operators.md): the concert, its performances "
                    "and their sections, rows and price tiers; a row may override its "
                    "section's price; optionally its settings, set before the concert takes "
                    "tokens (so it can go on sale paused or with its opening).",

@@ -2,7 +2,7 @@
 (``make run``, the Dockerfile and the test and load-test stacks all build their command here).
 
 Both get uvloop, one process per worker, a listen backlog for a burst of connects, and
-keep-alive past any client's idle time. What differs (measured, see loadtests/README.md):
+keep-alive past any client's idle time. What differs (measured, see docs/performance.md):
 
 - granian admits at most ``--backpressure`` connections per worker (a semaphore held for a
   connection's life, default 1,024) and leaves the rest unaccepted in the backlog: it is set
@@ -37,7 +37,7 @@ from pathlib import Path
 SERVERS = ("granian", "uvicorn")
 # granian: more requests per worker on the reads a drop is made of (status polls ~1.4x, point
 # reads ~1.15x, two workers ~1.2x), fewer on issue and reserve, a tie on pay; and it passed
-# every fault test (tests/test_faults.py, tests/test_server.py). See loadtests/README.md.
+# every fault test (tests/test_faults.py, tests/test_server.py). See docs/performance.md.
 DEFAULT_SERVER = "granian"
 # Kernel accept queue for a burst of new connections (Linux caps it at net.core.somaxconn).
 BACKLOG = 4096

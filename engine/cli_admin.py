@@ -132,7 +132,7 @@ def cmd_sales(settings: Settings, args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("catalog", help="load a catalogue document (create what is missing)")
     s.add_argument("action", choices=["load"])
-    s.add_argument("file", help="the document (see catalog/demo.json, README)")
+    s.add_argument("file", help="the document (see catalog/demo.json, docs/operators.md)")
     s.set_defaults(func=cmd_catalog)
     s = sub.add_parser("settings", help="show or change a concert's settings")
     s.add_argument("concert", type=int)

@@ -1,4 +1,4 @@
-"""Settings from the environment, each with a default (see README, "Configuration")."""
+"""Settings from the environment, each with a default (docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ Redis's own ``min-replicas-to-write`` refuses writes on the server instead, but 
 replica as present until ``min-replicas-max-lag`` seconds without an ack (replicas ack once a
 second: with the tightest, 1 s, writes were still acknowledged 1.9-2.9 s after the replica
 stopped), acknowledges writes that no replica has yet, and binds every client of the server;
-the README compares them.
+docs/cluster.md compares them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ that reads as something else. Ed25519 signs deterministically, so a reservation'
 the same string every time it is asked for. Why not a JWT: the same facts in a JWT (a JSON
 header and body, base64url, EdDSA) take 219 characters against 139, a QR code of version 11
 against 8, and a smaller code scans faster at a door; anyone verifies this one with five
-lines (README, "Tickets and check-in"). The customer is not in the ticket: it says which
+lines (docs/tickets.md). The customer is not in the ticket: it says which
 seat, not who.
 
 The signature proves a ticket was issued; Redis decides whether it still lets someone in

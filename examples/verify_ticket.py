@@ -1,4 +1,4 @@
-"""Verify a ticket offline with the box office's public key (README, "Tickets and check-in"):
+"""Verify a ticket offline with the box office's public key (docs/tickets.md):
 
     .venv/bin/python examples/verify_ticket.py ticket-key.pub.pem "$TICKET"
 

@@ -46,7 +46,8 @@ def call(port: int, method: str, path: str, body: object = None,
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[RedisServer, Server]]:
     # The AOF on tmpfs when there is one: these tests are about what Redis has written when it
     # answers, not the disk's fsync speed. On a busy disk a slow background fsync makes Redis
-    # postpone its AOF writes (README, Durability), and a kill then loses what it acknowledged.
+    # postpone its AOF writes (docs/durability-and-faults.md), and a kill then loses what it
+    # acknowledged.
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(dir=shm if os.access(shm, os.W_OK) else tmp_path) as data:
         yield from _stack(request, Path(data))

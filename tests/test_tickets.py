@@ -114,7 +114,7 @@ def test_a_paid_reservation_is_a_ticket_verifiable_offline(box: TestClient, tmp_
     body, _, signature = t["ticket"].rpartition(".")
     public.verify(base64.urlsafe_b64decode(signature + "=="), body.encode())  # no raise
     assert base64.urlsafe_b64decode(published["jwk"]["x"] + "=") == public.public_bytes_raw()
-    # The README's way: examples/verify_ticket.py with the key in a file.
+    # docs/tickets.md's way: examples/verify_ticket.py with the key in a file.
     pem = tmp_path / "ticket-key.pub.pem"
     pem.write_text(published["publicKey"])
     example = [sys.executable, str(REPO / "examples" / "verify_ticket.py"), str(pem)]

@@ -1,5 +1,5 @@
 """What an anonymous caller makes Redis keep in open mode, and the memory watermark under a
-flood: README, "Durability" (the table of anonymous requests).
+flood: docs/durability-and-faults.md, "When Redis fills up" (the table of anonymous requests).
 
     .venv/bin/python -m loadtests.http_bench.mem_anonymous [-n 10000]
 
