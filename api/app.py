@@ -42,6 +42,7 @@ from engine import booking, catalog, memory, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import Token
+from engine.queue_view import QueueViews
 from engine.store import Store, connect
 from engine.tickets import TicketKey
 
@@ -101,7 +102,7 @@ async def token_issue(scope: Scope, customer_id: int, concert_id: int) -> dict:
 
 
 async def token_status(scope: Scope, tok: Token) -> dict:
-    return await queue.token_status(store_of(scope), tok)
+    return await scope["state"]["views"].status(tok)
 
 
 # --- catalog --------------------------------------------------------------------------------
@@ -326,10 +327,23 @@ def openapi(operations: list[Operation], auth: Auth) -> dict:
                     + COMMON_NOTE, tags=TAGS)
 
 
-async def _tick_forever(store: Store) -> None:
+async def _load_token_key(store: Store) -> None:
+    """The queue token key (engine/queue.py token_key), asked of Redis until it answers: until
+    then a request that carries or asks for a queue token is a 503 (api/auth.py)."""
+    while True:
+        try:
+            await queue.use_deployment_key(store)
+            return
+        except (StoreUnavailable, OSError) as e:
+            log.warning("queue token key not read yet: %s", e)
+        await asyncio.sleep(0.5)
+
+
+async def _tick_forever(store: Store, key: asyncio.Task) -> None:
     """Admission and sweeps without a scheduler process: every worker runs a pass each
     TICK_SECONDS, and a concert's lease lets one worker tick it per period (engine/tick.py).
     The first pass comes at a random moment, so that workers spread over the period."""
+    await key  # admission needs the pre-queue's order, made from the token key
     period = store.settings.tick_seconds
     await asyncio.sleep(random.uniform(0, period))
     while True:
@@ -391,16 +405,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store = Store(connect(settings), settings)
         store.observe = metrics.observe_redis
         store.event = metrics.redis_event
-        ticker = asyncio.create_task(_tick_forever(store))
+        views = QueueViews(store)
+        key = asyncio.create_task(_load_token_key(store))
+        ticker = asyncio.create_task(_tick_forever(store, key))
         watcher = asyncio.create_task(memory.watch(store))  # MEMORY_WATERMARK, 5 reads a second
+        marks = asyncio.create_task(views.flush_forever())  # the polls' seen marks, a second
         freeze_heap()
         try:
-            yield {"store": store, "ticket_key": ticket_key}
+            yield {"store": store, "ticket_key": ticket_key, "views": views}
         finally:
-            for task in (ticker, watcher):
+            for task in (key, ticker, watcher, marks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await views.aclose()
             metrics.flush()
             await store.aclose()
 

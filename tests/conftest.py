@@ -24,6 +24,7 @@ from devstack.cluster_nodes import QUICK_SYNC
 from devstack.local_cluster import LocalCluster
 from devstack.redis_server import RedisServer
 from engine.config import Settings
+from engine.ids import use_token_key
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.sync import sync_client
 from engine.tickets import new_key_pem
@@ -74,7 +75,16 @@ def settings(redis_url: str) -> Settings:
     # A long tick: tests that rely on the background tick shorten it themselves. No ticket
     # or rate limits: tests that hold many seats or replay requests per customer would meet
     # them; the tests of the limits set them.
-    return Settings(redis_url=redis_url, tick_seconds=3600, **NO_LIMITS)
+    # Polls asked of Redis each (queue_view_seconds=0): a test sees the queue as it is now;
+    # tests/test_queue_view.py and the live servers use the per-worker view.
+    return Settings(redis_url=redis_url, tick_seconds=3600, queue_token_key=QUEUE_TOKEN_KEY,
+                    queue_view_seconds=0, **NO_LIMITS)
+
+
+# The queue token key of the in-process apps and of engine calls made by tests (the live
+# servers read theirs from Redis, as a deployment without QUEUE_TOKEN_KEY does).
+QUEUE_TOKEN_KEY = "tests-queue-token-key-0123456789abcdef"
+use_token_key(QUEUE_TOKEN_KEY.encode())
 
 
 # This run's ticket signing key (TICKET_SIGNING_KEY): jwt mode does not start without one.

@@ -142,6 +142,7 @@ def prepare(b: Backend, pay_holds: int, reserve_seats: int) -> None:
 
     async def go() -> dict[str, str]:
         store = Store(connect(settings), settings)
+        await queue.use_deployment_key(store)  # the key the API's workers read too
         status_tok = (await queue.issue_token(store, 1, 2))["tokenValue"]
         # The bench concert's own settings: every token it issues is ACTIVE at once.
         await concert_settings.patch(store, b.concert, {"activeLimit": 10**7,
