@@ -15,7 +15,18 @@ from urllib.parse import unquote, urlparse
 import orjson
 import redis
 
-from engine import booking, catalog, cli_admin, operator, pay, queue, tick, tickets, wallet
+from engine import (
+    access_codes,
+    booking,
+    catalog,
+    cli_admin,
+    operator,
+    pay,
+    queue,
+    tick,
+    tickets,
+    wallet,
+)
 from engine.cluster import SCHEME, parse_url
 from engine.config import Settings
 from engine.errors import EngineError, StoreUnavailable
@@ -76,7 +87,7 @@ class _Recorder:
         "catalog": [0, b"v", 0, b'{"id":4115001,"number":1,"price":1000,"section":"A",'
                                 b'"row":"1"}'],
         "reserve_best": [0, 0, 1, 0], "revoke": [0, 0, 0, 0],
-        "refund_sale": [0, b"REFUNDING", 0, b"1", 1], "checkin": [0, 0],
+        "refund_sale": [0, b"REFUNDING", 0, b"1", 1], "checkin": [0, 0], "codes": [0, []],
     }
 
     def __init__(self, settings: Settings) -> None:
@@ -143,12 +154,13 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
         "history": lambda: wallet.history(rec, a.customer, 20),
         "admit": lambda: tick.tick(rec, a.concert),
         "stats": lambda: queue.concert_stats(rec, a.concert),
+        "codes": lambda: access_codes.make(rec, a.concert, 2, 1),  # two new presale codes
     }
     return ops[a.op]()
 
 
 OPS = ("issue", "status", "dates", "seats", "reserve", "best", "cancel", "pay", "balance",
-       "charge", "history", "admit", "stats", "revoke", "refund", "checkin")
+       "charge", "history", "admit", "stats", "revoke", "refund", "checkin", "codes")
 
 
 def cmd_debug(settings: Settings, args: argparse.Namespace) -> int:
