@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 import time
@@ -143,6 +144,20 @@ def verify(key: bytes | None, payload: str, concert_id: int) -> Verified:
     if len(expires) != 1 or not expires[0].isdigit() or concert != [str(concert_id)]:
         raise ChallengeError("it was made for another concert")
     return Verified(challenge_, int(expires[0]) * 1000)
+
+
+def solve(c: dict) -> int:
+    """The number that solves a challenge, found as a client finds it (0, 1, 2, ...): for
+    tests, benchmarks and a bot's cost (README). The salt is hashed once, then copied for each
+    number (~0.5 µs a number here, the library's solver ~0.7)."""
+    target = bytes.fromhex(c["challenge"])
+    salted = hashlib.sha256(c["salt"].encode())
+    for n in range(int(c["maxnumber"]) + 1):
+        h = salted.copy()
+        h.update(b"%d" % n)
+        if h.digest() == target:
+            return n
+    raise ValueError("no number up to maxnumber solves it")
 
 
 def refusal(settings: Settings, concert_id: int, e: ChallengeRefused,
