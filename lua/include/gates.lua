@@ -24,20 +24,20 @@ local function gates(g, now)
     uses = tonumber(redis.call('HGET', g.codes, g.code))
     if not uses or uses < 1 then return {51} end
   end
-  local proof = g.complexity > 0
-  if proof then
+  if g.complexity > 0 then
     local why = nil
     if g.solution == '' then return {52, g.complexity} end
     if g.solution == '-' then
       why = 0
     elseif g.expires <= now then
       why = 1
-    elseif redis.call('EXISTS', g.solved) == 1 then
+    -- The solution's record, written only if it is new: the last check, so that a refusal
+    -- still writes nothing (the code's use is spent below, once nothing can refuse).
+    elseif not redis.call('SET', g.solved, '1', 'PXAT', g.expires, 'NX') then
       why = 2
     end
     if why then return {53, why, g.complexity} end
   end
   if uses then redis.call('HINCRBY', g.codes, g.code, -1) end
-  if proof then redis.call('SET', g.solved, '1', 'PXAT', g.expires) end
   return nil
 end
