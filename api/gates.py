@@ -23,14 +23,14 @@ ACCESS_CODE = Field(
                        max_length=64),
     "A presale code: needed for a new token while the concert's accessCodeRequired is on "
     "(any case; dashes and spaces are ignored). Ignored otherwise, and by a re-issue of a "
-    "live token.", required=False, example="K7QJ2M4XWZ5P3RTA")
+    "live token.", required=False)
 ALTCHA = Field(
     "altcha", Text(r"[A-Za-z0-9+/=]{1,4096}", "must be base64 (ALTCHA's payload)",
                    max_length=4096),
     "A solved proof of work, ALTCHA's payload (base64 of {algorithm, challenge, number, salt, "
     "signature}): needed for a new token while the concert's challengeComplexity is above 0; "
     "each solves one new token, once. Ignored otherwise, and by a re-issue of a live token.",
-    required=False, example="eyJhbGdvcml0aG0iOiJTSEEtMjU2In0=")
+    required=False)
 
 
 def _store(scope: Scope) -> Store:

@@ -13,6 +13,13 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+except ImportError:  # a dev dependency: available() says so
+    webdriver = None
+
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--disable-extensions", "--mute-audio", "--lang=en-US"]
@@ -27,9 +34,7 @@ def executable(env: str, *names: str) -> str | None:
 
 def available() -> str | None:
     """None when a browser can start here, else why not."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if webdriver is None:
         return "selenium is not installed (make install installs the dev dependencies)"
     if executable("CHROMIUM", "chromium", "chromium-browser", "google-chrome") is None or \
             executable("CHROMEDRIVER", "chromedriver") is None:
@@ -41,10 +46,6 @@ def available() -> str | None:
 def chromium() -> Iterator[Any]:
     """A headless Chromium (a ``selenium.webdriver.Chrome``) with a profile of its own, and
     its console kept (``driver.get_log("browser")``); quit at the end."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
     why = available()
     if why:
         raise RuntimeError(why)
