@@ -3,6 +3,8 @@ The background tick that admits and sweeps is engine/tick.py."""
 
 from __future__ import annotations
 
+from engine import access_codes, challenge
+from engine.errors import ChallengeRefused
 from engine.ids import Token, iso_ms, new_hex, random_below_2_to
 from engine.keys import CONCERTS, concert_keys
 from engine.store import Store
@@ -49,22 +51,35 @@ def _token_view(token: Token, state: int, position: int, wait: int, until: int,
     return view
 
 
-async def issue_token(store: Store, customer_id: int, concert_id: int,
-                      address: str = "") -> dict:
+async def issue_token(store: Store, customer_id: int, concert_id: int, address: str = "",
+                      access_code: str = "", altcha: str = "") -> dict:
     """The customer's live token for the concert, or a new one: at a random place in the
     pre-queue before the concert opens, at the end of the queue after. ``address``: the
-    client's, when issues are rate limited per address."""
+    client's, when issues are rate limited per address. A new token passes the concert's
+    gates while they are on: a presale code (``access_code``) and a proof of work
+    (``altcha``, ALTCHA's payload: checked here, then spent by the script)."""
     s = store.settings
     k = concert_keys(concert_id)
-    reply = await store.run(
-        "issue",
-        (k.concert, k.tokens, k.waiting, k.active, k.rate, k.settings, k.buckets,
-         k.events, k.offers),
-        (customer_id, new_hex(), *queue_args(store), s.max_waiting,
-         random_below_2_to(PRE_QUEUE_BITS), seed(), s.issue_rate_per_customer,
-         s.issue_rate_per_address, address if s.issue_rate_per_address else "", s.rate_burst,
-         s.events_maxlen),
-    )
+    keys = [k.concert, k.tokens, k.waiting, k.active, k.rate, k.settings, k.buckets, k.events,
+            k.offers, k.codes]
+    proof, expires, why = "", 0, ""
+    if altcha:
+        try:
+            proof, expires = challenge.verify(challenge.hmac_key(s), altcha, concert_id)
+            keys.append(k.solved(proof))
+        except challenge.ChallengeError as e:
+            proof, why = "-", str(e)
+    try:
+        reply = await store.run(
+            "issue", keys,
+            (customer_id, new_hex(), *queue_args(store), s.max_waiting,
+             random_below_2_to(PRE_QUEUE_BITS), seed(), s.issue_rate_per_customer,
+             s.issue_rate_per_address, address if s.issue_rate_per_address else "",
+             s.rate_burst, s.events_maxlen, access_codes.normalize(access_code), proof,
+             expires),
+        )
+    except ChallengeRefused as e:
+        raise challenge.refusal(store.settings, concert_id, e, why) from None
     _, secret, *standing = reply
     return _token_view(Token(concert_id, customer_id, secret.decode()), *standing)
 

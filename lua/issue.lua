@@ -10,7 +10,9 @@
   which count new tokens only: per client address, and per customer when the new token
   replaces an earlier one of the customer's still in the tokens hash (a customer has one live
   token at most, so a first token needs no bucket: a waiter costs no rate-limit state). Both
-  refuse without writing. Then admit from the queue while the concert has room.
+  refuse without writing. Then the gates of a new token, a presale code and a proof of work,
+  each while its setting is on (include/gates.lua: checked, then spent with the token). Then
+  admit from the queue while the concert has room.
 
   KEYS[1] concert   hash  {c:C}:concert  (must exist; field seq numbers the queue; seats, sold)
   KEYS[2] tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
@@ -21,6 +23,8 @@
   KEYS[7] buckets   hash  "i:<customerId>" / "a:<address>" -> token bucket "level:lastMs"
   KEYS[8] events    stream the concert's events
   KEYS[9] offers    zset  seat index -> when it came back (include/offers.lua)
+  KEYS[10] codes    hash  presale code -> uses left (include/gates.lua)
+  KEYS[11] solved   string  (optional) the record of the solution given (see below)
 
   ARGV[1]  customerId
   ARGV[2]  secret for a new token (32 hex chars; unused when a live token exists)
@@ -38,6 +42,9 @@
   ARGV[14] the client's address ("" when not limited by address)
   ARGV[15] burst of the rate limits
   ARGV[16] events kept in the stream (about)
+  ARGV[17] the presale code given ("" none)
+  ARGV[18] the proof of work: "" none, "-" refused by the engine, else its challenge (hex)
+  ARGV[19] when that challenge expires (ms; 0 without one)
 
   Returns
     {0, secret, 1, 0, 0, expiresAtMs, opensAt, 0, paused}     ACTIVE
@@ -51,12 +58,17 @@
     {3}                no such concert
     {19}               the queue is full (nothing written)
     {20, retryAfterMs} rate limited (nothing written)
+    {50} {51}          a presale code needed, or refused (nothing written)
+    {52, complexity} {53, reason, complexity}
+                       a proof of work needed, or refused: reason 0 by the engine, 1 expired,
+                       2 spent already; the concert's complexity (nothing written)
 ]]
 -- @include clock
 -- @include settings
 -- @include buckets
 -- @include events
 -- @include admission
+-- @include gates
 
 local k = {concert = KEYS[1], tokens = KEYS[2], waiting = KEYS[3], active = KEYS[4],
            rate = KEYS[5], settings = KEYS[6], buckets = KEYS[7], events = KEYS[8],
@@ -70,7 +82,7 @@ local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
   activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]),
   admitPerSeat = tonumber(ARGV[7]), returnHoldMs = tonumber(ARGV[8]), paused = 0,
-  opensAt = 0, queueing = 0})
+  opensAt = 0, queueing = 0, accessCodeRequired = 0, challengeComplexity = 0})
 local q = queue_of(k, cfg, now, seed, event_stream(k.events, events_max, now))
 
 -- A live token is the answer (a WAITING one counts as polled); one that expired or went idle
@@ -104,6 +116,11 @@ end
 local wait_ms = entry and take('i:' .. customer, per_customer) or 0
 if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address) end
 if wait_ms > 0 then return {20, wait_ms} end
+local refused = gates({code_required = cfg.accessCodeRequired, codes = KEYS[10],
+                       code = ARGV[17], complexity = cfg.challengeComplexity,
+                       solution = ARGV[18], expires = tonumber(ARGV[19]), solved = KEYS[11]},
+                      now)
+if refused then return refused end
 for _, d in ipairs(drawn) do redis.call('HSET', k.buckets, d[1], d[2]) end
 
 if entry then  -- the old token's traces
