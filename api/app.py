@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
-from api import admin, docs, metrics, pages, parsing, schemas, seat_map, tickets
+from api import admin, docs, gates, metrics, pages, parsing, schemas, seat_map, tickets
 from api.asgi import FastRouter, Guard, routes
 from api.auth import ACTIVE, CHARGE, CUSTOMER, QUEUE, Auth
 from api.contract import (
@@ -38,7 +38,7 @@ from api.contract import (
 from api.gc_tuning import freeze_heap
 from api.metrics import MetricsEndpoint
 from api.openapi import document
-from engine import booking, catalog, memory, pay, queue, tick, wallet
+from engine import booking, catalog, challenge, memory, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
 from engine.ids import Token
@@ -92,11 +92,13 @@ LIMIT = Field("limit", ID, "Entries at most (and at most HISTORY_LIMIT).", requi
 
 
 # --- queue tokens ---------------------------------------------------------------------------
-async def token_issue(scope: Scope, customer_id: int, concert_id: int) -> dict:
+async def token_issue(scope: Scope, customer_id: int, concert_id: int, access_code: str | None,
+                      altcha: str | None) -> dict:
     store = store_of(scope)
     address = (parsing.client_address(scope, trusted_proxies(store))
                if store.settings.issue_rate_per_address else "")
-    token = await queue.issue_token(store, customer_id, concert_id, address)
+    token = await queue.issue_token(store, customer_id, concert_id, address,
+                                    access_code or "", altcha or "")
     metrics.event("token_issued")
     return token
 
@@ -178,9 +180,18 @@ OPERATIONS: list[Operation] = [
         summary="Join a concert's queue",
         description="Idempotent per (customer, concert): while the customer's token is alive "
                     "this answers it again. ACTIVE at once while the concert has room, else "
-                    "WAITING in FIFO order. A full queue takes no one new (503 QUEUE_FULL).",
-        inputs=(CUSTOMER_ID, CONCERT_ID), security=CUSTOMER, writes=True,
-        codes=("CONCERT_NOT_FOUND", "QUEUE_FULL", "RATE_LIMITED"),
+                    "WAITING in FIFO order. A full queue takes no one new (503 QUEUE_FULL). "
+                    "A new token passes the concert's gates while they are on: a presale code "
+                    "(accessCodeRequired: 403 ACCESS_CODE_REQUIRED without one, "
+                    "ACCESS_CODE_INVALID for an unknown or used-up one) and a proof of work "
+                    "(challengeComplexity: 403 CHALLENGE_REQUIRED, CHALLENGE_INVALID for a "
+                    "wrong, expired or spent solution, each problem with a fresh `challenge` "
+                    "to solve); a refusal spends nothing, a new token spends one use of the "
+                    "code and the solution.",
+        inputs=(CUSTOMER_ID, CONCERT_ID, gates.ACCESS_CODE, gates.ALTCHA), security=CUSTOMER,
+        writes=True,
+        codes=("CONCERT_NOT_FOUND", "QUEUE_FULL", "RATE_LIMITED", "ACCESS_CODE_REQUIRED",
+               "ACCESS_CODE_INVALID", "CHALLENGE_REQUIRED", "CHALLENGE_INVALID"),
         ok=Reply(schemas.TOKEN, "The customer's token.", schemas.TOKEN_EXAMPLE),
         links={
             "status": {"operationId": "tokenStatus",
@@ -390,9 +401,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ticket_key = _ticket_key(settings, auth)
     # Tickets exist only with a signing key, the operators' routes only with ADMIN_TOKEN set
     # (else 404, like any path).
-    operations = OPERATIONS + (tickets.OPERATIONS if ticket_key else [])
+    # The proof of work's challenges only with a key to sign them (engine/challenge.py).
+    signs = challenge.hmac_key(settings) is not None
+    if not signs:
+        log.warning("no CHALLENGE_HMAC_KEY (nor TICKET_SIGNING_KEY to derive one): no "
+                    "challenge is served, and a concert whose challengeComplexity is on takes "
+                    "no new token")
+    operations = (OPERATIONS + (tickets.OPERATIONS if ticket_key else [])
+                  + (gates.OPERATIONS if signs else []))
     if settings.admin_token:
-        operations += admin.OPERATIONS + (tickets.ADMIN_OPERATIONS if ticket_key else [])
+        operations += (admin.OPERATIONS + gates.ADMIN_OPERATIONS
+                       + (tickets.ADMIN_OPERATIONS if ticket_key else []))
     served: list[BaseRoute] = [
         *routes(operations, auth),
         *docs.routes(orjson.dumps(openapi(operations, auth))),

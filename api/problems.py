@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import orjson
 
-from engine.errors import AlreadyCheckedIn, Code, EngineError, RateLimited, StoreUnavailable
+from engine.errors import (
+    AlreadyCheckedIn,
+    ChallengeRefused,
+    Code,
+    EngineError,
+    RateLimited,
+    StoreUnavailable,
+)
 from engine.ids import iso_ms
 
 PROBLEM_JSON = b"application/problem+json"
@@ -42,6 +49,11 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.TICKET_INVALID: (400, "Invalid ticket"),
     Code.ALREADY_CHECKED_IN: (409, "Already checked in"),
     Code.TICKET_REFUNDED: (409, "Ticket refunded"),
+    Code.ACCESS_CODE_REQUIRED: (403, "Presale code required"),
+    Code.ACCESS_CODE_INVALID: (403, "Presale code refused"),
+    Code.CHALLENGE_REQUIRED: (403, "Proof of work required"),
+    Code.CHALLENGE_INVALID: (403, "Proof of work refused"),
+    Code.ACCESS_CODE_LIMIT: (409, "Too many presale codes"),
     Code.INSUFFICIENT_BALANCE: (402, "Insufficient balance"),
     Code.BALANCE_LIMIT: (409, "Balance limit"),
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency key reused"),
@@ -123,6 +135,9 @@ def for_engine_error(exc: EngineError) -> tuple[int, bytes, Headers]:
     if isinstance(exc, AlreadyCheckedIn) and exc.reply:  # the first scan's time, for a program
         return problem(status, exc.code.name, title, exc.detail, headers,
                        checkedInAt=iso_ms(exc.at))
+    if isinstance(exc, ChallengeRefused) and exc.challenge:  # a fresh one to solve
+        return problem(status, exc.code.name, title, exc.detail, headers,
+                       challenge=exc.challenge)
     return problem(status, exc.code.name, title, exc.detail, headers)
 
 

@@ -11,6 +11,8 @@ on purpose).
 - ``demo_stack``: a Redis (or a local cluster) seeded with the demo data, and the API on it;
 - ``cpu``: CPU seconds of processes, of process trees and of the whole machine;
 - ``ports``: free ports, and waiting until something listens or answers HTTP;
+- ``browser``: headless Chromium under Selenium, and ALTCHA's widget solving in a page of the
+  API (the proof-of-work bench and its test);
 - ``python -m devstack cluster start|stop|status`` (``cli``): the cluster of ``make cluster``.
 """
 

@@ -16,6 +16,7 @@ import orjson
 import redis
 
 from engine import (
+    access_codes,
     booking,
     catalog,
     cli_admin,
@@ -88,7 +89,7 @@ class _Recorder:
         "catalog": [0, b"v", 0, b'{"id":4115001,"number":1,"price":1000,"section":"A",'
                                 b'"row":"1"}'],
         "reserve_best": [0, 0, 1, 0], "revoke": [0, 0, 0, 0],
-        "refund_sale": [0, b"REFUNDING", 0, b"1", 1], "checkin": [0, 0],
+        "refund_sale": [0, b"REFUNDING", 0, b"1", 1], "checkin": [0, 0], "codes": [0, []],
         "concert_card": [0, b"Demo", 0, 0, 50, b"41150", b"2027-06-05T19:00:00+09:00"],
         "queue_view": [0, 0, 1, 1, 0, 0, 0, 1, b"1.000", 0, 0, 0, 0, 60000, 0, []],
         "seen": [0, 1],
@@ -162,13 +163,14 @@ def _operation(rec: _Recorder, a: argparse.Namespace):
         "view": lambda: queue_view.read_view(rec, a.concert),
         "seen": lambda: queue_view.mark_seen(rec, tok.concert_id, [tok.seq]),
         "concert": lambda: on_sale.concert_card(rec, a.concert),
+        "codes": lambda: access_codes.make(rec, a.concert, 2, 1),  # two new presale codes
     }
     return ops[a.op]()
 
 
 OPS = ("issue", "status", "view", "seen", "dates", "seats", "reserve", "best", "cancel", "pay",
        "balance", "charge", "history", "admit", "stats", "revoke", "refund", "checkin",
-       "concert")
+       "concert", "codes")
 
 
 def _use_token_key(settings: Settings, op: str) -> None:

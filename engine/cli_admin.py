@@ -1,7 +1,7 @@
 """The operators' commands of ``python -m engine``, the CLI twins of the admin API: load a
 catalogue, a concert's settings, revoke a token, refund a sale, export the sales, check a
-ticket in; and a new ticket signing key. They run the same engine functions through the same
-Store, on one Redis or a cluster (REDIS_URL)."""
+ticket in, make and export presale codes; and a new ticket signing key. They run the same
+engine functions through the same Store, on one Redis or a cluster (REDIS_URL)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from engine import concert_settings, operator, tickets, venue
+from engine import access_codes, concert_settings, operator, tickets, venue
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.ids import parse_reservation
@@ -129,6 +129,35 @@ def cmd_sales(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_codes(settings: Settings, args: argparse.Namespace) -> int:
+    """New codes, one a line (to --out, or standard output); or with --export every code of
+    the concert and its uses left, as CSV."""
+    async def export(store: Store) -> None:
+        out = open(args.out, "wb") if args.out else sys.stdout.buffer
+        try:
+            async for chunk in access_codes.export_csv(store, args.concert):
+                out.write(chunk)
+        finally:
+            if args.out:
+                out.close()
+
+    if args.export:
+        _run(settings, export)
+        return 0
+    if not (1 <= args.count <= access_codes.MAX_PER_CALL
+            and 1 <= args.uses <= access_codes.MAX_USES):
+        return _refused(f"--count 1..{access_codes.MAX_PER_CALL}, --uses 1..."
+                        f"{access_codes.MAX_USES}")
+    codes = _run(settings, lambda s: access_codes.make(s, args.concert, args.count, args.uses))
+    text = "".join(f"{c}\n" for c in codes)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"{len(codes)} codes of {args.uses} uses written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("catalog", help="load a catalogue document (create what is missing)")
     s.add_argument("action", choices=["load"])
@@ -159,6 +188,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("concert", type=int)
     s.add_argument("--out", help="a file (default: standard output)")
     s.set_defaults(func=cmd_sales)
+    s = sub.add_parser("codes", help="make presale codes (or --export them with their uses "
+                       "left)")
+    s.add_argument("concert", type=int)
+    s.add_argument("--count", type=int, default=1, help="how many new codes")
+    s.add_argument("--uses", type=int, default=1, help="new tokens each code lets in")
+    s.add_argument("--export", action="store_true", help="every code and its uses left, CSV")
+    s.add_argument("--out", help="a file (default: standard output)")
+    s.set_defaults(func=cmd_codes)
 
 
 def refusal(e: EngineError) -> int:

@@ -55,6 +55,11 @@ KNOBS = (
     Knob("paused", "paused", "flag", lambda s: False),
     Knob("opensAt", "opensAt", "time", lambda s: None),
     Knob("queueing", "queueing", "choice", lambda s: "fifo", choices=("fifo", "random")),
+    # The gates on a new token (lua/include/gates.lua): a presale code, and a proof of
+    # work of this complexity (ALTCHA's maxnumber: a visitor hashes half of it on average; 0:
+    # off).
+    Knob("accessCodeRequired", "accessCodeRequired", "flag", lambda s: False),
+    Knob("challengeComplexity", "challengeComplexity", "count", lambda s: 0, 0, 10**7),
 )
 BY_NAME = {k.name: k for k in KNOBS}
 

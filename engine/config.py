@@ -56,6 +56,22 @@ def _ticket_key() -> str:
     return text
 
 
+def _challenge_key() -> str:
+    """CHALLENGE_HMAC_KEY, or the file CHALLENGE_HMAC_KEY_FILE names (a mounted secret)."""
+    text = os.environ.get("CHALLENGE_HMAC_KEY", "")
+    path = os.environ.get("CHALLENGE_HMAC_KEY_FILE", "")
+    if text and path:
+        raise ValueError("set CHALLENGE_HMAC_KEY or CHALLENGE_HMAC_KEY_FILE, not both")
+    if path:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError as e:
+            raise ValueError(f"CHALLENGE_HMAC_KEY_FILE: cannot read {path}: {e}") from e
+    if text and len(text.encode()) < 32:
+        raise ValueError("CHALLENGE_HMAC_KEY must be at least 32 bytes")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -136,6 +152,15 @@ class Settings:
     # TICKET_SIGNING_KEY or the file TICKET_SIGNING_KEY_FILE names. "": no tickets served
     # (open mode; jwt mode refuses to start without one, api/app.py).
     ticket_signing_key: str = field(default="", repr=False)
+    # The proof-of-work gate (engine/challenge.py): the HMAC key its challenges are signed
+    # with, the same for every worker ("": derived from TICKET_SIGNING_KEY; neither: no
+    # challenge is served and a concert behind the gate takes no new token), and how long a
+    # challenge may be solved and used (a solution is remembered that long, to be used once).
+    challenge_hmac_key: str = field(default="", repr=False)
+    challenge_ttl_seconds: float = 120.0
+    # Presale codes a concert may hold at most (engine/access_codes.py; ~90 bytes of Redis
+    # each): only operators make them, at most 100,000 a call.
+    access_codes_per_concert: int = 1_000_000
 
     # The *_seconds above in whole milliseconds, as the scripts take them (computed once).
     idle_ms: int = field(init=False, repr=False, compare=False)
@@ -211,6 +236,10 @@ class Settings:
                                             d.auth_jwt_leeway_seconds),
             auth_jwt_cache_size=_whole("AUTH_JWT_CACHE_SIZE", d.auth_jwt_cache_size),
             ticket_signing_key=_ticket_key(),
+            challenge_hmac_key=_challenge_key(),
+            challenge_ttl_seconds=_seconds("CHALLENGE_TTL_SECONDS", d.challenge_ttl_seconds),
+            access_codes_per_concert=_count("ACCESS_CODES_PER_CONCERT",
+                                            d.access_codes_per_concert),
         )
 
     def _check_auth(self) -> None:

@@ -47,6 +47,13 @@ class Code(IntEnum):
     TICKET_INVALID = 40  # a forged, altered or malformed ticket (its signature or its record)
     ALREADY_CHECKED_IN = 41  # the ticket was scanned before (a refund of it, unless forced)
     TICKET_REFUNDED = 42  # the ticket's sale was refunded
+    # The issue's gates (lua/include/gates.lua, engine/access_codes.py, engine/challenge.py):
+    # numbered from 50.
+    ACCESS_CODE_REQUIRED = 50  # a new token of a concert in presale, without a code
+    ACCESS_CODE_INVALID = 51  # a code the concert does not know, or with no use left
+    CHALLENGE_REQUIRED = 52  # a new token of a concert behind the proof of work, without one
+    CHALLENGE_INVALID = 53  # a solution that is wrong, expired, another concert's or used
+    ACCESS_CODE_LIMIT = 54  # an operator's new codes would pass the concert's bound
 
 
 class EngineError(Exception):
@@ -290,6 +297,54 @@ class TicketRefunded(EngineError):
     code = Code.TICKET_REFUNDED
 
 
+class AccessCodeRequired(EngineError):
+    """This concert is in presale: a new token needs its accessCode."""
+
+    code = Code.ACCESS_CODE_REQUIRED
+
+
+class AccessCodeInvalid(EngineError):
+    """The accessCode is not one of this concert's presale codes, or its uses are spent."""
+
+    code = Code.ACCESS_CODE_INVALID
+
+
+class ChallengeRefused(EngineError):
+    """A refusal by the proof-of-work gate; ``challenge`` (set by the engine): a fresh one to
+    solve, which the problem carries, so that a client needs no second call."""
+
+    challenge: dict | None = None
+
+
+class ChallengeRequired(ChallengeRefused):
+    """A new token for this concert needs a solved proof of work as 'altcha' (the challenge:
+    GET /api/token/challenge?concertId=N, or this problem's own)."""
+
+    code = Code.CHALLENGE_REQUIRED
+
+
+class ChallengeInvalid(ChallengeRefused):
+    """The 'altcha' solution is wrong, expired, for another concert or used already (each
+    solves one new token, once)."""
+
+    code = Code.CHALLENGE_INVALID
+
+    @property
+    def reason(self) -> int:
+        """1: expired, 2: used already (the script's reasons; 0: the engine's own)."""
+        return int(self.reply[1]) if len(self.reply) > 1 else 0
+
+
+class AccessCodeLimit(EngineError):
+    """The concert would have more presale codes than ACCESS_CODES_PER_CONCERT."""
+
+    code = Code.ACCESS_CODE_LIMIT
+
+    @property
+    def have(self) -> int:
+        return int(self.reply[1])
+
+
 class StoreUnavailable(Exception):
     """Redis did not answer in time (down, hung, or full); nothing is known to have changed
     unless ``maybe_applied``."""
@@ -301,8 +356,12 @@ class StoreUnavailable(Exception):
         self.full = full
 
 
+def _classes(base: type[EngineError]) -> list[type[EngineError]]:
+    return [c for sub in base.__subclasses__() for c in (sub, *_classes(sub))]
+
+
 BY_CODE: dict[int, type[EngineError]] = {
-    cls.code: cls for cls in EngineError.__subclasses__() if cls.code is not Code.OK
+    cls.code: cls for cls in _classes(EngineError) if cls.code is not Code.OK
 }
 assert len(BY_CODE) == len(Code) - 1, "every non-OK code needs exactly one exception class"
 

@@ -29,7 +29,7 @@ class ConcertKeys:
     """The keys of one concert (queue, catalog, seats, holds, reservations)."""
 
     __slots__ = (
-        "active", "buckets", "concert", "events", "free", "gone", "holds", "layout",
+        "active", "buckets", "codes", "concert", "events", "free", "gone", "holds", "layout",
         "lease", "left", "offers", "options", "paying", "rate", "refunding", "res", "seen0",
         "seen1", "seen2", "seqs", "settings", "tag", "taken", "tickets", "tokens",
     )
@@ -77,10 +77,17 @@ class ConcertKeys:
         self.buckets = f"{t}:buckets"
         self.refunding = f"{t}:refunding"  # zset: reservation id -> operator refund start
         self.events = f"{t}:events"  # stream: HELD, PAID, ... (lua/include/events.lua)
+        # hash: presale code -> its uses left (engine/access_codes.py; made by operators only)
+        self.codes = f"{t}:codes"
 
     def seats(self, option_id: int) -> str:
         """hash: seatId -> "number:price:index" (price in minor units, index in `taken`)."""
         return f"{self.tag}:seats:{option_id}"
+
+    def solved(self, challenge: str) -> str:
+        """string with an expiry: a proof-of-work solution spent on a new token, kept until
+        its challenge expires (lua/include/gates.lua); ``challenge``: its 64 hex, checked."""
+        return f"{self.tag}:solved:{challenge}"
 
     def seat_view(self, option_id: int) -> str:
         """zset: the seat as JSON ({"id","number","price","section","row"}) -> its offset in

@@ -62,7 +62,7 @@ async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIt
     """The concert's paid reservations as CSV, a chunk at a time: an HSCAN of the
     reservations, so memory stays bounded by a batch and the options' seat lists."""
     k = concert_keys(concert_id)
-    yield _csv_row(SALES_COLUMNS)
+    yield csv_row(SALES_COLUMNS)
     lists: dict[int, SeatList | None] = {}
     cursor = b"0"
     while True:
@@ -76,7 +76,7 @@ async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIt
             if option not in lists:
                 lists[option] = await _current_list(store, concert_id, option)
             seat = _seat(lists[option], int(rec["seat"]))
-            rows.append(_csv_row([
+            rows.append(csv_row([
                 reservation_id(concert_id, flat[i].decode()), rec["option"], rec["seat"],
                 seat.get("section", ""), seat.get("row", ""), seat.get("number", ""),
                 from_minor(rec["price"]), rec["customer"],
@@ -108,7 +108,7 @@ def _seat(listing: SeatList | None, seat_id: int) -> dict:
     return orjson.loads(listing.views[index]) if index is not None else {}
 
 
-def _csv_row(values: list) -> bytes:
+def csv_row(values: list) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow(values)
     return out.getvalue().encode()

@@ -4,7 +4,8 @@ the polls answered without a call each, engine/queue_view.py."""
 
 from __future__ import annotations
 
-from engine.errors import StoreUnavailable
+from engine import access_codes, challenge
+from engine.errors import ChallengeRefused, StoreUnavailable
 from engine.ids import (
     Token,
     has_token_key,
@@ -72,23 +73,36 @@ def _token_view(token: Token, state: int, position: int, wait: int, until: int,
     return view
 
 
-async def issue_token(store: Store, customer_id: int, concert_id: int,
-                      address: str = "") -> dict:
+async def issue_token(store: Store, customer_id: int, concert_id: int, address: str = "",
+                      access_code: str = "", altcha: str = "") -> dict:
     """The customer's live token for the concert, or a new one: the next place, in the
     pre-queue before the concert opens, at the end of the line after. ``address``: the
-    client's, when issues are rate limited per address."""
+    client's, when issues are rate limited per address. A new token passes the concert's
+    gates while they are on: a presale code (``access_code``) and a proof of work
+    (``altcha``, ALTCHA's payload: checked here, then spent by the script)."""
     if not has_token_key():  # a worker asks Redis for it as it starts (api/app.py)
         raise StoreUnavailable("the queue token key is not read from Redis yet")
     s = store.settings
     k = concert_keys(concert_id)
-    _, seq, *standing = await store.run(
-        "issue",
-        (k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate, k.settings,
-         k.buckets, k.events, k.offers, k.left),
-        (customer_id, order_key(concert_id), *queue_args(store), s.max_waiting, seed(),
-         s.issue_rate_per_customer, s.issue_rate_per_address,
-         address if s.issue_rate_per_address else "", s.rate_burst, s.events_maxlen),
-    )
+    keys = [k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate,
+            k.settings, k.buckets, k.events, k.offers, k.left, k.codes]
+    proof, expires, why = "", 0, ""
+    if altcha:
+        try:
+            proof, expires = challenge.verify(challenge.hmac_key(s), altcha, concert_id)
+            keys.append(k.solved(proof))
+        except challenge.ChallengeError as e:
+            proof, why = "-", str(e)
+    try:
+        _, seq, *standing = await store.run(
+            "issue", keys,
+            (customer_id, order_key(concert_id), *queue_args(store), s.max_waiting, seed(),
+             s.issue_rate_per_customer, s.issue_rate_per_address,
+             address if s.issue_rate_per_address else "", s.rate_burst, s.events_maxlen,
+             access_codes.normalize(access_code), proof, expires),
+        )
+    except ChallengeRefused as e:
+        raise challenge.refusal(store.settings, concert_id, e, why) from None
     return _token_view(mint(concert_id, customer_id, seq), *standing)
 
 

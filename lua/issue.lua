@@ -9,8 +9,9 @@
   its cap takes no one new; then the rate limits, which count new tokens only: per client
   address, and per customer when the new token replaces an earlier one of the customer's still
   in the tokens hash (a customer has one live token at most, so a first token needs no bucket:
-  a waiter costs no rate-limit state). Both refuse without writing. Then admit from the queue
-  while the concert has room.
+  a waiter costs no rate-limit state). Both refuse without writing. Then the gates of a new
+  token, a presale code and a proof of work, each while its setting is on (include/gates.lua:
+  checked, then spent with the token). Then admit from the queue while the concert has room.
 
   KEYS[1]  concert   hash  must exist; seq, head, prefirst, premax, prehead, live (the queue,
                            include/admission); seats, sold (the stock)
@@ -26,6 +27,8 @@
   KEYS[11] events    stream the concert's events
   KEYS[12] offers    zset  seat index -> when it came back (include/offers.lua)
   KEYS[13] left      list  the seqs of the last waiters who left (include/token_entry)
+  KEYS[14] codes     hash  presale code -> uses left (include/gates.lua)
+  KEYS[15] solved    string  (optional) the record of the solution given (see below)
 
   ARGV[1]  customerId
   ARGV[2]  the key of the pre-queue's order (include/order)
@@ -42,6 +45,9 @@
   ARGV[13] the client's address ("" when not limited by address)
   ARGV[14] burst of the rate limits
   ARGV[15] events kept in the stream (about)
+  ARGV[16] the presale code given ("" none)
+  ARGV[17] the proof of work: "" none, "-" refused by the engine, else its challenge (hex)
+  ARGV[18] when that challenge expires (ms; 0 without one)
 
   Returns
     {0, seq, 1, 0, 0, expiresAtMs, opensAt, 0, paused}        ACTIVE
@@ -55,12 +61,17 @@
     {3}                no such concert
     {19}               the queue is full (nothing written)
     {20, retryAfterMs} rate limited (nothing written)
+    {50} {51}          a presale code needed, or refused (nothing written)
+    {52, complexity} {53, reason, complexity}
+                       a proof of work needed, or refused: reason 0 by the engine, 1 expired,
+                       2 spent already; the concert's complexity (nothing written)
 ]]
 -- @include clock
 -- @include settings
 -- @include buckets
 -- @include events
 -- @include admission
+-- @include gates
 
 local k = {concert = KEYS[1], tokens = KEYS[2], seqs = KEYS[3], seen0 = KEYS[4],
            seen1 = KEYS[5], seen2 = KEYS[6], active = KEYS[7], rate = KEYS[8],
@@ -74,7 +85,7 @@ local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
   activeTtlMs = tonumber(ARGV[5]), idleMs = tonumber(ARGV[6]),
   admitPerSeat = tonumber(ARGV[7]), returnHoldMs = tonumber(ARGV[8]), paused = 0,
-  opensAt = 0, queueing = 0})
+  opensAt = 0, queueing = 0, accessCodeRequired = 0, challengeComplexity = 0})
 
 -- A live token is the answer (a WAITING one counts as polled); one that expired or went idle
 -- is replaced.
@@ -107,6 +118,11 @@ end
 local wait_ms = entry and take('i:' .. customer, per_customer) or 0
 if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address) end
 if wait_ms > 0 then return {20, wait_ms} end
+local refused = gates({code_required = cfg.accessCodeRequired, codes = KEYS[14],
+                       code = ARGV[16], complexity = cfg.challengeComplexity,
+                       solution = ARGV[17], expires = tonumber(ARGV[18]), solved = KEYS[15]},
+                      now)
+if refused then return refused end
 for _, d in ipairs(drawn) do redis.call('HSET', k.buckets, d[1], d[2]) end
 
 if kind == 'A' then redis.call('ZREM', k.active, customer) end  -- the old token's traces

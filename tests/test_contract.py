@@ -23,7 +23,7 @@ from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from api import tickets
+from api import gates, tickets
 from api.app import OPERATIONS, App, openapi
 from api.asgi import routes
 from api.auth import Auth
@@ -55,11 +55,14 @@ def test_the_document_is_valid_openapi_3_1(settings: dict) -> None:
     d = doc(**settings)
     validate(d)
     assert d["openapi"].startswith("3.1")
-    # With a ticket key and ADMIN_TOKEN: the tickets and the door's check-in too.
-    full = openapi([*OPERATIONS, *tickets.OPERATIONS, *tickets.ADMIN_OPERATIONS],
+    # With a ticket key and ADMIN_TOKEN: the tickets, the door's check-in, the proof of
+    # work's challenge and the presale codes too.
+    full = openapi([*OPERATIONS, *tickets.OPERATIONS, *tickets.ADMIN_OPERATIONS,
+                    *gates.OPERATIONS, *gates.ADMIN_OPERATIONS],
                    Auth(Settings(**settings)))  # type: ignore[arg-type]
     validate(full)
-    assert {"ticketPublicKey", "getTicket", "checkIn"} <= {
+    assert {"ticketPublicKey", "getTicket", "checkIn", "tokenChallenge", "makeAccessCodes",
+            "exportAccessCodes"} <= {
         op["operationId"] for ops in full["paths"].values() for op in ops.values()}
 
 
@@ -245,7 +248,7 @@ def test_schemathesis_finds_the_live_api_true_to_its_document(
     # tests/test_tickets.py reach them for certain.
     ops = {op["operationId"] for ops in json.loads((tmp_path / "doc.json").read_text())[
         "paths"].values() for op in ops.values()}
-    assert {"ticketPublicKey", "getTicket"} <= ops  # served with the key
+    assert {"ticketPublicKey", "getTicket", "tokenChallenge"} <= ops  # served with the key
     assert _reached(seen) >= ops - {"cancelReservation", "pay", "getTicket"}, sorted(seen)
 
 
@@ -253,14 +256,16 @@ def test_schemathesis_finds_the_admin_api_true_to_its_document(
     contract_data: redis.Redis, live_server: Callable[..., Uvicorn], tmp_path: Path
 ) -> None:
     """The operators' routes under the same checks, apart from the public run (they change
-    the concerts that run uses): loads, settings, revokes, refunds, exports, stats and the
-    door's check-in."""
-    server = live_server(ADMIN_TOKEN=ADMIN, TICKET_SIGNING_KEY=TICKET_KEY)
+    the concerts that run uses): loads, settings, revokes, refunds, exports, stats, the
+    door's check-in and presale codes."""
+    # Presale codes: a bound that keeps generated calls (up to 100,000 codes each) quick.
+    server = live_server(ADMIN_TOKEN=ADMIN, TICKET_SIGNING_KEY=TICKET_KEY,
+                         ACCESS_CODES_PER_CONCERT="20000")
     with urllib.request.urlopen(f"{server.base}/openapi.json", timeout=5) as resp:
         (tmp_path / "doc.json").write_bytes(resp.read())
     admin = {op["operationId"] for ops in json.loads((tmp_path / "doc.json").read_text())[
         "paths"].values() for op in ops.values() if op.get("tags") == ["admin"]}
-    assert len(admin) == 8
+    assert len(admin) == 10
     seen = schemathesis(server, tmp_path, {"CONTRACT_ADMIN_TOKEN": ADMIN}, seed=12,
                         only=("--include-tag", "admin"))
     assert {op for op, _ in seen} - {"?"} == admin  # "?": methods no operation takes (405)

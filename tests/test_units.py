@@ -17,6 +17,7 @@ def test_key_names_are_exact() -> None:
     assert (k.concert, k.tokens, k.seqs, k.seen0, k.active, k.seats(41150)) == (
         "tk:{c:2}:concert", "tk:{c:2}:tokens", "tk:{c:2}:seqs", "tk:{c:2}:seen0",
         "tk:{c:2}:active", "tk:{c:2}:seats:41150")
+    assert (k.codes, k.solved("ab" * 32)) == ("tk:{c:2}:codes", "tk:{c:2}:solved:" + "ab" * 32)
     c = CustomerKeys(7)
     assert (c.balance, c.history, c.debits, c.idempotency("ab")) == (
         "tk:{u:7}:balance", "tk:{u:7}:history", "tk:{u:7}:debits", "tk:{u:7}:idem:ab")

@@ -17,18 +17,21 @@ loadtests/results/scripts.md.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import platform
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import redis
 
 from devstack.redis_server import temp_redis
-from engine import booking, catalog, pay, queue, tick, wallet
+from engine import access_codes, booking, catalog, challenge, pay, queue, tick, wallet
 from engine.config import Settings
 from engine.ids import Token, parse_reservation, parse_token, use_token_key
+from engine.keys import concert_keys
 from engine.money import MINOR_PER_UNIT
 from engine.seed import (
     DEMO_CONCERT,
@@ -63,11 +66,22 @@ BARE_FIRST = 5_000_001  # issue and reserve again with the ticket and rate limit
 STEPS_FIRST = 6_000_001  # pay in three steps (as on a cluster, or PAY_ONE_CALL=0)
 BEST_FIRST = 7_000_001  # best available, a pair of seats each
 CHARGE_CUSTOMERS = 1000  # at most; demo customers from 1, keyed charges to the next ones
+# The issue's gates: three fresh concerts alike, one with each gate on (lua/include/gates.lua)
+GATE_CONCERTS = {"-gates-off": 11, "-code": 12, "-challenge": 13}
+GATES_FIRST = 8_000_001
+BENCH_HMAC_KEY = "script-bench-challenge-key-of-32-bytes"
+EASY = 100  # the bench's challenges: the script's cost does not depend on the complexity
 
 # (script, what drives it) in table order; "pay-steps" is the sum of pay's three steps.
 ROWS = [
     ("issue", "`queue.issue_token`, a new customer: `POST /api/token/issue`"),
     ("issue-nolimits", "the same with the rate limits off (0)"),
+    ("issue-gates-off", "`queue.issue_token`, a new customer, on a fresh concert: the gates' "
+                        "baseline"),
+    ("issue-code", "the same concert's twin in presale (`accessCodeRequired`): a single-use "
+                   "code each"),
+    ("issue-challenge", "its twin behind the proof of work (`challengeComplexity`): a solved "
+                        "challenge each (checked in Python before the script: not counted here)"),
     ("status", "`queue.token_status`, a WAITING token: `GET /api/token/status`"),
     ("admit", "`tick.tick`: the API's background tick (about once a second)"),
     ("dates", "`catalog.available_dates`: `GET /api/2/available-dates`"),
@@ -101,7 +115,8 @@ def bench_settings(url: str) -> Settings:
     use_token_key(BENCH_TOKEN_KEY)  # the engine's calls mint and read tokens here
     return replace(Settings(), redis_url=url, redis_command_timeout=30, redis_connect_timeout=10,
                    active_ttl_seconds=3600, hold_ttl_seconds=3600, waiting_idle_seconds=3600,
-                   pay_stale_seconds=600)
+                   pay_stale_seconds=600, challenge_hmac_key=BENCH_HMAC_KEY,
+                   challenge_ttl_seconds=3600)
 
 
 def seat_of(i: int) -> tuple[int, int]:
@@ -132,6 +147,28 @@ def best_options(pairs: int) -> list[Option]:
     ]
 
 
+def gated(r: redis.Redis, ops: int) -> tuple[list[str], list[str]]:
+    """The gates' concerts, alike but for their settings; ``ops`` single-use codes of the
+    presale one and ``ops`` solved challenges of the other: (codes, payloads)."""
+    for concert in GATE_CONCERTS.values():
+        create_concert(r, concert, "Gates bench", bench_options(SEATS_PER_OPTION))
+    code_k, pow_k = concert_keys(GATE_CONCERTS["-code"]), concert_keys(GATE_CONCERTS["-challenge"])
+    r.hset(code_k.settings, "accessCodeRequired", 1)
+    r.hset(pow_k.settings, "challengeComplexity", EASY)
+    codes = [access_codes.new_code() for _ in range(ops)]
+    for i in range(0, ops, 5000):
+        r.hset(code_k.codes, mapping=dict.fromkeys(codes[i:i + 5000], 1))
+    payloads = [solved(challenge.new(BENCH_HMAC_KEY.encode(), GATE_CONCERTS["-challenge"], EASY,
+                                     3600)) for _ in range(ops)]
+    return codes, payloads
+
+
+def solved(c: dict) -> str:
+    """A challenge's payload, as the widget sends it."""
+    found = challenge.solve(c)
+    return base64.b64encode(orjson.dumps({**c, "number": found})).decode()
+
+
 def tokens_of(results: list[dict], status: str | None = None) -> list[Token]:
     """The tokens of issue/status answers (all of ``status`` when given, else an error)."""
     if status is not None and any(v["status"] != status for v in results):
@@ -151,6 +188,7 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
     create_concert(r, BEST_CONCERT, "Best available bench", best)
     for first in (PAY_FIRST, STEPS_FIRST):
         fund_customers(r, first, first + ops - 1, 1_000_000 * MINOR_PER_UNIT)
+    codes, payloads = gated(r, ops)
     r.close()
 
     settings = bench_settings(url)
@@ -194,6 +232,13 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
         issued = issue(store, range(ISSUE_FIRST, ISSUE_FIRST + ops), DEMO_CONCERT, chunk=chunk)
         issue(bare, range(ISSUE_FIRST + ops, ISSUE_FIRST + 2 * ops), DEMO_CONCERT, chunk=chunk,
               suffix="-nolimits")
+        gate_args = {"-gates-off": {}, "-code": {"access_code": codes},
+                     "-challenge": {"altcha": payloads}}
+        for suffix, concert in GATE_CONCERTS.items():
+            given = gate_args[suffix]
+            drive(meter, (queue.issue_token(store, GATES_FIRST + i, concert,
+                                            **{a: v[i] for a, v in given.items()})
+                          for i in range(ops)), chunk=chunk, label="issues", suffix=suffix)
         waiting = [v for v in issued if v["status"] == "WAITING"]
         notes.append(f"issue: {len(waiting):,} of {ops:,} new tokens WAITING, queue length at "
                      f"the end {max((v['position'] for v in waiting), default=0):,}")
