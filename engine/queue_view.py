@@ -7,8 +7,9 @@ one; what it gives up, said in docs/fair-drop.md: a position counts the waiters 
 left until the queue passes them, and it is as old as the view (a second): a token admitted
 learns it at the first poll after the next read, and so does one revoked, replaced or gone
 idle (each read brings the seqs of the waiters who left since the last). A token the view
-says is at the head or past it, one issued after the view was read, one that left, and
-random queueing, are asked of Redis (queue.token_status), as is every poll with
+says is near the head (as many places as the queue passes in a second, and the first) or
+past it, one issued after the view was read, one that left, and random queueing, are asked
+of Redis (queue.token_status), as is every poll with
 QUEUE_VIEW_SECONDS=0.
 """
 
@@ -79,7 +80,10 @@ def answer(view: View, token: Token, now_ms: int) -> dict | None:
         state, wait = 2, math.ceil((view.opens_at - now_ms) / 1000)
     else:
         ahead = view.ahead(token.seq, token.concert_id)
-        if ahead is None:
+        # Near the head, Redis answers (and admits): whoever the queue may have passed since
+        # the read, at its rate, and always the first in line.
+        age = max(0, now_ms - view.now_ms) / 1000
+        if ahead is None or ahead < max(1.0, view.passed_per_second * (age + 1)):
             return None
         position = ahead + 1
         wait = math.ceil(position / max(view.passed_per_second, 1.0))

@@ -51,6 +51,7 @@ def chi2(counts: list[int]) -> float:
 
 
 # --- the opening ------------------------------------------------------------------------------
+@pytest.mark.both_modes
 def test_the_opening_shuffles_the_pre_queue_fairly(r: redis.Redis, settings: Settings) -> None:
     """200 drops of 20 customers who arrive in order before the opening: at the opening
     their places are a permutation, each arrival's place is uniform, and places do not follow
@@ -156,6 +157,7 @@ def test_a_million_waiters_open_without_work_at_the_opening(redis_server,
     print(f"\n1,000,000-token pre-queue: a poll after the opening cost {per_call:.0f} us")
 
 
+@pytest.mark.both_modes
 def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> None:
     """queueing random: each admission draws from everyone waiting, so after 500 drops of ten
     waiters each was drawn first about 50 times (chi-square, df 9)."""
