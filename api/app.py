@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from importlib import metadata
 
@@ -353,12 +354,18 @@ async def _load_token_key(store: Store) -> None:
 async def _tick_forever(store: Store, key: asyncio.Task) -> None:
     """Admission and sweeps without a scheduler process: every worker runs a pass each
     TICK_SECONDS, and a concert's lease lets one worker tick it per period (engine/tick.py).
-    The first pass comes at a random moment, so that workers spread over the period."""
+    Passes come just after each whole period of the clock: admissions are counted by Redis's
+    whole seconds, and most polls are answered without Redis (engine/queue_view.py), so the
+    tick is what admits; one early in each second admits that second's share, where a pass at
+    a random phase could miss a second and crowd the next."""
     await key  # admission needs the pre-queue's order, made from the token key
     period = store.settings.tick_seconds
-    await asyncio.sleep(random.uniform(0, period))
+
+    def until_next() -> float:  # a few ms past the next boundary, a little apart per worker
+        return period - time.time() % period + random.uniform(0.002, 0.02) * min(period, 1)
+
+    await asyncio.sleep(until_next())
     while True:
-        started = asyncio.get_running_loop().time()
         metrics.flush()
         try:
             await tick.tick_all(store)
@@ -366,7 +373,7 @@ async def _tick_forever(store: Store, key: asyncio.Task) -> None:
             log.warning("tick skipped: %s", e.detail)
         except Exception:
             log.exception("tick failed")
-        await asyncio.sleep(max(0.0, period - (asyncio.get_running_loop().time() - started)))
+        await asyncio.sleep(until_next())
 
 
 def _ticket_key(settings: Settings, auth: Auth) -> TicketKey | None:

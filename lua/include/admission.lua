@@ -205,7 +205,9 @@ local function queue_of(k, cfg, now, seed, stream, prp)
     local n, passed, mine = 0, 0, nil
     local before = q.counts()
     local pre0, head0 = before.prehead, before.head
-    while n < room and passed < room + 1000 do
+    -- Places whose waiter left are passed on the way, 10,000 a call at most (a gap of
+    -- departures closes at that pace a tick; each costs a lookup).
+    while n < room and passed < room + 10000 do
       local seq
       if cfg.queueing == 1 then seq = draw_place() else seq = next_place() end
       if not seq then break end
