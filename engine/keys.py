@@ -58,10 +58,10 @@ class ConcertKeys:
         self.tokens = f"{t}:tokens"
         self.seqs = f"{t}:seqs"  # hash: seq -> customerId of a WAITING token
         # list: the seqs of the last waiters who left (idle, revoked, replaced; the concert
-        # hash's leftn counts them all), for the workers' views (lua/include/token_entry.lua)
+        # hash's leftn counts them all), for the workers' views (lua/include/waiters.lua)
         self.left = f"{t}:left"
         # bitmaps: seq -> its waiter polled in a period p (p % 3 = 0, 1, 2 in turn; a period
-        # is the idle limit: lua/include/token_entry.lua)
+        # is the idle limit: lua/include/waiters.lua)
         self.seen0, self.seen1, self.seen2 = f"{t}:seen0", f"{t}:seen1", f"{t}:seen2"
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
         # hash: sec, n, avg, pn, pavg (admissions and places passed a second, a minute's

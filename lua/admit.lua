@@ -34,10 +34,10 @@
                             counted here once if missing), sold
   KEYS[17] layout     hash  optionId -> "start:count:version": to count the seats once
   KEYS[18] offers     zset  seat index -> when it came back (include/offers.lua)
-  KEYS[19] seen0      bits  seq -> polled in a period p with p % 3 == 0 (include/token_entry)
+  KEYS[19] seen0      bits  seq -> polled in a period p with p % 3 == 0 (include/waiters)
   KEYS[20] seen1      bits  the same, p % 3 == 1
   KEYS[21] seen2      bits  the same, p % 3 == 2
-  KEYS[22] left      list  the seqs of the last waiters who left (include/token_entry)
+  KEYS[22] left      list  the seqs of the last waiters who left (include/waiters)
 
   ARGV[1]  default active limit (tokens ACTIVE at once)
   ARGV[2]  default admissions a second

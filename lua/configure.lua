@@ -11,7 +11,8 @@
   its opening.
 
   KEYS[1] concert   hash  the concert (must exist, unless ARGV[1] is "load"); the queue's
-                          fields: live, prefirst, premax, prehead, head (include/admission)
+                          fields: prefirst, premax, prehead, head, the waiters (include/
+                          admission, include/waiting)
   KEYS[2] settings  hash  field -> value
 
   ARGV[1] "load" (a catalogue load: the concert may not exist yet) or "patch"
@@ -23,6 +24,7 @@
                     at or after an opening (nothing changed)
 ]]
 -- @include clock
+-- @include waiting
 
 local concert, settings = KEYS[1], KEYS[2]
 local now = time_ms()
@@ -30,12 +32,12 @@ local now = time_ms()
 if ARGV[1] ~= 'load' and redis.call('EXISTS', concert) == 0 then return {3} end
 for i = 2, #ARGV, 2 do
   if ARGV[i] == 'opensAt' and ARGV[i + 1] ~= '' and tonumber(ARGV[i + 1]) > now then
-    local q = redis.call('HMGET', concert, 'live', 'prefirst', 'premax', 'head')
-    local live = tonumber(q[1]) or 0
-    if live > 0 and (q[3] or not q[2]) then return {29, live} end
-    if q[3] then  -- a new pre-queue; the line goes on after the last one's places
+    local q = redis.call('HMGET', concert, 'prefirst', 'premax', 'head')
+    local live = waiting_count(concert)
+    if live > 0 and (q[2] or not q[1]) then return {29, live} end
+    if q[2] then  -- a new pre-queue; the line goes on after the last one's places
       redis.call('HDEL', concert, 'prefirst', 'premax', 'prehead')
-      redis.call('HSET', concert, 'head', math.max(tonumber(q[4]) or 1, tonumber(q[3]) + 1))
+      redis.call('HSET', concert, 'head', math.max(tonumber(q[3]) or 1, tonumber(q[2]) + 1))
     end
   end
 end

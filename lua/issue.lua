@@ -17,7 +17,7 @@
                            include/admission); seats, sold (the stock)
   KEYS[2]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>" (ACTIVE)
   KEYS[3]  seqs      hash  seq -> customerId of a WAITING token
-  KEYS[4]  seen0     bits  seq -> polled in a period p with p % 3 == 0 (include/token_entry)
+  KEYS[4]  seen0     bits  seq -> polled in a period p with p % 3 == 0 (include/waiters)
   KEYS[5]  seen1     bits  the same, p % 3 == 1
   KEYS[6]  seen2     bits  the same, p % 3 == 2
   KEYS[7]  active    zset  customerId -> ACTIVE token expiry (ms)
@@ -26,7 +26,7 @@
   KEYS[10] buckets   hash  "i:<customerId>" / "a:<address>" -> token bucket "level:lastMs"
   KEYS[11] events    stream the concert's events
   KEYS[12] offers    zset  seat index -> when it came back (include/offers.lua)
-  KEYS[13] left      list  the seqs of the last waiters who left (include/token_entry)
+  KEYS[13] left      list  the seqs of the last waiters who left (include/waiters)
   KEYS[14] codes     hash  presale code -> uses left (include/gates.lua)
   KEYS[15] solved    string  (optional) the record of the solution given (see below)
 

@@ -7,10 +7,10 @@
 
   Flag allow-oom: the opening is one field, and the view must be read when Redis is full.
 
-  KEYS[1] concert   hash  seq, head, prefirst, premax, prehead, live (include/admission)
+  KEYS[1] concert   hash  seq, head, prefirst, premax, prehead, leftn, admitted (include/admission)
   KEYS[2] rate      hash  sec, n, avg, pn, pavg: admissions and places passed; soldOut
   KEYS[3] settings  hash  the concert's settings (include/settings.lua)
-  KEYS[4] left      list  the seqs of the last waiters who left (include/token_entry)
+  KEYS[4] left      list  the seqs of the last waiters who left (include/waiters)
 
   ARGV[1] default waiting idle limit (ms)
   ARGV[2] departures the worker has read already (the leftn of its last view; 0: none)
@@ -29,8 +29,8 @@ local concert, rate, settings, left = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = time_ms()
 local cfg = configured(settings, {idleMs = tonumber(ARGV[1]), paused = 0, opensAt = 0,
                                   queueing = 0})
-local c = redis.call('HMGET', concert, 'seq', 'head', 'prefirst', 'premax', 'prehead', 'live',
-                     'leftn')
+local c = redis.call('HMGET', concert, 'seq', 'head', 'prefirst', 'premax', 'prehead', 'leftn',
+                     'admitted')
 local seq, prefirst, premax = tonumber(c[1]) or 0, tonumber(c[3]), tonumber(c[4])
 if now >= cfg.opensAt and prefirst and not premax then  -- the opening
   premax = seq
@@ -46,11 +46,12 @@ if sec < second then
   pavg = pavg * DECAY ^ (second - sec) + pn * (1 - DECAY) * DECAY ^ (second - sec - 1)
   pn = 0
 end
-local leftn = tonumber(c[7]) or 0
+local leftn = tonumber(c[6]) or 0
+local live = seq - leftn - (tonumber(c[7]) or 0)
 local new = math.max(0, leftn - tonumber(ARGV[2]))
 local departed = {}
 if new > 0 then departed = redis.call('LRANGE', left, -new, -1) end
-return {0, now, seq, head, prefirst or 0, premax or 0, tonumber(c[5]) or 0,
-        tonumber(c[6]) or 0, string.format('%.3f', math.max(pavg, pn)),
+return {0, now, seq, head, prefirst or 0, premax or 0, tonumber(c[5]) or 0, live,
+        string.format('%.3f', math.max(pavg, pn)),
         tonumber(m[4]) or 0, cfg.paused, cfg.opensAt, cfg.queueing, cfg.idleMs, leftn,
         departed}

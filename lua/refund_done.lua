@@ -28,6 +28,7 @@
 -- @include settings
 -- @include events
 -- @include tickets
+-- @include waiting
 
 local k = {res = KEYS[1], refunding = KEYS[2], taken = KEYS[3], free = KEYS[4],
            concert = KEYS[5], gone = KEYS[6], tickets = KEYS[7], events = KEYS[8],
@@ -51,7 +52,7 @@ ticket_unpaid(k, rec.customer)
 event_stream(k.events, events_max, now).reservation('REFUNDED', res_id, rec.seat, rec.customer)
 -- A seat that comes back while customers wait is on offer to them first (include/release).
 if configured(k.settings, {returnHoldMs = tonumber(ARGV[3])}).returnHoldMs > 0 and
-    tonumber(redis.call('HGET', k.concert, 'live') or '0') > 0 then
+    waiting_count(k.concert) > 0 then
   redis.call('ZADD', k.offers, now, rec.idx)
 end
 return {0, 1}

@@ -22,7 +22,7 @@
                            hold's seat is offered to those waiting (include/release.lua)
   KEYS[12] settings  hash  the concert's settings (include/settings.lua)
   KEYS[13] concert   hash  live: the waiters (include/admission)
-  KEYS[14] left      list  the seqs of the last waiters who left (include/token_entry)
+  KEYS[14] left      list  the seqs of the last waiters who left (include/waiters)
 
   ARGV[1] customerId
   ARGV[2] events kept in the stream (about)
@@ -35,7 +35,7 @@
 -- @include settings
 -- @include events
 -- @include release
--- @include token_entry
+-- @include waiters
 
 local k = {tokens = KEYS[1], seqs = KEYS[2], active = KEYS[3], res = KEYS[4],
            holds = KEYS[5], taken = KEYS[6], free = KEYS[7], gone = KEYS[8], tickets = KEYS[9],

@@ -7,7 +7,7 @@
 
   Flag allow-oom: a poll must keep its waiter in the queue when Redis is full (a bit each).
 
-  KEYS[1] concert   hash  seen0..seen2: the period each bitmap holds (include/token_entry)
+  KEYS[1] concert   hash  seen0..seen2: "<period>:<seq>" of each bitmap (include/waiters)
   KEYS[2] seen0     bits  seq -> polled in a period p with p % 3 == 0
   KEYS[3] seen1     bits  the same, p % 3 == 1
   KEYS[4] seen2     bits  the same, p % 3 == 2
@@ -21,7 +21,7 @@
 ]]
 -- @include clock
 -- @include settings
--- @include token_entry
+-- @include waiters
 
 local k = {concert = KEYS[1], seen0 = KEYS[2], seen1 = KEYS[3], seen2 = KEYS[4],
            settings = KEYS[5]}

@@ -6,7 +6,8 @@
   KEYS[1] active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[2] holds     zset  reservation id -> hold expiry (ms)
   KEYS[3] paying    zset  reservation id -> pay start (ms)
-  KEYS[4] concert   hash  live (waiters), sold, seats, checkedin (check-ins at the door)
+  KEYS[4] concert   hash  the waiters (include/waiting), sold, seats, checkedin (check-ins at
+                          the door)
   KEYS[5] free      hash  optionId -> free seats
   KEYS[6] rate      hash  sec, n, avg: admissions; soldOut (see include/admission.lua)
   KEYS[7] settings  hash  the concert's settings (include/settings.lua)
@@ -26,6 +27,7 @@
 ]]
 -- @include clock
 -- @include settings
+-- @include waiting
 
 local active, holds, paying, concert, free, rate, settings, offers =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -43,8 +45,8 @@ end
 local free_seats = 0
 for _, count in ipairs(redis.call('HVALS', free)) do free_seats = free_seats + tonumber(count) end
 local cfg = configured(settings, {paused = 0, opensAt = 0, returnHoldMs = tonumber(ARGV[1])})
-local counts = redis.call('HMGET', concert, 'sold', 'seats', 'checkedin', 'live')
-return {0, tonumber(counts[4] or '0'), redis.call('ZCOUNT', active, '(' .. now, '+inf'),
+local counts = redis.call('HMGET', concert, 'sold', 'seats', 'checkedin')
+return {0, waiting_count(concert), redis.call('ZCOUNT', active, '(' .. now, '+inf'),
         redis.call('ZCOUNT', holds, '(' .. now, '+inf'), redis.call('ZCARD', paying),
         tonumber(counts[1] or '0'), free_seats, string.format('%.2f', avg), cfg.paused,
         cfg.opensAt, tonumber(counts[2] or '0'), tonumber(mark[4] or '0'),

@@ -11,7 +11,7 @@
 
   KEYS[1]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>" (ACTIVE)
   KEYS[2]  seqs      hash  seq -> customerId of a WAITING token
-  KEYS[3]  seen0     bits  seq -> polled in a period p with p % 3 == 0 (include/token_entry)
+  KEYS[3]  seen0     bits  seq -> polled in a period p with p % 3 == 0 (include/waiters)
   KEYS[4]  seen1     bits  the same, p % 3 == 1
   KEYS[5]  seen2     bits  the same, p % 3 == 2
   KEYS[6]  active    zset  customerId -> ACTIVE token expiry (ms)
@@ -20,7 +20,7 @@
   KEYS[9]  events    stream the concert's events
   KEYS[10] concert   hash  the queue's fields (include/admission); seats, sold: the stock
   KEYS[11] offers    zset  seat index -> when it came back (include/offers.lua)
-  KEYS[12] left      list  the seqs of the last waiters who left (include/token_entry)
+  KEYS[12] left      list  the seqs of the last waiters who left (include/waiters)
 
   ARGV[1]  customerId
   ARGV[2]  the token's seq

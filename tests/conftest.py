@@ -25,6 +25,7 @@ from devstack.local_cluster import LocalCluster
 from devstack.redis_server import RedisServer
 from engine.config import Settings
 from engine.ids import use_token_key
+from engine.keys import concert_keys
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.sync import sync_client
 from engine.tickets import new_key_pem
@@ -152,6 +153,15 @@ def active_token(client: TestClient, customer: int, concert: int = CONCERT) -> s
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "ACTIVE", resp.json()
     return resp.json()["tokenValue"]
+
+
+def waiting_count(r: redis.Redis, concert: int = CONCERT) -> int:
+    """A concert's WAITING tokens as the scripts count them (lua/include/waiting.lua), checked
+    against its seqs hash."""
+    k = concert_keys(concert)
+    seq, left, admitted = (int(x or 0) for x in r.hmget(k.concert, "seq", "leftn", "admitted"))
+    assert seq - left - admitted == r.hlen(k.seqs), (seq, left, admitted, r.hlen(k.seqs))
+    return seq - left - admitted
 
 
 def auth(token: str) -> dict[str, str]:

@@ -121,8 +121,8 @@ def test_a_million_waiters_open_without_work_at_the_opening(redis_server,
         redis.call('HSET', KEYS[3], seq, seq)
         redis.call('SETBIT', KEYS[4], seq, 1)
       end
-      redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'prefirst', 1, 'live', ARGV[2],
-                 'seen' .. (ARGV[3] % 3), ARGV[3])
+      redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'prefirst', 1, 'qv', 2,
+                 'seen' .. (ARGV[3] % 3), ARGV[3] .. ':' .. ARGV[2])
       return 0"""
     for lo in range(1, n + 1, 100_000):
         r.eval(bulk, 4, k.concert, k.tokens, k.seqs, (k.seen0, k.seen1, k.seen2)[period % 3],
@@ -180,7 +180,8 @@ def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> 
             assert len(active) == 1
             won[active[0]] += 1
             r.delete(k.tokens, k.seqs, k.active, k.rate, k.left)
-            r.hdel(k.concert, "seq", "head", "live", "leftn", "prefirst", "premax", "prehead")
+            r.hdel(k.concert, "seq", "head", "leftn", "admitted", "prefirst", "premax",
+                   "prehead")
         await store.aclose()
         return won
 

@@ -18,7 +18,7 @@ from engine.config import Settings
 from engine.keys import concert_keys
 from engine.store import Store, connect
 from engine.tick import tick as tick_once
-from tests.conftest import CONCERT, auth
+from tests.conftest import CONCERT, auth, waiting_count
 
 pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
@@ -127,7 +127,7 @@ def test_idle_waiting_token_leaves_the_queue(
     # A serving counter: the place of the waiter who left counts until the queue passes it.
     assert status(client, kept["tokenValue"])[1]["position"] == 2
     k = concert_keys(CONCERT)
-    assert catalog.hget(k.concert, "live") == b"1"
+    assert waiting_count(catalog) == 1
     assert catalog.hget(k.tokens, "2") is None  # nothing of the abandoned token is left
     assert catalog.hlen(k.seqs) == 1
     # Issuing again after expiry starts a new token at the end of the line.
@@ -201,7 +201,7 @@ def test_the_idle_sweep_keeps_up_with_fake_arrivals(settings: Settings,
         for lo in range(1, 5002, 500):
             await asyncio.gather(*[queue.issue_token(store, c, CONCERT)
                                    for c in range(lo, min(lo + 500, 5002))])
-        waiting = int(catalog.hget(concert_keys(CONCERT).concert, "live"))
+        waiting = waiting_count(catalog)
         await asyncio.sleep(0.65)  # every waiter idle now (unseen for two periods of 0.3 s)
         ticked = await tick_once(store, CONCERT)
         await store.aclose()
@@ -210,6 +210,6 @@ def test_the_idle_sweep_keeps_up_with_fake_arrivals(settings: Settings,
     waiting, ticked = asyncio.run(go())
     assert waiting == 5000
     assert ticked["dropped"] == 5000
-    assert catalog.hget(concert_keys(CONCERT).concert, "live") == b"0"
+    assert waiting_count(catalog) == 0
     assert catalog.hlen(concert_keys(CONCERT).seqs) == 0
     assert catalog.hlen(concert_keys(CONCERT).tokens) == 1  # the ACTIVE one

@@ -25,7 +25,7 @@ from engine.queue_view import QueueViews, answer, read_view
 from engine.scripts import expand
 from engine.store import Store, connect
 from engine.tick import tick as tick_once
-from tests.conftest import CONCERT
+from tests.conftest import CONCERT, waiting_count
 
 ORDER = """-- @include order
 local key, m, out = ARGV[1], tonumber(ARGV[2]), {}
@@ -115,7 +115,7 @@ def test_a_waiter_polled_from_the_view_stays_and_a_silent_one_goes(
         assert code == 200 and body["status"] == "WAITING", body
     assert views.local >= 10
     k = concert_keys(CONCERT)
-    assert catalog.hget(k.concert, "live") == b"1"
+    assert waiting_count(catalog) == 1
     assert catalog.hexists(k.seqs, parse_token(kept).seq)
     assert not catalog.hexists(k.seqs, parse_token(silent).seq)
     # The view read since it went names it: its poll is Redis's 401.
@@ -182,7 +182,7 @@ def test_positions_never_go_back_under_random_interleavings(settings: Settings,
                         last[value] = got["position"]
                 await asyncio.sleep(rnd.random() * 0.01)
             k = concert_keys(CONCERT)
-            assert int(catalog.hget(k.concert, "live") or 0) == catalog.hlen(k.seqs)
+            assert waiting_count(catalog) == catalog.hlen(k.seqs)
         finally:
             await store.aclose()
         return compared

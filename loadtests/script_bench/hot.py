@@ -53,7 +53,8 @@ for seq = lo, hi do
   redis.call('HSET', seqs, seq, first + seq)
   redis.call('SETBIT', seen, seq, 1)
 end
-redis.call('HSET', concert, 'seq', hi, 'prefirst', 1, 'live', hi, 'seen' .. ARGV[5], period)
+redis.call('HSET', concert, 'seq', hi, 'prefirst', 1, 'qv', 2, 'seen' .. ARGV[5],
+           period .. ':' .. hi)
 return hi"""
 
 
@@ -164,6 +165,12 @@ class Bench:
                 k.offers], [0]
 
 
+def waiting_of(r: redis.Redis) -> int:
+    """The concert's WAITING tokens (lua/include/waiting.lua)."""
+    seq, left, admitted = r.hmget(concert_keys(CONCERT).concert, "seq", "leftn", "admitted")
+    return int(seq or 0) - int(left or 0) - int(admitted or 0)
+
+
 def build(b: Bench, n: int, say: Callable[[str], None]) -> tuple[float, float]:
     """n pre-queue waiters as issue.lua leaves them (seqs 1..n); returns bytes a waiter and
     seconds."""
@@ -233,7 +240,7 @@ def measure(b: Bench, n: int, say: Callable[[str], None], polls: int = 1_000_000
     # then one where a tenth went idle (dropped).
     walk = math.ceil(total / SWEEP_SLICE) + 1
     period = int(time.time() * 1000) // b.idle_ms
-    b.r.hset(k.concert, f"seen{period % 3}", period)
+    b.r.hset(k.concert, f"seen{period % 3}", f"{period}:{total}")
     bits = (k.seen0, k.seen1, k.seen2)[period % 3]
     b.r.setrange(bits, 0, b"\xff" * (total // 8 + 1))
     timed("idle sweep, a slice, all seen (sweep.lua)", "sweep", [b.sweep_call()] * walk,
@@ -242,10 +249,10 @@ def measure(b: Bench, n: int, say: Callable[[str], None], polls: int = 1_000_000
         for seq in random.sample(range(1, total + 1), total // 10):
             p.setbit(bits, seq, 0)
         p.execute()
-    live = int(b.r.hget(k.concert, "live"))
+    live = waiting_of(b.r)
     cost = timed("idle sweep, a slice, a tenth idle (sweep.lua)", "sweep",
                  [b.sweep_call()] * walk, "")
-    cost.note = f"{live - int(b.r.hget(k.concert, 'live')):,} dropped in the walk"
+    cost.note = f"{live - waiting_of(b.r):,} dropped in the walk"
     return costs
 
 

@@ -128,12 +128,12 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
         for size in sizes:
             t0 = time.monotonic()
             say(f"  {size:,} waiting tokens and customers: filling ...")
-            waiting = int(pipe.call("HGET", k.concert, "live") or 0)
+            waiting = pipe.call("HLEN", k.seqs)
             timed_issues = min(issue_ops, size // 2)
             m0 = memory()
             issue(size - timed_issues - waiting, None)
             pipe.settle()
-            issue_from = int(pipe.call("HGET", k.concert, "live") or 0)
+            issue_from = pipe.call("HLEN", k.seqs)
             issue(timed_issues, chunk_for(timed_issues, batches))
             token_bytes += memory() - m0
 
@@ -145,7 +145,7 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
             customers = size
             customer_bytes += memory() - m0
             fill_seconds = time.monotonic() - t0
-            tokens = int(pipe.call("HGET", k.concert, "live") or 0)
+            tokens = pipe.call("HLEN", k.seqs)
             say(f"    filled in {fill_seconds:.1f} s; {tokens:,} waiting")
 
             pipe.settle()

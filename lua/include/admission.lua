@@ -11,18 +11,21 @@
   waiter's position is the places ahead of it not yet passed, counting those who left and are
   not passed yet (a serving counter: nobody is ever renumbered). tokens: customer -> "<seq>"
   (WAITING) or "<seq>@<untilMs>" (ACTIVE); seqs: seq -> customer (WAITING ones). A waiter is
-  alive while its seq's bit is set in the seen bitmap of this period or the last (a poll or
-  an issue sets it; periods of idleMs, three bitmaps in turn, include/token_entry's seen_of):
-  a waiter is dropped between one and two idle limits after its last poll.
+  alive while its seq's bit is set in the seen bitmap of this period or the last (a poll sets
+  it; periods of idleMs, three bitmaps in turn, include/waiters' seen_of), or it joined
+  in one of them (fresh_from): a waiter is dropped between one and two idle limits after its
+  last poll. The waiting count is the seqs issued less the left (leftn) and the admitted
+  (admitted: include/waiting), so that a join writes no counter.
 
     q.counts() -> the concert hash's queue fields, read once a call, with the opening done
-      when due (premax set); exists: whether the concert does; stamps: the seen bitmaps'.
+      when due (premax set); live: the waiters (include/waiting's count); exists: whether
+      the concert does; stamps: the seen bitmaps'.
     q.admissions() -> second, admitted this second, avg, soldOut, passes avg: the rate hash
       keeps sec, n, avg (admissions a second, a minute's moving average), pn, pavg (places
       passed a second: admitted or left, for estimates), soldOut (set by the tick); read once.
     q.join(customer) -> seq: a new waiter at the end (the pre-queue before the opening).
     q.leave(customer, seq): a waiter goes (its entry, its seq, the count).
-    q.alive(seq) -> whether a waiter polled this period or the last.
+    q.alive(seq) -> whether a waiter polled, or joined, this period or the last.
     q.mark(seq): it polled now.
     q.admit(who) -> n, until, passed: how many it admitted, when `who` was one of them its
       expiry, and how many places it passed (admitted or left). None while paused, before
@@ -38,7 +41,7 @@
       nobody is admitted); poll: the seconds after which to poll again (at most 30, a quarter
       of the wait and a third of the idle limit; drawn from the top fifth below that; the
       most while paused or sold out). ]]
--- @include token_entry
+-- @include waiters
 -- @include order
 local function queue_of(k, cfg, now, seed, stream, prp)
   local q = {}
@@ -49,10 +52,21 @@ local function queue_of(k, cfg, now, seed, stream, prp)
   function q.counts()
     if not c then
       local v = redis.call('HMGET', k.concert, 'seq', 'head', 'prefirst', 'premax', 'prehead',
-                           'live', 'name', 'seen0', 'seen1', 'seen2')
+                           'leftn', 'admitted', 'name', 'seen0', 'seen1', 'seen2', 'qv')
       c = {seq = tonumber(v[1]) or 0, head = tonumber(v[2]), prefirst = tonumber(v[3]),
-           premax = tonumber(v[4]), prehead = tonumber(v[5]) or 0, live = tonumber(v[6]) or 0,
-           exists = v[7] ~= false, stamps = {v[8], v[9], v[10]}}
+           premax = tonumber(v[4]), prehead = tonumber(v[5]) or 0,
+           admitted = tonumber(v[7]) or 0, exists = v[8] ~= false,
+           stamps = {v[9], v[10], v[11]}}
+      if not v[12] and c.exists then
+        -- A queue of an older version (its seq numbered a sorted set's places, whose tokens
+        -- end with this one): everything before it counts as passed and admitted. Once.
+        if c.seq > 0 and not c.head and not c.prefirst then
+          c.head, c.admitted = c.seq + 1, c.seq - (tonumber(v[6]) or 0)
+          redis.call('HSET', k.concert, 'head', c.head, 'admitted', c.admitted)
+        end
+        redis.call('HSET', k.concert, 'qv', 2)
+      end
+      c.live = c.seq - (tonumber(v[6]) or 0) - c.admitted
       if now >= cfg.opensAt and c.prefirst and not c.premax then  -- the opening
         c.premax = c.seq
         redis.call('HSET', k.concert, 'premax', c.premax)
@@ -86,9 +100,11 @@ local function queue_of(k, cfg, now, seed, stream, prp)
     return mark[1], mark[2], mark[3], mark[4], mark[5], mark[6]
   end
 
-  local marking, seen  -- the seen bitmaps of this period (to write) and of the two (to read)
+  local marking, seen, fresh  -- this period's bitmap (to write), the two (to read), and the
+                               -- last seq before the last period (later ones count as seen)
   function q.mark(seq)
-    marking = marking or marking_of(k, period, q.counts().stamps)
+    local n = q.counts()
+    marking = marking or marking_of(k, period, n.stamps, n.seq)
     if redis.call('GETBIT', marking, seq) == 0 then  -- written once a period (seen.lua)
       redis.call('SETBIT', marking, seq, 1)
       seen = nil
@@ -96,14 +112,20 @@ local function queue_of(k, cfg, now, seed, stream, prp)
   end
 
   function q.alive(seq)
-    local stamps = q.counts().stamps
-    seen = seen or {seen_of(k, period, stamps) or false, seen_of(k, period - 1, stamps) or false}
+    local n = q.counts()
+    fresh = fresh or fresh_from(k, period, n.stamps, n.seq)
+    if seq > fresh then return true end  -- joined this period or the last
+    seen = seen or {seen_of(k, period, n.stamps) or false,
+                    seen_of(k, period - 1, n.stamps) or false}
     return (seen[1] and redis.call('GETBIT', seen[1], seq) == 1) or
            (seen[2] and redis.call('GETBIT', seen[2], seq) == 1) or false
   end
 
+  -- A join writes no mark: a seq after the last period's first mark or join counts as seen
+  -- (fresh_from), so the period's stamp is made first, before the seq moves on.
   function q.join(customer)
     local n = q.counts()
+    marking = marking or marking_of(k, period, n.stamps, n.seq)
     local seq = redis.call('HINCRBY', k.concert, 'seq', 1)
     n.seq = seq
     if now < cfg.opensAt and not n.premax and not n.prefirst then
@@ -112,8 +134,7 @@ local function queue_of(k, cfg, now, seed, stream, prp)
     end
     redis.call('HSET', k.tokens, customer, seq)
     redis.call('HSET', k.seqs, seq, customer)
-    n.live = redis.call('HINCRBY', k.concert, 'live', 1)
-    q.mark(seq)
+    n.live = n.live + 1
     return seq
   end
 
@@ -220,7 +241,7 @@ local function queue_of(k, cfg, now, seed, stream, prp)
           redis.call('HSET', k.tokens, customer, seq .. '@' .. until_ms)
           redis.call('ZADD', k.active, until_ms, customer)
           redis.call('HDEL', k.seqs, seq)
-          before.live = redis.call('HINCRBY', k.concert, 'live', -1)
+          before.live = before.live - 1
           if customer == who then mine = until_ms end
           n = n + 1
         else  -- it went idle (or its token was replaced): it leaves, and is passed
@@ -228,6 +249,7 @@ local function queue_of(k, cfg, now, seed, stream, prp)
         end
       end
     end
+    if n > 0 then redis.call('HINCRBY', k.concert, 'admitted', n) end
     if before.prehead ~= pre0 then redis.call('HSET', k.concert, 'prehead', before.prehead) end
     if before.head ~= head0 then redis.call('HSET', k.concert, 'head', before.head) end
     if stock and n > stock then spend_credits(n - stock, credited) end
