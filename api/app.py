@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
-import time
 from collections.abc import AsyncIterator
 from importlib import metadata
 
@@ -22,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
-from api import admin, docs, gates, metrics, pages, parsing, schemas, seat_map, tickets
+from api import admin, background, docs, gates, metrics, pages, parsing, schemas, seat_map, tickets
 from api.asgi import FastRouter, Guard, routes
 from api.auth import ACTIVE, CHARGE, CUSTOMER, QUEUE, Auth
 from api.contract import (
@@ -39,9 +37,8 @@ from api.contract import (
 from api.gc_tuning import freeze_heap
 from api.metrics import MetricsEndpoint
 from api.openapi import document
-from engine import booking, catalog, challenge, memory, pay, queue, tick, wallet
+from engine import booking, catalog, challenge, memory, pay, queue, wallet
 from engine.config import Settings
-from engine.errors import StoreUnavailable
 from engine.ids import Token
 from engine.queue_view import QueueViews
 from engine.store import Store, connect
@@ -339,43 +336,6 @@ def openapi(operations: list[Operation], auth: Auth) -> dict:
                     + COMMON_NOTE, tags=TAGS)
 
 
-async def _load_token_key(store: Store) -> None:
-    """The queue token key (engine/queue.py token_key), asked of Redis until it answers: until
-    then a request that carries or asks for a queue token is a 503 (api/auth.py)."""
-    while True:
-        try:
-            await queue.use_deployment_key(store)
-            return
-        except (StoreUnavailable, OSError) as e:
-            log.warning("queue token key not read yet: %s", e)
-        await asyncio.sleep(0.5)
-
-
-async def _tick_forever(store: Store, key: asyncio.Task) -> None:
-    """Admission and sweeps without a scheduler process: every worker runs a pass each
-    TICK_SECONDS, and a concert's lease lets one worker tick it per period (engine/tick.py).
-    Passes come just after each whole period of the clock: admissions are counted by Redis's
-    whole seconds, and most polls are answered without Redis (engine/queue_view.py), so the
-    tick is what admits; one early in each second admits that second's share, where a pass at
-    a random phase could miss a second and crowd the next."""
-    await key  # admission needs the pre-queue's order, made from the token key
-    period = store.settings.tick_seconds
-
-    def until_next() -> float:  # a few ms past the next boundary, a little apart per worker
-        return period - time.time() % period + random.uniform(0.002, 0.02) * min(period, 1)
-
-    await asyncio.sleep(until_next())
-    while True:
-        metrics.flush()
-        try:
-            await tick.tick_all(store)
-        except StoreUnavailable as e:  # the concert list itself could not be read
-            log.warning("tick skipped: %s", e.detail)
-        except Exception:
-            log.exception("tick failed")
-        await asyncio.sleep(until_next())
-
-
 def _ticket_key(settings: Settings, auth: Auth) -> TicketKey | None:
     """The key tickets are signed with (TICKET_SIGNING_KEY). Without one, open mode serves no
     tickets (404, and a line in the log) and jwt mode does not start: a key made up per
@@ -432,8 +392,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store.observe = metrics.observe_redis
         store.event = metrics.redis_event
         views = QueueViews(store)
-        key = asyncio.create_task(_load_token_key(store))
-        ticker = asyncio.create_task(_tick_forever(store, key))
+        key = asyncio.create_task(background.load_token_key(store))
+        ticker = asyncio.create_task(background.tick_forever(store, key))
         watcher = asyncio.create_task(memory.watch(store))  # MEMORY_WATERMARK, 5 reads a second
         marks = asyncio.create_task(views.flush_forever())  # the polls' seen marks, a second
         freeze_heap()

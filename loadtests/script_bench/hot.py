@@ -19,6 +19,7 @@ import argparse
 import math
 import platform
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -273,16 +274,16 @@ def per_second(res: Result, poll_every: float = POLL_EVERY, idle_ms: int = IDLE_
             "per_poll": (marks + views) / polls, "total": marks + views + sweep + tick}
 
 
-def run_single(n: int, say: Callable[[str], None], polls: int) -> Result:
+def run_single(n: int, say: Callable[[str], None], polls: int, issues: int) -> Result:
     with temp_redis("--maxmemory", "0", "--appendonly", "yes") as rs:
         r = redis.Redis.from_url(rs.url)
-        res = _run(r, n, say, polls, "one redis-server")
+        res = _run(r, n, say, polls, "one redis-server", issues=issues)
         r.close()
     return res
 
 
 def _run(r: redis.Redis, n: int, say: Callable[[str], None], polls: int, where: str,
-         loader: object = None) -> Result:
+         loader: object = None, issues: int = 20_000) -> Result:
     create_concert(loader or r, CONCERT, "Hot", [Option(CONCERT * 10, "2027-05-01T19:00:00+09:00",
                                               (Seat(CONCERT * 1000 + 1, 1, 100),))])
     b = Bench(r)
@@ -294,12 +295,12 @@ def _run(r: redis.Redis, n: int, say: Callable[[str], None], polls: int, where: 
         ("tokens", k.tokens), ("seqs", k.seqs),
         ("seen", next(x for x in (k.seen0, k.seen1, k.seen2) if r.exists(x))))}
     say(f"  {res.memory_per_waiter:.1f} bytes a waiter ({res.build_seconds:.0f} s to build)")
-    res.costs = measure(b, n, say, polls)
+    res.costs = measure(b, n, say, polls, issues)
     return res
 
 
 def run_cluster(masters: int, n: int, say: Callable[[str], None], polls: int,
-                workdir: Path) -> tuple[Result, dict[str, float]]:
+                workdir: Path, issues: int = 20_000) -> tuple[Result, dict[str, float]]:
     """The same on a local cluster of ``masters`` masters (no replicas): one concert's calls
     all land on the master of its slot; the CPU of every master over the poll phase shows
     where they went."""
@@ -313,7 +314,7 @@ def run_cluster(masters: int, n: int, say: Callable[[str], None], polls: int,
                        for x in rc.get_primaries()}
         before = {name: _cpu_of(m) for name, m in masters_cpu.items()}
         res = _run(r, n, say, polls, f"cluster, {masters} master{'s' * (masters > 1)}",
-                   sync_client(cluster.url))
+                   sync_client(cluster.url), issues)
         spent = {name: _cpu_of(m) - before[name] for name, m in masters_cpu.items()}
         return res, spent
     finally:
@@ -337,7 +338,7 @@ def report(results: list[Result], spread: dict[str, dict[str, float]], argv: str
         lines += [f"## {res.where}: {res.waiters:,} waiters", "",
                   f"Memory: **{res.memory_per_waiter:.0f} bytes a waiter** (used_memory "
                   f"growth over the build; MEMORY USAGE "
-                  + ", ".join(f"{k} {v / res.waiters:.0f} B" for k, v in res.key_bytes.items())
+                  + ", ".join(f"{k} {v / res.waiters:.1f} B" for k, v in res.key_bytes.items())
                   + " a waiter).", "",
                   "| call | calls | us in the script | us of server CPU | note |",
                   "|---|---:|---:|---:|---|"]
@@ -360,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--waiters", type=int, default=10_000_000)
     p.add_argument("--polls", type=int, default=1_000_000, help="marks timed, each pass")
+    p.add_argument("--issues", type=int, default=20_000, help="issues timed (new customers)")
     p.add_argument("--cluster", default="", help="masters to run a cluster with, e.g. 1,3 "
                    "(each at --cluster-waiters)")
     p.add_argument("--cluster-waiters", type=int, default=1_000_000)
@@ -367,14 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     use_token_key(b"bench-queue-token-key-0123456789")
     started = time.perf_counter()
-    results = [run_single(a.waiters, print, a.polls)]
+    results = [run_single(a.waiters, print, a.polls, a.issues)]
     spread: dict[str, dict[str, float]] = {}
     for masters in [int(m) for m in a.cluster.split(",") if m]:
         with tempfile.TemporaryDirectory(prefix="hot-") as tmp:
-            res, cpu = run_cluster(masters, a.cluster_waiters, print, a.polls, Path(tmp))
+            res, cpu = run_cluster(masters, a.cluster_waiters, print, a.polls, Path(tmp),
+                                   a.issues)
         results.append(res)
         spread[res.where] = cpu
-    text = report(results, spread, " ".join(argv if argv is not None else []),
+    text = report(results, spread, " ".join(argv if argv is not None else sys.argv[1:]),
                   time.perf_counter() - started)
     publish(text, a.out)
     return 0
