@@ -16,7 +16,7 @@ CLUSTER_URL ?= redis+cluster://$(shell for i in 0 1 2 3 4 5; do printf '127.0.0.
 
 .PHONY: install redis-server chromium run test lint clean bench bench-endpoints bench-scripts ticket-key \
 	cluster cluster-status cluster-stop run-cluster bench-cluster bench-overload bench-connections \
-	bench-drop bench-stress
+	bench-drop bench-stress bench-hot
 
 install: $(VENV)/.installed redis-server chromium
 
@@ -153,6 +153,12 @@ bench-cluster: install
 bench-scripts: install
 	$(PY) -m loadtests.script_bench.scripts
 	$(PY) -m loadtests.script_bench.scaling
+
+# One concert that everybody wants, at the script level: 10,000,000 waiters' memory, the
+# opening, each queue call's Redis CPU and a second of the waiting room, then on a local
+# cluster of 1 and of 3 masters (1,000,000 each). HOT_ARGS="--waiters 1000000" for a quick one.
+bench-hot: install
+	$(PY) -m loadtests.script_bench.hot --cluster 1,3 $(HOT_ARGS)
 
 # The report's seven locust scenarios scaled to ~4 minutes on 2 cores: CSVs, PNG charts and
 # report.md (beside the report's figures) in loadtests/results/<timestamp>/.

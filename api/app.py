@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 from collections.abc import AsyncIterator
 from importlib import metadata
 
@@ -21,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
-from api import admin, docs, gates, metrics, pages, parsing, schemas, seat_map, tickets
+from api import admin, background, docs, gates, metrics, pages, parsing, schemas, seat_map, tickets
 from api.asgi import FastRouter, Guard, routes
 from api.auth import ACTIVE, CHARGE, CUSTOMER, QUEUE, Auth
 from api.contract import (
@@ -38,10 +37,10 @@ from api.contract import (
 from api.gc_tuning import freeze_heap
 from api.metrics import MetricsEndpoint
 from api.openapi import document
-from engine import booking, catalog, challenge, memory, pay, queue, tick, wallet
+from engine import booking, catalog, challenge, memory, pay, queue, wallet
 from engine.config import Settings
-from engine.errors import StoreUnavailable
 from engine.ids import Token
+from engine.queue_view import QueueViews
 from engine.store import Store, connect
 from engine.tickets import TicketKey
 
@@ -103,7 +102,7 @@ async def token_issue(scope: Scope, customer_id: int, concert_id: int, access_co
 
 
 async def token_status(scope: Scope, tok: Token) -> dict:
-    return await queue.token_status(store_of(scope), tok)
+    return await scope["state"]["views"].status(tok)
 
 
 # --- catalog --------------------------------------------------------------------------------
@@ -337,24 +336,6 @@ def openapi(operations: list[Operation], auth: Auth) -> dict:
                     + COMMON_NOTE, tags=TAGS)
 
 
-async def _tick_forever(store: Store) -> None:
-    """Admission and sweeps without a scheduler process: every worker runs a pass each
-    TICK_SECONDS, and a concert's lease lets one worker tick it per period (engine/tick.py).
-    The first pass comes at a random moment, so that workers spread over the period."""
-    period = store.settings.tick_seconds
-    await asyncio.sleep(random.uniform(0, period))
-    while True:
-        started = asyncio.get_running_loop().time()
-        metrics.flush()
-        try:
-            await tick.tick_all(store)
-        except StoreUnavailable as e:  # the concert list itself could not be read
-            log.warning("tick skipped: %s", e.detail)
-        except Exception:
-            log.exception("tick failed")
-        await asyncio.sleep(max(0.0, period - (asyncio.get_running_loop().time() - started)))
-
-
 def _ticket_key(settings: Settings, auth: Auth) -> TicketKey | None:
     """The key tickets are signed with (TICKET_SIGNING_KEY). Without one, open mode serves no
     tickets (404, and a line in the log) and jwt mode does not start: a key made up per
@@ -410,16 +391,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store = Store(connect(settings), settings)
         store.observe = metrics.observe_redis
         store.event = metrics.redis_event
-        ticker = asyncio.create_task(_tick_forever(store))
+        views = QueueViews(store)
+        key = asyncio.create_task(background.load_token_key(store))
+        ticker = asyncio.create_task(background.tick_forever(store, key))
         watcher = asyncio.create_task(memory.watch(store))  # MEMORY_WATERMARK, 5 reads a second
+        marks = asyncio.create_task(views.flush_forever())  # the polls' seen marks, a second
         freeze_heap()
         try:
-            yield {"store": store, "ticket_key": ticket_key}
+            yield {"store": store, "ticket_key": ticket_key, "views": views}
         finally:
-            for task in (ticker, watcher):
+            for task in (key, ticker, watcher, marks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await views.aclose()
             metrics.flush()
             await store.aclose()
 

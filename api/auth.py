@@ -32,7 +32,8 @@ from starlette.types import Scope
 from api.contract import Field, Gate, Security
 from api.problems import ApiError, Headers
 from engine.config import Settings
-from engine.ids import Token, parse_token
+from engine.errors import StoreUnavailable
+from engine.ids import Token, has_token_key, parse_token
 
 CHARGE_SCOPE = "points:charge"
 QUEUE_HEADER = "X-Queue-Token"
@@ -44,6 +45,8 @@ _INVALID: Headers = [(b"www-authenticate", b'Bearer error="invalid_token"')]
 
 # --- the queue token ------------------------------------------------------------------------
 def _queue_token(raw: bytes, where: str) -> Token:
+    if not has_token_key():  # this worker has not read the deployment's key yet (api/app.py)
+        raise StoreUnavailable("the queue token key is not read from Redis yet")
     parsed = parse_token(raw.strip().decode("latin-1")) if len(raw) <= 128 else None
     if parsed is None:
         raise ApiError(401, "TOKEN_UNKNOWN", f"A queue token is required in {where}.",

@@ -203,8 +203,8 @@ FLAG = Flag()
 NAME = Text(r"[^\x00-\x1f\x7f]{1,64}", "must be 1-64 printable characters", max_length=64)
 RESERVATION_ID = Text(r"[1-9][0-9]{0,15}\.[0-9a-f]{32}",
                       "must be a reservation id: <concertId>.<32 lowercase hex>")
-QUEUE_TOKEN = Text(r"[1-9][0-9]{0,15}\.[1-9][0-9]{0,15}\.[0-9a-f]{32}",
-                   "must be a queue token: <concertId>.<customerId>.<32 lowercase hex>")
+QUEUE_TOKEN = Text(r"[1-9][0-9]{0,15}\.[1-9][0-9]{0,15}\.[1-9][0-9]{0,15}\.[0-9a-f]{32}",
+                   "must be a queue token: <concertId>.<customerId>.<seq>.<32 lowercase hex>")
 # Visible ASCII: what a header carries unchanged through every proxy.
 IDEMPOTENCY_KEY = Text(r"[!-~]{1,255}", "must be one value of 1-255 visible ASCII characters",
                        code="INVALID_IDEMPOTENCY_KEY", max_length=255)

@@ -48,6 +48,7 @@ def issue_tokens(redis_url: str, pairs: list[tuple[int, int]], **settings: objec
     async def issue() -> list[str]:
         store = Store(connect(config), config)
         try:
+            await queue.use_deployment_key(store)  # the key the API's workers read too
             return [(await queue.issue_token(store, c, concert))["tokenValue"]
                     for c, concert in pairs]
         finally:

@@ -29,8 +29,8 @@ async def reserve(store: Store, token: Token, option_id: int, seat_id: int) -> d
     _, price, expires = await store.run(
         "reserve",
         (k.tokens, k.active, k.options, k.seats(option_id), k.taken, k.free, k.holds,
-         k.res, k.gone, k.settings, k.tickets, k.events, k.waiting, k.offers),
-        (token.customer_id, token.secret, store.settings.idle_ms, option_id,
+         k.res, k.gone, k.settings, k.tickets, k.events, k.concert, k.offers),
+        (token.customer_id, token.seq, store.settings.idle_ms, option_id,
          seat_id, res_id, hold_ms, max_tickets, per_second, burst, events,
          store.settings.return_hold_ms, store.settings.active_ttl_ms),
     )
@@ -61,8 +61,8 @@ async def reserve_best(store: Store, token: Token, option_id: int, quantity: int
             _, expires, row, offset = await store.run(
                 "reserve_best",
                 (k.tokens, k.active, k.layout, k.taken, k.free, k.holds, k.res,
-                 k.gone, k.settings, k.tickets, k.events, k.waiting, k.offers),
-                (token.customer_id, token.secret, store.settings.idle_ms, option_id, quantity,
+                 k.gone, k.settings, k.tickets, k.events, k.concert, k.offers),
+                (token.customer_id, token.seq, store.settings.idle_ms, option_id, quantity,
                  hold_ms, max_tickets, per_second, burst, events, listing.version.decode(),
                  ",".join(res_ids), starts, blocks, store.settings.return_hold_ms,
                  store.settings.active_ttl_ms))
@@ -87,8 +87,8 @@ async def cancel(store: Store, token: Token, res_id: str) -> dict:
     await store.run(
         "cancel",
         (k.tokens, k.active, k.res, k.holds, k.taken, k.free, k.gone, k.settings,
-         k.tickets, k.events, k.waiting, k.offers),
-        (token.customer_id, token.secret, store.settings.idle_ms, res_id,
+         k.tickets, k.events, k.concert, k.offers),
+        (token.customer_id, token.seq, store.settings.idle_ms, res_id,
          store.settings.events_maxlen, store.settings.return_hold_ms),
     )
     return {"reservationId": reservation_id(token.concert_id, res_id), "status": "CANCELLED"}

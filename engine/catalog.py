@@ -24,8 +24,8 @@ async def available_dates(store: Store, token: Token, concert_id: int) -> dict:
     reply = await store.run(
         "dates",
         (k.tokens, k.active, k.options, k.free, k.holds, k.res, k.taken, k.gone,
-         k.settings, k.tickets, k.events, k.waiting, k.offers),
-        (token.customer_id, token.secret, store.settings.idle_ms,
+         k.settings, k.tickets, k.events, k.concert, k.offers),
+        (token.customer_id, token.seq, store.settings.idle_ms,
          1 if concert_id == token.concert_id else 0, store.settings.events_maxlen,
          store.settings.return_hold_ms),
     )
@@ -155,8 +155,8 @@ async def seat_bits(store: Store, token: Token, option_id: int, offset: int = 0,
     _, version, start, count, bits, *not_mine = await store.run(
         "seats",
         (k.tokens, k.active, k.layout, k.holds, k.res, k.taken, k.free, k.gone,
-         k.settings, k.tickets, k.events, k.waiting, k.offers),
-        (token.customer_id, token.secret, store.settings.idle_ms, option_id, offset, count,
+         k.settings, k.tickets, k.events, k.concert, k.offers),
+        (token.customer_id, token.seq, store.settings.idle_ms, option_id, offset, count,
          store.settings.events_maxlen, store.settings.return_hold_ms,
          store.settings.active_ttl_ms),
     )

@@ -155,9 +155,9 @@ def stored(changes: object) -> list[str]:
     return [x for knob, value in validate(changes) for x in (knob.field, value)]
 
 
-def configure_keys(concert_id: int) -> tuple[str, str, str]:
+def configure_keys(concert_id: int) -> tuple[str, str]:
     k = concert_keys(concert_id)
-    return k.concert, k.settings, k.waiting
+    return k.concert, k.settings
 
 
 async def patch(store: Store, concert_id: int, changes: object) -> dict:

@@ -101,6 +101,12 @@ class Settings:
     issue_rate_per_address: float = 0.0
     rate_burst: int = 5
     trusted_proxies: str = ""
+    # The key queue tokens are made with (engine/ids.py): at least 16 bytes, the same for every
+    # worker; "": one Redis keeps, made at first use.
+    queue_token_key: str = field(default="", repr=False)
+    # How old a worker's view of a queue may be when it answers a poll from it (0: every poll
+    # of a WAITING token asks Redis, engine/queue_view.py).
+    queue_view_seconds: float = 1.0
     # Entries kept (about) in each concert's event stream.
     events_maxlen: int = 100_000
     # The admin API (/admin/...) exists only when this is set; requests carry it as a Bearer.
@@ -204,6 +210,8 @@ class Settings:
             rate_burst=_count("RATE_BURST", d.rate_burst),
             trusted_proxies=os.environ.get("TRUSTED_PROXIES", d.trusted_proxies),
             events_maxlen=_count("EVENTS_MAXLEN", d.events_maxlen),
+            queue_token_key=os.environ.get("QUEUE_TOKEN_KEY", ""),
+            queue_view_seconds=_rate("QUEUE_VIEW_SECONDS", d.queue_view_seconds),
             admin_token=os.environ.get("ADMIN_TOKEN", d.admin_token),
             pay_stale_seconds=_seconds("PAY_STALE_SECONDS", d.pay_stale_seconds),
             pay_one_call=_flag("PAY_ONE_CALL", d.pay_one_call),

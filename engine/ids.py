@@ -1,9 +1,18 @@
-"""Token values and reservation ids: opaque to clients, 128 random bits each, and shaped so the
-engine finds their Redis keys without a lookup (the concert, and for a token the customer, are
-in the value). Anything that does not match exactly is rejected before it reaches Redis."""
+"""Token values and reservation ids: opaque to clients, each with 128 bits nobody can guess,
+and shaped so the engine finds their Redis keys without a lookup (the concert, and for a token
+the customer, are in the value). Anything that does not match exactly is rejected before it
+reaches Redis.
+
+A queue token is ``<concertId>.<customerId>.<seq>.<mac>``: seq, its place in the order the
+concert issued tokens, lets an API worker answer a poll from its view of the queue without
+asking Redis (engine/queue_view.py); mac, a keyed BLAKE2b of the rest (128 bits), proves the
+engine issued it. The key (``use_token_key``) is one per deployment: QUEUE_TOKEN_KEY, or one
+Redis keeps (engine/queue.py's ``token_key``)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 from datetime import UTC, datetime
@@ -13,7 +22,7 @@ from typing import NamedTuple
 MAX_ID = 2**53 - 1
 _ID = r"([1-9][0-9]{0,15})"
 _SECRET = r"([0-9a-f]{32})"
-_TOKEN = re.compile(rf"{_ID}\.{_ID}\.{_SECRET}")
+_TOKEN = re.compile(rf"{_ID}\.{_ID}\.{_ID}\.{_SECRET}")
 _RESERVATION = re.compile(rf"{_ID}\.{_SECRET}")
 
 
@@ -59,22 +68,65 @@ class Token(NamedTuple):
 
     concert_id: int
     customer_id: int
-    secret: str
+    seq: int  # its place in the concert's queue (engine/queue.py)
+    mac: str
 
     @property
     def value(self) -> str:
-        return f"{self.concert_id}.{self.customer_id}.{self.secret}"
+        return f"{self.concert_id}.{self.customer_id}.{self.seq}.{self.mac}"
 
 
-def parse_token(value: str) -> Token | None:
-    """``<concertId>.<customerId>.<32 hex>``, or None when it is not one of ours."""
+_key: bytes = b""
+
+
+def use_token_key(key: bytes) -> None:
+    """The deployment's key for queue tokens' macs (every worker the same)."""
+    global _key
+    if len(key) < 16:
+        raise ValueError("a queue token key needs at least 16 bytes")
+    _key = key[:64]  # BLAKE2b takes a key of up to 64 bytes
+    order_key.cache_clear()
+
+
+def _need_key() -> None:
+    if not _key:
+        raise RuntimeError("no queue token key: use_token_key() first")
+
+
+def _mac(concert_id: int, customer_id: int, seq: int) -> str:
+    _need_key()
+    return hashlib.blake2b(b"%d.%d.%d" % (concert_id, customer_id, seq), key=_key,
+                           digest_size=16).hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def order_key(concert_id: int) -> str:
+    """The key of a concert's pre-queue order (lua/include/order.lua), from the token key."""
+    _need_key()
+    return hashlib.blake2b(b"order:%d" % concert_id, key=_key, digest_size=16).hexdigest()
+
+
+def mint(concert_id: int, customer_id: int, seq: int) -> Token:
+    """The token of a customer's place ``seq`` in a concert's queue."""
+    return Token(concert_id, customer_id, seq, _mac(concert_id, customer_id, seq))
+
+
+def has_token_key() -> bool:
+    return bool(_key)
+
+
+def parse_token(value: str, verify: bool = True) -> Token | None:
+    """``<concertId>.<customerId>.<seq>.<32 hex>`` with a mac of ours, or None. (``verify``
+    False: the shape only, for the debugging CLI, which shows what a token would run.)"""
     m = _TOKEN.fullmatch(value)
     if m is None:
         return None
-    concert_id, customer_id = int(m[1]), int(m[2])
-    if concert_id > MAX_ID or customer_id > MAX_ID:
+    concert_id, customer_id, seq = int(m[1]), int(m[2]), int(m[3])
+    if concert_id > MAX_ID or customer_id > MAX_ID or seq > MAX_ID:
         return None
-    return Token(concert_id, customer_id, m[3])
+    if verify and not hmac.compare_digest(m[4], _mac(concert_id, customer_id, seq)):
+        return None
+    return Token(concert_id, customer_id, seq, m[4])
 
 
 def reservation_id(concert_id: int, secret: str) -> str:

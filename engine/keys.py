@@ -11,8 +11,10 @@ from functools import lru_cache
 
 PREFIX = "tk"
 
-# The set of concert ids the background tick walks (the only key without a tag).
+# The set of concert ids the background tick walks (a key without a tag).
 CONCERTS = f"{PREFIX}:concerts"
+# string: the deployment's queue token key, when QUEUE_TOKEN_KEY is not set (engine/ids.py).
+TOKEN_KEY = f"{PREFIX}:queue-key"
 
 
 def concert_tag(concert_id: int) -> str:
@@ -28,14 +30,14 @@ class ConcertKeys:
 
     __slots__ = (
         "active", "buckets", "codes", "concert", "events", "free", "gone", "holds", "layout",
-        "lease", "offers", "options", "paying", "rate", "refunding", "res", "settings", "tag",
-        "taken", "tickets", "tokens", "waiting",
+        "lease", "left", "offers", "options", "paying", "rate", "refunding", "res", "seen0",
+        "seen1", "seen2", "seqs", "settings", "tag", "taken", "tickets", "tokens",
     )
 
     def __init__(self, concert_id: int) -> None:
         self.tag = t = concert_tag(concert_id)
-        # hash: name, seq (queue places), seats (on sale in all), sold, checkedin (tickets in
-        # at the door), nbits
+        # hash: name; seq, head, prefirst, premax, prehead, live (the queue: lua/include/
+        # admission.lua); seats (on sale in all), sold, checkedin (tickets in at the door), nbits
         self.concert = f"{t}:concert"
         self.options = f"{t}:options"  # hash: optionId -> performance date
         # hash: the operator's settings (lua/include/settings.lua); defaults from the env
@@ -51,13 +53,20 @@ class ConcertKeys:
         self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
         self.res = f"{t}:res"  # hash: reservation id -> JSON record
         self.gone = f"{t}:gone"  # zset: closed reservation id -> closed at (ms), for purging
-        # hash: customerId -> "secret@activeUntilMs" (ACTIVE) or "secret:lastPollMs" (WAITING)
+        # hash: customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>" (ACTIVE); seq: the
+        # token's place in the order the concert issued them (lua/include/admission.lua)
         self.tokens = f"{t}:tokens"
-        # zset: customerId -> queue place (a random one in the pre-queue, see issue.lua)
-        self.waiting = f"{t}:waiting"
+        self.seqs = f"{t}:seqs"  # hash: seq -> customerId of a WAITING token
+        # list: the seqs of the last waiters who left (idle, revoked, replaced; the concert
+        # hash's leftn counts them all), for the workers' views (lua/include/waiters.lua)
+        self.left = f"{t}:left"
+        # bitmaps: seq -> its waiter polled in a period p (p % 3 = 0, 1, 2 in turn; a period
+        # is the idle limit: lua/include/waiters.lua)
+        self.seen0, self.seen1, self.seen2 = f"{t}:seen0", f"{t}:seen1", f"{t}:seen2"
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
-        # hash: sec, n, avg (admissions a second, a minute's average); cursor (idle sweep);
-        # soldOut (ms since the concert sold out, set by the tick)
+        # hash: sec, n, avg, pn, pavg (admissions and places passed a second, a minute's
+        # average); cursor (idle sweep); soldOut (ms since the concert sold out, set by the
+        # tick); credited (returned seats' admissions)
         self.rate = f"{t}:rate"
         # string with TTL: the API worker ticking the concert now (one tick a second in all)
         self.lease = f"{t}:lease"

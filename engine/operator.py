@@ -23,8 +23,8 @@ async def revoke(store: Store, concert_id: int, customer_id: int) -> dict:
     k = concert_keys(concert_id)
     _, had, released, paying = await store.run(
         "revoke",
-        (k.tokens, k.waiting, k.active, k.res, k.holds, k.taken, k.free, k.gone,
-         k.tickets, k.events, k.offers, k.settings),
+        (k.tokens, k.seqs, k.active, k.res, k.holds, k.taken, k.free, k.gone,
+         k.tickets, k.events, k.offers, k.settings, k.concert, k.left),
         (customer_id, store.settings.events_maxlen, store.settings.return_hold_ms))
     return {"concertId": concert_id, "customerId": customer_id, "revoked": bool(had),
             "holdsReleased": released, "holdsBeingPaid": paying}
@@ -48,7 +48,7 @@ async def refund_sale(store: Store, concert_id: int, res_id: str, force: bool = 
                         (rid, attempt, store.settings.history_limit, "SALE", price))
         await store.run("refund_done",
                         (k.res, k.refunding, k.taken, k.free, k.concert, k.gone, k.tickets,
-                         k.events, k.waiting, k.offers, k.settings),
+                         k.events, k.offers, k.settings),
                         (res_id, store.settings.events_maxlen, store.settings.return_hold_ms))
     return {"reservationId": rid, "status": "REFUNDED", "amount": from_minor(price),
             "customerId": int(customer)}

@@ -67,8 +67,8 @@ async def begin(store: Store, token: Token, res_id: str) -> tuple[int, int]:
     _, price, attempt = await store.run(
         "pay_begin",
         (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.gone,
-         k.settings, k.tickets, k.events, k.waiting, k.offers),
-        (token.customer_id, token.secret, store.settings.idle_ms, res_id,
+         k.settings, k.tickets, k.events, k.concert, k.offers),
+        (token.customer_id, token.seq, store.settings.idle_ms, res_id,
          store.settings.stale_ms, store.settings.events_maxlen, store.settings.return_hold_ms),
     )
     return price, attempt
@@ -91,7 +91,7 @@ async def finish(store: Store, concert_id: int, res_id: str, attempt: int, outco
     await store.run(
         "pay_finish",
         (k.res, k.paying, k.holds, k.taken, k.free, k.tokens, k.active, k.concert,
-         k.gone, k.tickets, k.events, k.waiting, k.offers, k.settings),
+         k.gone, k.tickets, k.events, k.offers, k.settings),
         (res_id, attempt, outcome, balance, store.settings.events_maxlen,
          store.settings.return_hold_ms),
     )
@@ -105,8 +105,8 @@ async def run_pay_script(store: Store, token: Token, res_id: str) -> tuple[int, 
         "pay",
         (k.tokens, k.active, k.res, k.holds, k.paying, k.taken, k.free, k.gone,
          k.settings, k.tickets, k.events, k.concert, c.balance, c.debits, c.history,
-         k.waiting, k.offers),
-        (token.customer_id, token.secret, store.settings.idle_ms, res_id,
+         k.offers),
+        (token.customer_id, token.seq, store.settings.idle_ms, res_id,
          store.settings.stale_ms, store.settings.events_maxlen,
          reservation_id(token.concert_id, res_id), store.settings.history_limit,
          store.settings.return_hold_ms),

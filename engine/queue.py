@@ -1,15 +1,37 @@
-"""Queue tokens: issue (issue.lua) and status (status.lua); a concert's numbers (stats.lua).
-The background tick that admits and sweeps is engine/tick.py."""
+"""Queue tokens: issue (issue.lua) and status (status.lua); a concert's numbers (stats.lua);
+the deployment's token key. The background tick that admits and sweeps is engine/tick.py;
+the polls answered without a call each, engine/queue_view.py."""
 
 from __future__ import annotations
 
 from engine import access_codes, challenge
-from engine.errors import ChallengeRefused
-from engine.ids import Token, iso_ms, new_hex, random_below_2_to
-from engine.keys import CONCERTS, concert_keys
+from engine.errors import ChallengeRefused, StoreUnavailable
+from engine.ids import (
+    Token,
+    has_token_key,
+    iso_ms,
+    mint,
+    order_key,
+    random_below_2_to,
+    random_bytes,
+    use_token_key,
+)
+from engine.keys import CONCERTS, TOKEN_KEY, concert_keys
 from engine.store import Store
 
-PRE_QUEUE_BITS = 52  # a pre-queue place: a secure random integer below 2^52 (issue.lua)
+
+async def token_key(store: Store) -> bytes:
+    """The deployment's queue token key: QUEUE_TOKEN_KEY, or the one Redis keeps (made by
+    the first worker that asks: SET NX), so that every worker mints and checks alike."""
+    if store.settings.queue_token_key:
+        return store.settings.queue_token_key.encode()
+    await store.execute("SET", TOKEN_KEY, random_bytes(32).hex(), "NX")
+    return bytes(await store.execute("GET", TOKEN_KEY))
+
+
+async def use_deployment_key(store: Store) -> None:
+    """Mint and check queue tokens with the deployment's key from now on (this process)."""
+    use_token_key(await token_key(store))
 
 
 def queue_args(store: Store) -> tuple[int, int, int, int, float, int]:
@@ -53,15 +75,17 @@ def _token_view(token: Token, state: int, position: int, wait: int, until: int,
 
 async def issue_token(store: Store, customer_id: int, concert_id: int, address: str = "",
                       access_code: str = "", altcha: str = "") -> dict:
-    """The customer's live token for the concert, or a new one: at a random place in the
-    pre-queue before the concert opens, at the end of the queue after. ``address``: the
+    """The customer's live token for the concert, or a new one: the next place, in the
+    pre-queue before the concert opens, at the end of the line after. ``address``: the
     client's, when issues are rate limited per address. A new token passes the concert's
     gates while they are on: a presale code (``access_code``) and a proof of work
     (``altcha``, ALTCHA's payload: checked here, then spent by the script)."""
+    if not has_token_key():  # a worker asks Redis for it as it starts (api/app.py)
+        raise StoreUnavailable("the queue token key is not read from Redis yet")
     s = store.settings
     k = concert_keys(concert_id)
-    keys = [k.concert, k.tokens, k.waiting, k.active, k.rate, k.settings, k.buckets, k.events,
-            k.offers, k.codes]
+    keys = [k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate,
+            k.settings, k.buckets, k.events, k.offers, k.left, k.codes]
     proof, expires, why = "", 0, ""
     if altcha:
         try:
@@ -70,28 +94,28 @@ async def issue_token(store: Store, customer_id: int, concert_id: int, address: 
         except challenge.ChallengeError as e:
             proof, why = "-", str(e)
     try:
-        reply = await store.run(
+        _, seq, *standing = await store.run(
             "issue", keys,
-            (customer_id, new_hex(), *queue_args(store), s.max_waiting,
-             random_below_2_to(PRE_QUEUE_BITS), seed(), s.issue_rate_per_customer,
-             s.issue_rate_per_address, address if s.issue_rate_per_address else "",
-             s.rate_burst, s.events_maxlen, access_codes.normalize(access_code), proof,
-             expires),
+            (customer_id, order_key(concert_id), *queue_args(store), s.max_waiting, seed(),
+             s.issue_rate_per_customer, s.issue_rate_per_address,
+             address if s.issue_rate_per_address else "", s.rate_burst, s.events_maxlen,
+             access_codes.normalize(access_code), proof, expires),
         )
     except ChallengeRefused as e:
         raise challenge.refusal(store.settings, concert_id, e, why) from None
-    _, secret, *standing = reply
-    return _token_view(Token(concert_id, customer_id, secret.decode()), *standing)
+    return _token_view(mint(concert_id, customer_id, seq), *standing)
 
 
 async def token_status(store: Store, token: Token) -> dict:
-    """Where a token stands; polling keeps a WAITING token in the queue."""
+    """Where a token stands, asked of Redis: polling keeps a WAITING token in the queue. (Most
+    polls are answered from the worker's view instead: engine/queue_view.py.)"""
     k = concert_keys(token.concert_id)
     _, *standing = await store.run(
         "status",
-        (k.tokens, k.waiting, k.active, k.rate, k.settings, k.events, k.concert, k.offers),
-        (token.customer_id, token.secret, *queue_args(store), seed(),
-         store.settings.events_maxlen),
+        (k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate, k.settings, k.events,
+         k.concert, k.offers, k.left),
+        (token.customer_id, token.seq, order_key(token.concert_id), *queue_args(store),
+         seed(), store.settings.events_maxlen),
     )
     return _token_view(token, *standing)
 
@@ -104,8 +128,8 @@ async def concert_stats(store: Store, concert_id: int) -> dict:
     k = concert_keys(concert_id)
     (_, waiting, active, holds, paying, sold, free, rate, paused, opens_at, seats, sold_out,
      offered, checked_in) = await store.run(
-        "stats", (k.waiting, k.active, k.holds, k.paying, k.concert, k.free, k.rate,
-                  k.settings, k.offers), (store.settings.return_hold_ms,))
+        "stats", (k.active, k.holds, k.paying, k.concert, k.free, k.rate, k.settings,
+                  k.offers), (store.settings.return_hold_ms,))
     return {"concertId": concert_id, "waiting": waiting, "active": active,
             "holds": holds + paying, "paying": paying, "sold": sold, "freeSeats": free,
             "seats": seats, "offered": offered, "checkedIn": checked_in, "soldOut": bool(sold_out),

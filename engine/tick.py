@@ -26,7 +26,7 @@ import random
 import secrets
 
 from engine.errors import EngineError, PaySuperseded, StoreUnavailable
-from engine.ids import reservation_id
+from engine.ids import order_key, reservation_id
 from engine.keys import CustomerKeys, concert_keys
 from engine.operator import refund_sale
 from engine.pay import recover
@@ -39,7 +39,7 @@ WORKER = secrets.token_hex(8)  # this process, as the holder of a concert's leas
 TICK_CONCURRENCY = 64  # concerts ticked at once in a pass
 # The idle sweep looks at this many waiters per script call (about 0.8 ms of Redis), and at
 # most this many calls per tick: a queue at MAX_WAITING is walked about twice per idle limit.
-SWEEP_SLICE = 1000
+SWEEP_SLICE = 5000  # seqs a sweep.lua call looks at (a byte of bits at a time: ~0.3 ms)
 SWEEP_CALLS = 100
 
 
@@ -53,11 +53,11 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
         return None
     _, admitted, dropped, released, stale, forget, refunds = await store.run(
         "admit",
-        (k.tokens, k.waiting, k.active, k.rate, k.holds, k.paying, k.res, k.taken,
+        (k.tokens, k.seqs, k.active, k.rate, k.holds, k.paying, k.res, k.taken,
          k.free, k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events, k.concert,
-         k.layout, k.offers),
+         k.layout, k.offers, k.seen0, k.seen1, k.seen2, k.left),
         (*queue_args(store), s.stale_ms, s.keep_ms, seed(), s.events_maxlen,
-         s.bucket_idle_ms),
+         s.bucket_idle_ms, order_key(concert_id)),
     )
     # First what admit.lua handed over: it is listed once (a stale pay is listed again).
     await _forget(store, concert_id, forget)
@@ -89,11 +89,12 @@ async def sweep_idle(store: Store, concert_id: int) -> int:
     k = concert_keys(concert_id)
     budget, dropped, calls = SWEEP_SLICE, 0, 0
     while calls < SWEEP_CALLS and budget > 0:
-        _, gone, looked, waiting = await store.run(
-            "sweep", (k.tokens, k.waiting, k.rate, k.settings), (s.idle_ms, SWEEP_SLICE))
-        if calls == 0:  # waiters to look at this tick: the queue twice per idle limit
+        _, gone, looked, span = await store.run(
+            "sweep", (k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.rate,
+                      k.settings, k.left), (s.idle_ms, SWEEP_SLICE))
+        if calls == 0:  # seqs to look at this tick: the queue twice per idle limit
             share = 2 * s.tick_seconds * 1000 / s.idle_ms
-            budget = max(SWEEP_SLICE, math.ceil((waiting + gone) * share))
+            budget = max(SWEEP_SLICE, math.ceil(span * share))
         dropped, calls, budget = dropped + gone, calls + 1, budget - looked
         if looked < SWEEP_SLICE:  # the walk reached the end of the queue
             break

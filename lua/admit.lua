@@ -7,17 +7,18 @@
   back; a SOLD_OUT event, and BACK_ON_SALE when a seat comes back), admit from the queue,
   drop rate-limit buckets that are full again (and ticket records that held nothing else),
   and list the pays stuck in PAYING and the refunds stuck in REFUNDING for the engine to
-  finish. Idle WAITING tokens are sweep.lua's. Every step is bounded, so one tick never
-  blocks Redis for long.
+  finish. Idle WAITING tokens are sweep.lua's. Every step is bounded, so one tick never blocks Redis
+  for long.
 
   Flag allow-oom: its sweeps are what frees memory, so they must run when Redis is full.
 
-  KEYS[1]  tokens     hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
-  KEYS[2]  waiting    zset  customerId -> queue place
+  KEYS[1]  tokens     hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>" (ACTIVE)
+  KEYS[2]  seqs       hash  seq -> customerId of a WAITING token
   KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
-  KEYS[4]  rate       hash  sec, n, avg: admissions; soldOut, credited (include/admission);
-                            bcursor, tcursor: where the idle-bucket scans of buckets and
-                            tickets are; bpass: the buckets' count when their walk began
+  KEYS[4]  rate       hash  sec, n, avg, pn, pavg: admissions and places passed; soldOut,
+                            credited, cleared (include/admission); bcursor, tcursor: where the
+                            idle-bucket scans of buckets and tickets are; bpass: the buckets'
+                            count when their walk began
   KEYS[5]  holds      zset  reservation id -> hold expiry (ms)
   KEYS[6]  paying     zset  reservation id -> pay start (ms)
   KEYS[7]  res        hash  reservation id -> JSON record
@@ -29,9 +30,14 @@
   KEYS[13] buckets    hash  rate-limit token buckets (include/buckets.lua)
   KEYS[14] refunding  zset  reservation id -> refund start (ms)
   KEYS[15] events     stream the concert's events
-  KEYS[16] concert    hash  seats (on sale in all, counted here once if missing), sold
+  KEYS[16] concert    hash  the queue's fields (include/admission); seats (on sale in all,
+                            counted here once if missing), sold
   KEYS[17] layout     hash  optionId -> "start:count:version": to count the seats once
   KEYS[18] offers     zset  seat index -> when it came back (include/offers.lua)
+  KEYS[19] seen0      bits  seq -> polled in a period p with p % 3 == 0 (include/waiters)
+  KEYS[20] seen1      bits  the same, p % 3 == 1
+  KEYS[21] seen2      bits  the same, p % 3 == 2
+  KEYS[22] left      list  the seqs of the last waiters who left (include/waiters)
 
   ARGV[1]  default active limit (tokens ACTIVE at once)
   ARGV[2]  default admissions a second
@@ -45,6 +51,7 @@
   ARGV[9]  a secure random seed for random-mode draws
   ARGV[10] events kept in the stream (about)
   ARGV[11] a rate-limit bucket untouched this long is full again (ms)
+  ARGV[12] the key of the pre-queue's order (include/order)
 
   Returns
     {0, admitted, tokensDropped, holdsReleased, stale, forget, refunds}
@@ -59,13 +66,14 @@
 -- @include release
 -- @include admission
 
-local k = {tokens = KEYS[1], waiting = KEYS[2], active = KEYS[3], rate = KEYS[4],
+local k = {tokens = KEYS[1], seqs = KEYS[2], active = KEYS[3], rate = KEYS[4],
            holds = KEYS[5], paying = KEYS[6], res = KEYS[7], taken = KEYS[8], free = KEYS[9],
            gone = KEYS[10], settings = KEYS[11], tickets = KEYS[12], buckets = KEYS[13],
            refunding = KEYS[14], events = KEYS[15], concert = KEYS[16], layout = KEYS[17],
-           offers = KEYS[18]}
+           offers = KEYS[18], seen0 = KEYS[19], seen1 = KEYS[20], seen2 = KEYS[21],
+           left = KEYS[22]}
 local stale_ms, keep_ms, seed = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
-local events_max, bucket_idle_ms = tonumber(ARGV[10]), tonumber(ARGV[11])
+local events_max, bucket_idle_ms, prp = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
 local SWEEP = 1000
 local now = time_ms()
 local cfg = configured(k.settings, {
@@ -127,7 +135,7 @@ for _, res_id in ipairs(redis.call('ZRANGEBYSCORE', k.gone, '-inf', now - keep_m
   end
 end
 
-local admitted = queue_of(k, cfg, now, seed, stream).admit()
+local admitted = queue_of(k, cfg, now, seed, stream, prp).admit()
 
 -- Rate-limit buckets untouched long enough are full again: as good as none. A ticket record
 -- that is nothing but such a bucket (a customer whose reserves were all refused, cancelled or

@@ -4,7 +4,7 @@
 
   Flag allow-oom: it frees a hold, which must be possible when Redis is full.
 
-  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[1]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  res       hash  reservation id -> JSON record
   KEYS[4]  holds     zset  reservation id -> hold expiry (ms)
@@ -14,12 +14,12 @@
   KEYS[8]  settings  hash  the concert's settings (include/settings.lua)
   KEYS[9]  tickets   hash  customerId -> ticket record (include/tickets.lua)
   KEYS[10] events    stream the concert's events
-  KEYS[11] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
+  KEYS[11] concert   hash  live: the waiters (a seat that comes back while some wait is put
+                           on offer to them)
   KEYS[12] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
-  ARGV[2] token secret
+  ARGV[2] the token's seq (its place in the queue; the engine checked its mac)
   ARGV[3] default waiting idle limit (ms)
   ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] events kept in the stream (about)
@@ -38,13 +38,13 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], taken = KEYS[5],
            free = KEYS[6], gone = KEYS[7], settings = KEYS[8], tickets = KEYS[9],
-           events = KEYS[10], waiting = KEYS[11], offers = KEYS[12]}
-local customer, secret, res_id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
+           events = KEYS[10], concert = KEYS[11], offers = KEYS[12]}
+local customer, token, res_id, events_max = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 local now = time_ms()
 local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[6])})
 local stream = event_stream(k.events, events_max, now)
 
-local state = token_state(k, customer, secret, cfg.idleMs, now)
+local state = token_state(k, customer, tonumber(token), now)
 if state ~= 0 then return {state} end
 local raw = redis.call('HGET', k.res, res_id)
 if not raw then return {7} end

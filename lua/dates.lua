@@ -5,7 +5,7 @@
 
   Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
-  KEYS[1] tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[1] tokens   hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3] options  hash  optionId -> date
   KEYS[4] free     hash  optionId -> free seats
@@ -16,12 +16,12 @@
   KEYS[9] settings hash  the concert's settings (include/settings.lua)
   KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
   KEYS[11] events   stream the concert's events
-  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
+  KEYS[12] concert   hash  live: the waiters (a seat that comes back while some wait is put
+                           on offer to them)
   KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
-  ARGV[2] token secret
+  ARGV[2] the token's seq (its place in the queue; the engine checked its mac)
   ARGV[3] default waiting idle limit (ms)
   ARGV[4] 1 when the concert asked for is the token's concert, else 0
   ARGV[5] events kept in the stream (about)
@@ -40,14 +40,14 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], options = KEYS[3], free = KEYS[4],
            holds = KEYS[5], res = KEYS[6], taken = KEYS[7], gone = KEYS[8], settings = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13]}
-local customer, secret = ARGV[1], ARGV[2]
+           tickets = KEYS[10], events = KEYS[11], concert = KEYS[12], offers = KEYS[13]}
+local customer, token = ARGV[1], ARGV[2]
 local same_concert, events_max = ARGV[4] == '1', tonumber(ARGV[5])
 local SWEEP = 100
 local now = time_ms()
 local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[6])})
 
-local state = token_state(k, customer, secret, cfg.idleMs, now)
+local state = token_state(k, customer, tonumber(token), now)
 if state ~= 0 then return {state} end
 if not same_concert then return {3} end
 

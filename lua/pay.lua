@@ -10,7 +10,7 @@
 
   Not allow-oom: when Redis is full it is refused whole, and nothing has changed.
 
-  KEYS[1]  tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[1]  tokens   hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[2]  active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  res      hash  reservation id -> JSON record
   KEYS[4]  holds    zset  reservation id -> hold expiry (ms)
@@ -25,12 +25,10 @@
   KEYS[13] balance  string  the customer's points, integer minor units
   KEYS[14] debits   hash    reservation id -> debit record (lua/debit.lua)
   KEYS[15] history  list    the customer's money movements, newest first
-  KEYS[16] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
-  KEYS[17] offers    zset  seat index -> when it came back (include/offers.lua)
+  KEYS[16] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
-  ARGV[2] token secret
+  ARGV[2] the token's seq (its place in the queue; the engine checked its mac)
   ARGV[3] default waiting idle limit (ms)
   ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] a pay in PAYING this long is stale: its payer crashed (ms)
@@ -59,16 +57,16 @@
 local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], paying = KEYS[5],
            taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
            tickets = KEYS[10], events = KEYS[11], concert = KEYS[12]}
-k.waiting, k.offers = KEYS[16], KEYS[17]
+k.offers = KEYS[16]
 local u = {balance = KEYS[13], debits = KEYS[14], history = KEYS[15]}
-local customer, secret = ARGV[1], ARGV[2]
+local customer, token = ARGV[1], ARGV[2]
 local res_id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local rid, keep = ARGV[7], tonumber(ARGV[8])
 local now = time_ms()
 local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[9])})
 local stream = event_stream(k.events, events_max, now)
 
-local begun = pay_begin_step(k, now, stream, customer, secret, cfg.idleMs, stale_ms, res_id,
+local begun = pay_begin_step(k, now, stream, customer, token, stale_ms, res_id,
                              cfg.returnHoldMs)
 if begun[1] ~= 0 then return begun end
 local price, attempt = begun[2], begun[3]

@@ -9,7 +9,7 @@
   reply was lost learns it paid), whether or not the token is still alive: the reservation id
   (128 random bits) and the customer prove who asks.
 
-  KEYS[1] tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[1] tokens   hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[2] active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3] res      hash  reservation id -> JSON record
   KEYS[4] holds    zset  reservation id -> hold expiry (ms)
@@ -20,12 +20,12 @@
   KEYS[9] settings hash  the concert's settings (include/settings.lua)
   KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
   KEYS[11] events   stream the concert's events
-  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
+  KEYS[12] concert   hash  live: the waiters (a seat that comes back while some wait is put
+                           on offer to them)
   KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
-  ARGV[2] token secret
+  ARGV[2] the token's seq (its place in the queue; the engine checked its mac)
   ARGV[3] default waiting idle limit (ms)
   ARGV[4] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[5] a pay in PAYING this long is stale: its payer crashed (ms)
@@ -48,11 +48,11 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], res = KEYS[3], holds = KEYS[4], paying = KEYS[5],
            taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13]}
-local customer, secret = ARGV[1], ARGV[2]
+           tickets = KEYS[10], events = KEYS[11], concert = KEYS[12], offers = KEYS[13]}
+local customer, token = ARGV[1], ARGV[2]
 local res_id, stale_ms, events_max = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = time_ms()
 local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[7])})
 
-return pay_begin_step(k, now, event_stream(k.events, events_max, now), customer, secret,
-                      cfg.idleMs, stale_ms, res_id, cfg.returnHoldMs)
+return pay_begin_step(k, now, event_stream(k.events, events_max, now), customer, token,
+                      stale_ms, res_id, cfg.returnHoldMs)

@@ -13,16 +13,14 @@
   KEYS[3]  holds    zset  reservation id -> hold expiry (ms)
   KEYS[4]  taken    bits  seat index -> 1 while the seat is held or sold
   KEYS[5]  free     hash  optionId -> free seats
-  KEYS[6]  tokens   hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[6]  tokens   hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[7]  active   zset  customerId -> ACTIVE token expiry (ms)
   KEYS[8]  concert  hash  field sold counts sales
   KEYS[9]  gone     zset  closed reservation id -> closed at (ms)
   KEYS[10] tickets  hash  customerId -> ticket record (include/tickets.lua)
   KEYS[11] events   stream the concert's events
-  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
-  KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
-  KEYS[14] settings hash  the concert's settings (include/settings.lua)
+  KEYS[12] offers    zset  seat index -> when it came back (include/offers.lua)
+  KEYS[13] settings hash  the concert's settings (include/settings.lua)
 
   ARGV[1] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[2] attempt number (from pay_begin.lua)
@@ -45,8 +43,7 @@
 
 local k = {res = KEYS[1], paying = KEYS[2], holds = KEYS[3], taken = KEYS[4], free = KEYS[5],
            tokens = KEYS[6], active = KEYS[7], concert = KEYS[8], gone = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13],
-           settings = KEYS[14]}
+           tickets = KEYS[10], events = KEYS[11], offers = KEYS[12], settings = KEYS[13]}
 local res_id, attempt, outcome, balance = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local events_max = tonumber(ARGV[5])
 local now = time_ms()

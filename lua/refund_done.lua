@@ -14,9 +14,8 @@
   KEYS[6] gone       zset  closed reservation id -> closed at (ms)
   KEYS[7] tickets    hash  customerId -> ticket record (include/tickets.lua)
   KEYS[8] events     stream the concert's events
-  KEYS[9] waiting    zset  customerId -> queue place (the seat goes on offer to them)
-  KEYS[10] offers    zset  seat index -> when it came back (include/offers.lua)
-  KEYS[11] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[9] offers     zset  seat index -> when it came back (include/offers.lua)
+  KEYS[10] settings  hash  the concert's settings (include/settings.lua)
 
   ARGV[1] res_id: the reservation's 32 hex (its reservationId is "<concertId>.<res_id>")
   ARGV[2] events kept in the stream (about)
@@ -29,10 +28,11 @@
 -- @include settings
 -- @include events
 -- @include tickets
+-- @include waiting
 
 local k = {res = KEYS[1], refunding = KEYS[2], taken = KEYS[3], free = KEYS[4],
            concert = KEYS[5], gone = KEYS[6], tickets = KEYS[7], events = KEYS[8],
-           waiting = KEYS[9], offers = KEYS[10], settings = KEYS[11]}
+           offers = KEYS[9], settings = KEYS[10]}
 local res_id, events_max = ARGV[1], tonumber(ARGV[2])
 local now = time_ms()
 
@@ -52,7 +52,7 @@ ticket_unpaid(k, rec.customer)
 event_stream(k.events, events_max, now).reservation('REFUNDED', res_id, rec.seat, rec.customer)
 -- A seat that comes back while customers wait is on offer to them first (include/release).
 if configured(k.settings, {returnHoldMs = tonumber(ARGV[3])}).returnHoldMs > 0 and
-    redis.call('ZCARD', k.waiting) > 0 then
+    waiting_count(k.concert) > 0 then
   redis.call('ZADD', k.offers, now, rec.idx)
 end
 return {0, 1}

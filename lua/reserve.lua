@@ -7,7 +7,7 @@
   customer's ticket record (tickets, the token's holds and the rate limit's bucket together:
   the hot path's cost).
 
-  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[1]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  options   hash  optionId -> date
   KEYS[4]  seats     hash  seatId -> "number:price:index" of this option (price in minor units)
@@ -20,12 +20,12 @@
   KEYS[11] tickets   hash  customerId -> ticket record, the rate limit's bucket in it
                            (include/tickets.lua)
   KEYS[12] events    stream the concert's events
-  KEYS[13] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
+  KEYS[13] concert   hash  live: the waiters (a seat that comes back while some wait is put
+                           on offer to them)
   KEYS[14] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1]  customerId (from the token)
-  ARGV[2]  token secret
+  ARGV[2]  the token's seq (its place in the queue; the engine checked its mac)
   ARGV[3]  default waiting idle limit (ms)
   ARGV[4]  optionId
   ARGV[5]  seatId
@@ -56,9 +56,9 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], options = KEYS[3], seats = KEYS[4],
            taken = KEYS[5], free = KEYS[6], holds = KEYS[7], res = KEYS[8], gone = KEYS[9],
-           settings = KEYS[10], tickets = KEYS[11], events = KEYS[12], waiting = KEYS[13],
+           settings = KEYS[10], tickets = KEYS[11], events = KEYS[12], concert = KEYS[13],
            offers = KEYS[14]}
-local customer, secret = ARGV[1], ARGV[2]
+local customer, token = ARGV[1], ARGV[2]
 local option, seat, res_id = ARGV[4], ARGV[5], ARGV[6]
 local per_second, burst, events_max = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local SWEEP = 100
@@ -69,7 +69,7 @@ local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumbe
                                     activeTtlMs = tonumber(ARGV[13])})
 local stream = event_stream(k.events, events_max, now)
 
-local state, active_until = token_state(k, customer, secret, cfg.idleMs, now)
+local state, active_until = token_state(k, customer, tonumber(token), now)
 if state ~= 0 then return {state} end
 local t = ticket_get(k, customer)
 local wait_ms, bucket = draw(t.bucket, per_second, burst, now)
@@ -126,6 +126,6 @@ if returned then  -- on offer: to a customer admitted since it came back only
   redis.call('ZREM', k.offers, index)
 end
 local expires = now + cfg.holdMs
-hold(k, stream, customer, secret, res_id, option, seat, index, price, expires, t)
+hold(k, stream, customer, token, res_id, option, seat, index, price, expires, t)
 save()
 return {0, price, expires}

@@ -12,7 +12,7 @@
   counted row by row, for about 1.3 counts a row. Same token, ticket limit and rate limit as
   reserve.lua.
 
-  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[1]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  layout    hash  optionId -> "start:count:version" of its seats in the bitmap
   KEYS[4]  taken     bits  seat index -> 1 while the seat is held or sold
@@ -24,12 +24,12 @@
   KEYS[10] tickets   hash  customerId -> ticket record, the rate limit's bucket in it
                            (include/tickets.lua)
   KEYS[11] events    stream the concert's events
-  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
+  KEYS[12] concert   hash  live: the waiters (a seat that comes back while some wait is put
+                           on offer to them)
   KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1]  customerId (from the token)
-  ARGV[2]  token secret
+  ARGV[2]  the token's seq (its place in the queue; the engine checked its mac)
   ARGV[3]  default waiting idle limit (ms)
   ARGV[4]  optionId
   ARGV[5]  quantity (1..8)
@@ -66,8 +66,8 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], layout = KEYS[3], taken = KEYS[4],
            free = KEYS[5], holds = KEYS[6], res = KEYS[7], gone = KEYS[8], settings = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13]}
-local customer, secret, option, quantity = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
+           tickets = KEYS[10], events = KEYS[11], concert = KEYS[12], offers = KEYS[13]}
+local customer, token, option, quantity = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
 local per_second, burst, events_max = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local version = ARGV[11]
 local SWEEP, MAX_PROBES = 100, 5000
@@ -79,7 +79,7 @@ local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), holdMs = tonumbe
                                     activeTtlMs = tonumber(ARGV[16])})
 local stream = event_stream(k.events, events_max, now)
 
-local state, active_until = token_state(k, customer, secret, cfg.idleMs, now)
+local state, active_until = token_state(k, customer, tonumber(token), now)
 if state ~= 0 then return {state} end
 -- First: the customer's own expired holds count no more.
 release_due(k, now, stream, SWEEP, cfg.returnHoldMs)
@@ -200,7 +200,7 @@ for a, b, last, first_seat, price in string.gmatch(ARGV[14], '(%d+):(%d+):(%d+):
     local expires, i = now + cfg.holdMs, 0
     for res_id in string.gmatch(ARGV[12], '%x+') do
       redis.call('SETBIT', taken, p + i, 1)
-      hold(k, stream, customer, secret, res_id, option, string.format('%d', seat0 + i), p + i,
+      hold(k, stream, customer, token, res_id, option, string.format('%d', seat0 + i), p + i,
            tonumber(price), expires, t)
       if mine[p + i] then redis.call('ZREM', k.offers, p + i) end
       i = i + 1

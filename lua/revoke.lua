@@ -8,8 +8,8 @@
 
   Flag allow-oom: it only frees.
 
-  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
-  KEYS[2]  waiting   zset  customerId -> queue place
+  KEYS[1]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>" (ACTIVE)
+  KEYS[2]  seqs      hash  seq -> customerId of a WAITING token
   KEYS[3]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[4]  res       hash  reservation id -> JSON record
   KEYS[5]  holds     zset  reservation id -> hold expiry (ms)
@@ -21,6 +21,8 @@
   KEYS[11] offers    zset  seat index -> when it came back (include/offers.lua): a released
                            hold's seat is offered to those waiting (include/release.lua)
   KEYS[12] settings  hash  the concert's settings (include/settings.lua)
+  KEYS[13] concert   hash  live: the waiters (include/admission)
+  KEYS[14] left      list  the seqs of the last waiters who left (include/waiters)
 
   ARGV[1] customerId
   ARGV[2] events kept in the stream (about)
@@ -33,10 +35,12 @@
 -- @include settings
 -- @include events
 -- @include release
+-- @include waiters
 
-local k = {tokens = KEYS[1], waiting = KEYS[2], active = KEYS[3], res = KEYS[4],
+local k = {tokens = KEYS[1], seqs = KEYS[2], active = KEYS[3], res = KEYS[4],
            holds = KEYS[5], taken = KEYS[6], free = KEYS[7], gone = KEYS[8], tickets = KEYS[9],
-           events = KEYS[10], offers = KEYS[11], settings = KEYS[12]}
+           events = KEYS[10], offers = KEYS[11], settings = KEYS[12], concert = KEYS[13],
+           left = KEYS[14]}
 local customer, events_max = ARGV[1], tonumber(ARGV[2])
 local now = time_ms()
 local offer_ms = configured(k.settings, {returnHoldMs = tonumber(ARGV[3])}).returnHoldMs
@@ -57,8 +61,9 @@ for _, res_id in ipairs(ticket_get(k, customer).ids) do
     ticket_close(k, customer, res_id, false)  -- a stale entry: nothing left to release
   end
 end
-local had = redis.call('HDEL', k.tokens, customer)
-redis.call('ZREM', k.waiting, customer)
+local kind, seq = entry_of(redis.call('HGET', k.tokens, customer))
+if kind == 'W' then leave_queue(k, customer, seq) end
+local had = redis.call('HDEL', k.tokens, customer) == 1 or kind == 'W'
 redis.call('ZREM', k.active, customer)
-if had == 1 then stream.token_revoked(customer) end
-return {0, had, released, paying}
+if had then stream.token_revoked(customer) end
+return {0, had and 1 or 0, released, paying}

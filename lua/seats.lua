@@ -11,7 +11,7 @@
 
   Flag allow-oom: it only releases expired holds, and reads must keep working when Redis is full.
 
-  KEYS[1]  tokens    hash  customerId -> "secret@activeUntilMs" or "secret:lastPollMs"
+  KEYS[1]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>"
   KEYS[2]  active    zset  customerId -> ACTIVE token expiry (ms)
   KEYS[3]  layout    hash  optionId -> "start:count:version" of its seats in the bitmap
   KEYS[4]  holds     zset  reservation id -> hold expiry (ms)
@@ -22,12 +22,12 @@
   KEYS[9]  settings  hash  the concert's settings (include/settings.lua)
   KEYS[10] tickets   hash  customerId -> ticket record (include/tickets.lua)
   KEYS[11] events    stream the concert's events
-  KEYS[12] waiting   zset  customerId -> queue place (a seat that comes back while some wait
-                           is put on offer to them)
+  KEYS[12] concert   hash  live: the waiters (a seat that comes back while some wait is put
+                           on offer to them)
   KEYS[13] offers    zset  seat index -> when it came back (include/offers.lua)
 
   ARGV[1] customerId (from the token)
-  ARGV[2] token secret
+  ARGV[2] the token's seq (its place in the queue; the engine checked its mac)
   ARGV[3] default waiting idle limit (ms)
   ARGV[4] optionId
   ARGV[5] first seat of the range, as an offset in the option's listing (0: from the first)
@@ -55,15 +55,15 @@
 
 local k = {tokens = KEYS[1], active = KEYS[2], layout = KEYS[3], holds = KEYS[4],
            res = KEYS[5], taken = KEYS[6], free = KEYS[7], gone = KEYS[8], settings = KEYS[9],
-           tickets = KEYS[10], events = KEYS[11], waiting = KEYS[12], offers = KEYS[13]}
-local customer, secret, option = ARGV[1], ARGV[2], ARGV[4]
+           tickets = KEYS[10], events = KEYS[11], concert = KEYS[12], offers = KEYS[13]}
+local customer, token, option = ARGV[1], ARGV[2], ARGV[4]
 local offset, wanted, events_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local SWEEP = 100
 local now = time_ms()
 local cfg = configured(k.settings, {idleMs = tonumber(ARGV[3]), returnHoldMs = tonumber(ARGV[8]),
                                     activeTtlMs = tonumber(ARGV[9])})
 
-local state, active_until = token_state(k, customer, secret, cfg.idleMs, now)
+local state, active_until = token_state(k, customer, tonumber(token), now)
 if state ~= 0 then return {state} end
 
 release_due(k, now, event_stream(k.events, events_max, now), SWEEP, cfg.returnHoldMs)

@@ -24,6 +24,8 @@ from devstack.cluster_nodes import QUICK_SYNC
 from devstack.local_cluster import LocalCluster
 from devstack.redis_server import RedisServer
 from engine.config import Settings
+from engine.ids import use_token_key
+from engine.keys import concert_keys
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.sync import sync_client
 from engine.tickets import new_key_pem
@@ -74,7 +76,16 @@ def settings(redis_url: str) -> Settings:
     # A long tick: tests that rely on the background tick shorten it themselves. No ticket
     # or rate limits: tests that hold many seats or replay requests per customer would meet
     # them; the tests of the limits set them.
-    return Settings(redis_url=redis_url, tick_seconds=3600, **NO_LIMITS)
+    # Polls asked of Redis each (queue_view_seconds=0): a test sees the queue as it is now;
+    # tests/test_queue_view.py and the live servers use the per-worker view.
+    return Settings(redis_url=redis_url, tick_seconds=3600, queue_token_key=QUEUE_TOKEN_KEY,
+                    queue_view_seconds=0, **NO_LIMITS)
+
+
+# The queue token key of the in-process apps and of engine calls made by tests (the live
+# servers read theirs from Redis, as a deployment without QUEUE_TOKEN_KEY does).
+QUEUE_TOKEN_KEY = "tests-queue-token-key-0123456789abcdef"
+use_token_key(QUEUE_TOKEN_KEY.encode())
 
 
 # This run's ticket signing key (TICKET_SIGNING_KEY): jwt mode does not start without one.
@@ -142,6 +153,15 @@ def active_token(client: TestClient, customer: int, concert: int = CONCERT) -> s
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "ACTIVE", resp.json()
     return resp.json()["tokenValue"]
+
+
+def waiting_count(r: redis.Redis, concert: int = CONCERT) -> int:
+    """A concert's WAITING tokens as the scripts count them (lua/include/waiting.lua), checked
+    against its seqs hash."""
+    k = concert_keys(concert)
+    seq, left, admitted = (int(x or 0) for x in r.hmget(k.concert, "seq", "leftn", "admitted"))
+    assert seq - left - admitted == r.hlen(k.seqs), (seq, left, admitted, r.hlen(k.seqs))
+    return seq - left - admitted
 
 
 def auth(token: str) -> dict[str, str]:

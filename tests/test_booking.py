@@ -188,20 +188,6 @@ def test_a_hold_under_an_earlier_token_neither_keeps_nor_ends_the_next(
     assert client.get("/api/token/status", headers=auth(second)).status_code == 401
 
 
-
-def test_an_active_token_entry_of_the_former_form_still_counts(client: TestClient,
-                                                               catalog: redis.Redis) -> None:
-    """An ACTIVE entry used to be the bare secret with the expiry only in the active zset (a
-    deploy over a live drop meets such entries): it is ACTIVE until that score."""
-    k = concert_keys(CONCERT)
-    token = active_token(client, 1)
-    entry = catalog.hget(k.tokens, "1")
-    assert entry.split(b"@")[1] == str(int(catalog.zscore(k.active, "1"))).encode()
-    catalog.hset(k.tokens, "1", entry.split(b"@")[0])
-    assert hold(client, token)["status"] == "HELD"
-    catalog.zadd(k.active, {"1": 1})
-    assert client.get("/api/token/status", headers=auth(token)).status_code == 401
-
 def test_a_ticket_record_of_nothing_but_an_idle_bucket_is_dropped(
         settings: Settings, make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:
     """The reserve rate limit's bucket lives in the customer's ticket record: a customer whose

@@ -70,7 +70,7 @@ def test_debug_prints_a_runnable_line(redis_url: str, mode: str, catalog: redis.
     assert line.endswith("--eval var/lua/balance.lua 'tk:{u:3}:balance' ,")
     out = subprocess.run(line, shell=True, cwd=REPO, capture_output=True, text=True, timeout=10)
     assert out.stdout.split() == ["0", str(10_000 * 100)]
-    steps = engine_cli(redis_url, "debug", "pay", "--ldb", "--token", "2.1." + "c" * 32,
+    steps = engine_cli(redis_url, "debug", "pay", "--ldb", "--token", "2.1.1." + "c" * 32,
                        "--reservation", "2." + "d" * 32)
     if mode == "cluster":  # the concert's keys and the customer's are in two slots
         assert steps.count("--ldb --eval") == 3

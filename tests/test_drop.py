@@ -21,8 +21,9 @@ from api.serve import SERVERS
 from engine import booking, catalog, concert_settings, queue
 from engine.config import Settings
 from engine.errors import EngineError
-from engine.ids import parse_token
+from engine.ids import mint, order_key, parse_token
 from engine.keys import concert_keys
+from engine.order import place_at, slot_of
 from engine.seed import Option, Seat, create_concert
 from engine.store import Store, connect
 from engine.tick import tick as tick_once
@@ -50,6 +51,7 @@ def chi2(counts: list[int]) -> float:
 
 
 # --- the opening ------------------------------------------------------------------------------
+@pytest.mark.both_modes
 def test_the_opening_shuffles_the_pre_queue_fairly(r: redis.Redis, settings: Settings) -> None:
     """200 drops of 20 customers who arrive in order before the opening: at the opening
     their places are a permutation, each arrival's place is uniform, and places do not follow
@@ -95,52 +97,67 @@ def test_the_opening_shuffles_the_pre_queue_fairly(r: redis.Redis, settings: Set
 
 def test_a_million_waiters_open_without_work_at_the_opening(redis_server,
                                                            settings: Settings) -> None:
-    """1,000,000 tokens in the pre-queue, as issue.lua places them (built in bulk here). The
-    opening rewrites none of them: a poll after it reads its rank (O(log n)), and the places
-    are those given at issue."""
+    """1,000,000 tokens in the pre-queue, as issue.lua leaves them (built in bulk here). The
+    opening writes one field: a poll after it finds its slot in the keyed permutation (a few
+    hashes), the tick admits the permutation's first slot, and nobody's entry is rewritten."""
     r = redis.Redis.from_url(redis_server.url)
     r.flushall()
     create_concert(r, CONCERT, "Big drop", [Option(OPTION, "2027-05-01T19:00:00+09:00",
                                                    (Seat(seat_id(OPTION, 1), 1, 100),))])
     k = concert_keys(CONCERT)
-    now_ms = int(time.time() * 1000)
-    bulk = """
-      math.randomseed(tonumber(ARGV[3]))
-      for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
-        redis.call('HSET', KEYS[1], i, string.format('%032x', i) .. ':' .. ARGV[4])
-        redis.call('ZADD', KEYS[2], math.floor(math.random() * 4503599627370496), i)
-      end
-      return 0"""
-    for lo in range(1, 1_000_001, 100_000):
-        r.eval(bulk, 2, k.tokens, k.waiting, lo, lo + 99_999, lo, now_ms + 3_600_000)
-    assert r.zcard(k.waiting) == 1_000_000
-    sample = random.sample(range(1, 1_000_001), 50)
-    before = [r.zscore(k.waiting, c) for c in sample]
+    n = 1_000_000
     s = dataclasses.replace(settings, waiting_idle_seconds=7200)
 
-    async def go() -> list[dict]:
+    async def configure(change: dict) -> None:
         store = Store(connect(s), s)
-        opened = iso(datetime.now(UTC) - timedelta(seconds=1))
-        await concert_settings.patch(store, CONCERT, {"opensAt": opened, "activeLimit": 1})
-        r.config_resetstat()
-        seen = [await queue.token_status(store, parse_token(f"{CONCERT}.{c}.{c:032x}"))
-                for c in sample[:10]]
-        polls = r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
-        await tick_once(store, CONCERT)
+        await concert_settings.patch(store, CONCERT, change)
         await store.aclose()
-        return seen, polls
 
-    seen, per_call = asyncio.run(go())
-    assert [v["position"] for v in seen] == [
-        r.zrank(k.waiting, c) + 1 if r.zscore(k.waiting, c) is not None else 0
-        for c in sample[:10]]
-    assert [r.zscore(k.waiting, c) for c in sample] == before or sum(
-        1 for c in sample if r.zscore(k.waiting, c) is None) <= 1  # at most one admitted
-    assert per_call < 10_000, "a poll after the opening walked the queue"
+    asyncio.run(configure({"opensAt": iso(datetime.now(UTC) + timedelta(hours=1))}))
+    period = int(time.time() * 1000) // s.idle_ms
+    bulk = """
+      for seq = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+        redis.call('HSET', KEYS[2], seq, seq)
+        redis.call('HSET', KEYS[3], seq, seq)
+        redis.call('SETBIT', KEYS[4], seq, 1)
+      end
+      redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'prefirst', 1, 'qv', 2,
+                 'seen' .. (ARGV[3] % 3), ARGV[3] .. ':' .. ARGV[2])
+      return 0"""
+    for lo in range(1, n + 1, 100_000):
+        r.eval(bulk, 4, k.concert, k.tokens, k.seqs, (k.seen0, k.seen1, k.seen2)[period % 3],
+               lo, lo + 99_999, period)
+    sample = random.sample(range(1, n + 1), 50)
+    entries = [r.hget(k.tokens, c) for c in sample]
+
+    async def go() -> tuple[list[dict], float, dict]:
+        store = Store(connect(s), s)
+        # Paused: the polls admit nobody, so each tells its slot in the permutation.
+        await concert_settings.patch(store, CONCERT, {
+            "opensAt": iso(datetime.now(UTC) - timedelta(seconds=1)), "activeLimit": 1,
+            "paused": True})
+        r.config_resetstat()
+        seen = [await queue.token_status(store, mint(CONCERT, c, c)) for c in sample[:10]]
+        per_call = r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+        await concert_settings.patch(store, CONCERT, {"paused": False})
+        ticked = await tick_once(store, CONCERT)
+        await store.aclose()
+        return seen, per_call, ticked
+
+    seen, per_call, ticked = asyncio.run(go())
+    key = order_key(CONCERT)
+    assert [v["position"] for v in seen] == [slot_of(key, n, c - 1) + 1 for c in sample[:10]]
+    assert r.hget(k.concert, "premax") == b"%d" % n
+    first = place_at(key, n, 0) + 1  # the seq at slot 0 is admitted first
+    assert ticked["admitted"] == 1 and r.hget(k.tokens, first).startswith(b"%d@" % first)
+    assert [r.hget(k.tokens, c) for c in sample if c != first] == [
+        e for c, e in zip(sample, entries, strict=True) if c != first]  # nobody rewritten
+    assert per_call < 1000, "a poll after the opening walked the queue"
     r.flushall()
     print(f"\n1,000,000-token pre-queue: a poll after the opening cost {per_call:.0f} us")
 
 
+@pytest.mark.both_modes
 def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> None:
     """queueing random: each admission draws from everyone waiting, so after 500 drops of ten
     waiters each was drawn first about 50 times (chi-square, df 9)."""
@@ -162,7 +179,9 @@ def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> 
             active = [c for c in range(1, n + 1) if b"@" in (r.hget(k.tokens, c) or b"")]
             assert len(active) == 1
             won[active[0]] += 1
-            r.delete(k.tokens, k.waiting, k.active, k.rate)
+            r.delete(k.tokens, k.seqs, k.active, k.rate, k.left)
+            r.hdel(k.concert, "seq", "head", "leftn", "admitted", "prefirst", "premax",
+                   "prehead")
         await store.aclose()
         return won
 

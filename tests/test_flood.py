@@ -191,6 +191,12 @@ def test_a_flood_of_anonymous_charges_leaves_the_queue_working(
         node.config_set("maxmemory", limit)
     with Flood(api.port) as flood:
         wait_for(lambda: flood.count("503 STORE_FULL") >= 1000, 60, "the flood never refused")
+        # Every master past its mark (a thousand refusals may all be one master's while
+        # another still has room), then a moment for the workers' next reading.
+        wait_for(lambda: all(used(node) > share * limit
+                             for node, limit in zip(masters, limits, strict=True)), 30,
+                 "a master never reached its mark")
+        time.sleep(2 * memory.CHECK_SECONDS)
         assert set(flood.codes) <= {"200", "503 STORE_FULL"}, flood.codes
         # Refused: no more growth while it goes on (a tick's lease comes and goes).
         keys = sum(node.dbsize() for node in masters)

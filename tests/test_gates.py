@@ -129,11 +129,11 @@ def test_a_presale_takes_new_tokens_with_a_code_and_spends_one_use_each(
     assert issue(box, 1, accessCode=code).status_code == 200
     assert uses_left(catalog, code) == 2
     settings_of(box, accessCodeRequired=True)
-    before = (catalog.hlen(k.tokens), catalog.zcard(k.waiting), catalog.zcard(k.active))
+    before = (catalog.hlen(k.tokens), catalog.hlen(k.seqs), catalog.zcard(k.active))
     refused(issue(box, 2), 403, "ACCESS_CODE_REQUIRED", "accessCode")
     refused(issue(box, 2, accessCode="NOTACODEATALL234"), 403, "ACCESS_CODE_INVALID",
             "accessCode")
-    assert (catalog.hlen(k.tokens), catalog.zcard(k.waiting), catalog.zcard(k.active)) == before
+    assert (catalog.hlen(k.tokens), catalog.hlen(k.seqs), catalog.zcard(k.active)) == before
     for bad, status in [(7, 400), ("", 400), ("x" * 65, 400), ("a;b", 400)]:
         resp = issue(box, 2, accessCode=bad)
         assert resp.status_code == status and "accessCode" in resp.json()["detail"], resp.text

@@ -288,7 +288,7 @@ class World:
             assert (self.r.zscore(k.gone, self.secret) is not None) == closed, where
         entry = self.r.hget(k.tokens, CUSTOMER)
         if entry is not None:  # its open holds, counted once (the record's, for this token)
-            mine_now = len(tickets) > 3 and tickets[2] == entry.decode()[:32]
+            mine_now = len(tickets) > 3 and tickets[2] == entry.decode().split("@")[0]
             assert (int(tickets[3] or 0) if mine_now else 0) == int(status == "HELD"), where
         # Events: each change once, none invented.
         assert mine.count("PAID") == int(paid or refunded), f"PAID events: {where}"

@@ -18,7 +18,7 @@ from engine.config import Settings
 from engine.keys import concert_keys
 from engine.store import Store, connect
 from engine.tick import tick as tick_once
-from tests.conftest import CONCERT, auth
+from tests.conftest import CONCERT, auth, waiting_count
 
 pytestmark = pytest.mark.both_modes  # single node and cluster (tests/conftest.py)
 
@@ -45,9 +45,14 @@ def test_issue_is_idempotent_per_customer_and_concert(client: TestClient) -> Non
     assert a["tokenValue"] == again["tokenValue"]
     assert issue(client, 2)["tokenValue"] != a["tokenValue"]
     assert issue(client, 1, concert=3)["tokenValue"] != a["tokenValue"]
-    # 128 random bits, and the value names its concert and customer.
-    concert, customer, secret = a["tokenValue"].split(".")
-    assert (int(concert), int(customer), len(secret)) == (CONCERT, 1, 32)
+    # The value names its concert, customer and place (seq), with a 128-bit mac of ours:
+    # another mac, or another place under the same mac, is refused.
+    concert, customer, seq, mac = a["tokenValue"].split(".")
+    assert (int(concert), int(customer), int(seq), len(mac)) == (CONCERT, 1, 1, 32)
+    for forged in (f"{concert}.{customer}.{seq}.{'0' * 32}",
+                   f"{concert}.{customer}.{int(seq) + 1}.{mac}", f"{concert}.2.{seq}.{mac}"):
+        code, body = status(client, forged)
+        assert code == 401 and body["code"] == "TOKEN_UNKNOWN", forged
 
 
 def test_unknown_concert_is_404(client: TestClient) -> None:
@@ -119,13 +124,15 @@ def test_idle_waiting_token_leaves_the_queue(
         assert status(client, kept["tokenValue"])[0] == 200
     code, body = status(client, idle["tokenValue"])
     assert code == 401 and body["code"] == "TOKEN_UNKNOWN"
-    assert status(client, kept["tokenValue"])[1]["position"] == 1
+    # A serving counter: the place of the waiter who left counts until the queue passes it.
+    assert status(client, kept["tokenValue"])[1]["position"] == 2
     k = concert_keys(CONCERT)
-    assert catalog.zcard(k.waiting) == 1
+    assert waiting_count(catalog) == 1
     assert catalog.hget(k.tokens, "2") is None  # nothing of the abandoned token is left
+    assert catalog.hlen(k.seqs) == 1
     # Issuing again after expiry starts a new token at the end of the line.
     again = issue(client, 2)
-    assert again["tokenValue"] != idle["tokenValue"] and again["position"] == 2
+    assert again["tokenValue"] != idle["tokenValue"] and again["position"] == 3
 
 
 def test_active_token_expires_and_frees_its_slot(
@@ -194,8 +201,8 @@ def test_the_idle_sweep_keeps_up_with_fake_arrivals(settings: Settings,
         for lo in range(1, 5002, 500):
             await asyncio.gather(*[queue.issue_token(store, c, CONCERT)
                                    for c in range(lo, min(lo + 500, 5002))])
-        waiting = catalog.zcard(concert_keys(CONCERT).waiting)
-        await asyncio.sleep(0.35)  # every waiter idle now
+        waiting = waiting_count(catalog)
+        await asyncio.sleep(0.65)  # every waiter idle now (unseen for two periods of 0.3 s)
         ticked = await tick_once(store, CONCERT)
         await store.aclose()
         return waiting, ticked
@@ -203,5 +210,6 @@ def test_the_idle_sweep_keeps_up_with_fake_arrivals(settings: Settings,
     waiting, ticked = asyncio.run(go())
     assert waiting == 5000
     assert ticked["dropped"] == 5000
-    assert catalog.zcard(concert_keys(CONCERT).waiting) == 0
+    assert waiting_count(catalog) == 0
+    assert catalog.hlen(concert_keys(CONCERT).seqs) == 0
     assert catalog.hlen(concert_keys(CONCERT).tokens) == 1  # the ACTIVE one

@@ -1,5 +1,5 @@
 """Review of the ticket record ("<paid>|<open ids>|<token>|<its holds>|<bucket>"), the token
-entry ("secret@activeUntilMs" / "secret:lastPollMs") and reserve's sweep-when-in-the-way:
+entry ("<seq>@<activeUntilMs>" / "<seq>") and reserve's sweep-when-in-the-way:
 targeted cases and a random walk whose invariants are read straight from Redis."""
 
 from __future__ import annotations
@@ -151,9 +151,9 @@ class Walk:
                 own = sum(x["token"] == rec[2] for x in open_.values())
                 assert rec[3] == own, where
 
-    def secret_of(self, c: int) -> str | None:
+    def seq_of(self, c: int) -> str | None:
         entry = self.r.hget(K.tokens, str(c))
-        return entry.decode()[:32] if entry else None
+        return entry.decode().split("@")[0] if entry else None
 
     # --- the calls ---------------------------------------------------------------------
     def issue(self, c: int) -> None:
@@ -209,12 +209,12 @@ class Walk:
             return
         i = self.rnd.choice(mine)
         made_under = reservations(self.r)[i]["token"]
-        current = self.secret_of(c) == made_under
+        current = self.seq_of(c) == made_under
         resp = pay(self.client, self.tokens[c], f"{CONCERT}.{i}")
         self.log.append(f"pay {c} {i[:6]}: {resp.status_code} {resp.json().get('code')}")
         if resp.status_code == 200 and current:
             still = [j for j, x in self.open_of(c).items() if x["token"] == made_under]
-            ended = self.secret_of(c) != made_under
+            ended = self.seq_of(c) != made_under
             assert ended == (not still), (self.log[-6:], still)
 
     def expire_hold(self, c: int) -> None:
@@ -231,7 +231,7 @@ class Walk:
     def expire_token(self, c: int) -> None:
         entry = self.r.hget(K.tokens, str(c))
         if entry and b"@" in entry:
-            self.r.hset(K.tokens, str(c), entry[:32] + b"@1")
+            self.r.hset(K.tokens, str(c), entry.split(b"@")[0] + b"@1")
             self.r.zadd(K.active, {str(c): 1})
             self.log.append(f"expire token {c}")
 
@@ -312,9 +312,9 @@ def test_a_pay_finishing_after_the_token_changed_ends_only_its_own_token(
     steps = dataclasses.replace(settings, pay_one_call=False)
     plain = Store(connect(steps), steps)
 
-    def secret_now() -> str | None:
+    def seq_now() -> str | None:
         entry = catalog.hget(K.tokens, "1")
-        return entry.decode()[:32] if entry else None
+        return entry.decode().split("@")[0] if entry else None
 
     async def go() -> None:
         first = parse_token((await queue.issue_token(plain, 1, CONCERT))["tokenValue"])
@@ -326,13 +326,13 @@ def test_a_pay_finishing_after_the_token_changed_ends_only_its_own_token(
                 return
             tok = first
             if between == "new-token-holds":
-                catalog.hset(K.tokens, "1", first.secret + "@1")
+                catalog.hset(K.tokens, "1", f"{first.seq}@1")
                 catalog.zadd(K.active, {"1": 1})
             if between == "revoke-new-token":
                 await operator.revoke(plain, CONCERT, 1)
             if between != "same-token-holds":
                 tok = parse_token((await queue.issue_token(plain, 1, CONCERT))["tokenValue"])
-                assert tok.secret != first.secret
+                assert tok.seq != first.seq
             later["tok"] = tok
             later["b"] = await booking.reserve(plain, tok, OPTION, seat_id(OPTION, 2))
 
@@ -342,9 +342,9 @@ def test_a_pay_finishing_after_the_token_changed_ends_only_its_own_token(
         finally:
             await hooked.aclose()
         tok = later["tok"]
-        assert secret_now() == tok.secret  # b, open, keeps its token
+        assert seq_now() == str(tok.seq)  # b, open, keeps its token
         await protocol.pay(plain, tok, parse_reservation(later["b"]["reservationId"])[1])
-        assert secret_now() is None  # b was the token's last open hold
+        assert seq_now() is None  # b was the token's last open hold
         rec = record(catalog, 1)
         assert rec is not None and rec[:2] == (2, set())
         await plain.aclose()
@@ -373,7 +373,7 @@ def test_a_formatted_hold_record_reads_as_cjson_wrote_it(
         assert isinstance(rec["option"], str) and isinstance(rec["seat"], str)
         assert all(isinstance(rec[f], int) for f in ("idx", "price", "expires"))
         assert rec["expires"] == catalog.zscore(K.holds, i)
-        assert rec["token"] == catalog.hget(K.tokens, str(big)).decode()[:32]
+        assert rec["token"] == catalog.hget(K.tokens, str(big)).decode().split("@")[0]
     i = parse_reservation(one)[1]
     before = orjson.loads(catalog.hget(K.res, i))
     assert client.delete(f"/api/reserve/{one}", headers=auth(token)).status_code == 200

@@ -101,8 +101,9 @@ def test_a_refund_after_the_sell_out_brings_the_head_of_the_waitlist_back(
     head of the waitlist is ACTIVE again and holds it; a customer ACTIVE since before the
     return is refused it (409 SEAT_TAKEN)."""
     small_concert(r, seats=2)
+    # Views of the queue a tenth of a second old at most: the sleeps below see the tick's work.
     server = live_server(TICK_SECONDS="0.2", ADMIT_PER_SEAT="1.5", ACTIVE_LIMIT="3",
-                         RETURN_HOLD_SECONDS="30", ADMIN_TOKEN="op")
+                         RETURN_HOLD_SECONDS="30", ADMIN_TOKEN="op", QUEUE_VIEW_SECONDS="0.1")
     (_, a), (_, b), (_, refresher) = issue(server.port, [1, 2, 3])
     assert [x["status"] for x in (a, b, refresher)] == ["ACTIVE"] * 3
     waiters = [call(server.port, "POST", "/api/token/issue", {"customerId": c,

@@ -6,16 +6,17 @@ import pytest
 
 from engine import errors
 from engine.config import Settings
-from engine.ids import iso_ms, parse_reservation, parse_token
+from engine.ids import iso_ms, mint, parse_reservation, parse_token, use_token_key
 from engine.keys import CONCERTS, CustomerKeys, concert_keys
 from engine.money import from_minor, to_minor
+from tests.conftest import QUEUE_TOKEN_KEY
 
 
 def test_key_names_are_exact() -> None:
     k = concert_keys(2)
-    assert (k.concert, k.tokens, k.waiting, k.active, k.seats(41150)) == (
-        "tk:{c:2}:concert", "tk:{c:2}:tokens", "tk:{c:2}:waiting", "tk:{c:2}:active",
-        "tk:{c:2}:seats:41150")
+    assert (k.concert, k.tokens, k.seqs, k.seen0, k.active, k.seats(41150)) == (
+        "tk:{c:2}:concert", "tk:{c:2}:tokens", "tk:{c:2}:seqs", "tk:{c:2}:seen0",
+        "tk:{c:2}:active", "tk:{c:2}:seats:41150")
     assert (k.codes, k.solved("ab" * 32)) == ("tk:{c:2}:codes", "tk:{c:2}:solved:" + "ab" * 32)
     c = CustomerKeys(7)
     assert (c.balance, c.history, c.debits, c.idempotency("ab")) == (
@@ -46,12 +47,20 @@ def test_from_minor() -> None:
 
 
 def test_ids_parse_only_our_shapes() -> None:
-    tok = parse_token("2.7." + "a" * 32)
-    assert tok is not None and (tok.concert_id, tok.customer_id) == (2, 7)
-    assert tok.value == "2.7." + "a" * 32
-    for bad in ["02.7." + "a" * 32, "2.7." + "a" * 31, "2.7." + "A" * 32, "2.7.{" + "a" * 31,
-                f"{2**53}.7." + "a" * 32, "2.7." + "a" * 32 + "\n", " 2.7." + "a" * 32]:
+    use_token_key(b"k" * 32)
+    good = mint(2, 7, 3)
+    tok = parse_token(good.value)
+    assert tok == good and (tok.concert_id, tok.customer_id, tok.seq) == (2, 7, 3)
+    mac = good.mac
+    for bad in ["02.7.3." + mac, "2.7.3." + mac[:31], "2.7.3." + mac.upper(), "2.7.03." + mac,
+                "2.7.3.{" + mac[1:], f"{2**53}.7.3." + mac, "2.7.3." + mac + "\n",
+                " 2.7.3." + mac, "2.7.4." + mac, "2.8.3." + mac, "3.7.3." + mac,
+                "2.7." + mac, "2.7.3." + "a" * 32]:
         assert parse_token(bad) is None, bad
+    assert parse_token("2.7.4." + mac, verify=False) == (2, 7, 4, mac)  # the CLI's reading
+    use_token_key(b"another key, 32 bytes long......")  # another deployment's tokens
+    assert parse_token(good.value) is None
+    use_token_key(QUEUE_TOKEN_KEY.encode())
     assert parse_reservation("2." + "f" * 32) == (2, "f" * 32)
     assert parse_reservation("2.7." + "f" * 32) is None
 

@@ -41,9 +41,10 @@ from loadtests.http_bench.wrk import WrkRun, endpoint_run, median_run, wrk_missi
 from loadtests.reporting import bench_report, publish
 
 SEATS_PER_OPTION = 1000
-ENDPOINTS = ["issue", "status", "dates", "seats", "point", "charge", "reserve", "pay"]
+ENDPOINTS = ["issue", "status", "poll", "dates", "seats", "point", "charge", "reserve", "pay"]
 LABELS = {
     "issue": "POST /api/token/issue", "status": "GET /api/token/status",
+    "poll": "GET /api/token/status, WAITING (from the view)",
     "dates": "GET /api/2/available-dates", "seats": "GET /api/41150/available-seats",
     "point": "GET /api/point", "charge": "PATCH /api/point/charge",
     "reserve": "POST /api/reserve", "pay": "POST /api/pay", "hello": "hello (baseline)",
@@ -92,6 +93,8 @@ class Backend:
         skip = round_ * self.per_run
         if mode in ("status", "dates", "seats"):
             env["BENCH_TOKEN"] = self.prep["status"]
+        elif mode == "poll":
+            env["BENCH_TOKEN"] = self.prep["poll"]
         elif mode == "reserve":
             env |= {"BENCH_TOKENS": self.prep["reserve"], "BENCH_CONCERT": str(self.concert),
                     "BENCH_PER_CUSTOMER": self.prep["per"], "BENCH_START": str(skip)}
@@ -120,6 +123,10 @@ def prepare(b: Backend, pay_holds: int, reserve_seats: int) -> None:
         for o in range(1, options + 1)
     ])
     fund_customers(r, pay_base, pay_base + pay_customers, 10**9 * 100)
+    poll_concert = b.concert + 1000  # a queue that admits nobody: its tokens stay WAITING
+    seat = Seat(poll_concert * 10_000 + 1, 1, 100)
+    create_concert(r, poll_concert, "Poll Concert",
+                   [Option(poll_concert * 10, "2027-06-01T19:00:00+09:00", (seat,))])
     r.close()
     pay_first_option = -(-reserve_seats // SEATS_PER_OPTION) + 1
 
@@ -142,7 +149,14 @@ def prepare(b: Backend, pay_holds: int, reserve_seats: int) -> None:
 
     async def go() -> dict[str, str]:
         store = Store(connect(settings), settings)
+        await queue.use_deployment_key(store)  # the key the API's workers read too
         status_tok = (await queue.issue_token(store, 1, 2))["tokenValue"]
+        # A WAITING token, its polls answered from the worker's view: a queue a hundred long
+        # that admits nobody (paused).
+        await concert_settings.patch(store, poll_concert, {"paused": True})
+        for c in range(1, 100):
+            await queue.issue_token(store, c, poll_concert)
+        poll_tok = (await queue.issue_token(store, 100, poll_concert))["tokenValue"]
         # The bench concert's own settings: every token it issues is ACTIVE at once.
         await concert_settings.patch(store, b.concert, {"activeLimit": 10**7,
                                                         "admitPerSecond": 10**6})
@@ -155,7 +169,8 @@ def prepare(b: Backend, pay_holds: int, reserve_seats: int) -> None:
                                                   o * SEATS_PER_OPTION + n)
             for i, (o, n) in enumerate(seats)])
         await store.aclose()
-        return {"status": status_tok, "reserve": lines(reserve_toks), "per": str(per),
+        return {"status": status_tok, "poll": poll_tok, "reserve": lines(reserve_toks),
+                "per": str(per),
                 "ids": lines([f"{pay_toks[i // per]} {h['reservationId']}"
                               for i, h in enumerate(holds)])}
 

@@ -62,10 +62,11 @@ def used_memory(r: SyncRedis) -> int:
 def concert_records(r: redis.Redis, concert: int = CONCERT) -> int:
     k = concert_keys(concert)
     with r.pipeline(transaction=False) as p:
-        for key in (k.tokens, k.res, k.tickets):
+        for key in (k.tokens, k.seqs, k.res, k.tickets):
             p.hlen(key)
-        for key in (k.active, k.waiting, k.holds, k.paying, k.gone):
+        for key in (k.active, k.holds, k.paying, k.gone):
             p.zcard(key)
+        p.llen(k.left)  # the departures the workers read (at most 100,000)
         return sum(p.execute())
 
 

@@ -10,13 +10,14 @@ for new customers fills the queue, ``wallet.charge`` gives new customers a balan
 history entry). At each size, in timed batches (median of ``--batches``):
 
 - issue: a new customer; the last ``min(10k, n/2)`` issues of the fill, so the queue ends at n;
-- status: a WAITING token among the last 1000 of the queue (position about n): ZRANK;
+- status: a WAITING token among the last 1000 of the queue (position about n), asked of
+  Redis (status.lua: what a poll costs when the worker's view cannot answer it);
 - reserve: a free seat of the concert whose queue is n long;
 - charge: a random one of the n customers.
 
 Memory per waiting token: the growth of ``used_memory`` over the issues alone (fill and timed
-ones) divided by the tokens they added; beside it ``MEMORY USAGE`` of the three keys a waiting
-token lives in (tokens, waiting). Writes loadtests/results/scaling.md.
+ones) divided by the tokens they added; beside it ``MEMORY USAGE`` of the keys a waiting
+token lives in (tokens, seqs, the seen bitmaps). Writes loadtests/results/scaling.md.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Point:
     charge: Summary
     used_memory: int
     token_bytes: int  # used_memory growth over the issues so far
-    key_bytes: dict[str, int]  # MEMORY USAGE of tokens, waiting
+    key_bytes: dict[str, int]  # MEMORY USAGE of tokens, seqs, seen bitmaps
     customer_bytes: int  # used_memory growth over the customer fills so far
     fill_seconds: float  # filling up to this size from the previous one
 
@@ -127,12 +128,12 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
         for size in sizes:
             t0 = time.monotonic()
             say(f"  {size:,} waiting tokens and customers: filling ...")
-            waiting = pipe.call("ZCARD", k.waiting)
+            waiting = pipe.call("HLEN", k.seqs)
             timed_issues = min(issue_ops, size // 2)
             m0 = memory()
             issue(size - timed_issues - waiting, None)
             pipe.settle()
-            issue_from = pipe.call("ZCARD", k.waiting)
+            issue_from = pipe.call("HLEN", k.seqs)
             issue(timed_issues, chunk_for(timed_issues, batches))
             token_bytes += memory() - m0
 
@@ -144,7 +145,7 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
             customers = size
             customer_bytes += memory() - m0
             fill_seconds = time.monotonic() - t0
-            tokens = pipe.call("ZCARD", k.waiting)
+            tokens = pipe.call("HLEN", k.seqs)
             say(f"    filled in {fill_seconds:.1f} s; {tokens:,} waiting")
 
             pipe.settle()
@@ -166,8 +167,10 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
                           for _ in range(charge_ops)),
                   chunk=chunk_for(charge_ops, batches), label="charges")
 
-            key_bytes = {name: pipe.call("MEMORY", "USAGE", key, "SAMPLES", "0") or 0
-                         for name, key in (("tokens", k.tokens), ("waiting", k.waiting))}
+            usage = {key: pipe.call("MEMORY", "USAGE", key, "SAMPLES", "0") or 0
+                     for key in (k.tokens, k.seqs, k.seen0, k.seen1, k.seen2)}
+            key_bytes = {"tokens": usage[k.tokens], "seqs": usage[k.seqs],
+                         "seen": usage[k.seen0] + usage[k.seen1] + usage[k.seen2]}
             points.append(Point(
                 size=size, tokens=tokens, customers=customers, issue=timed("issue"),
                 issue_from=issue_from, status=timed("status"), position=position,

@@ -30,7 +30,7 @@ import redis
 from devstack.redis_server import temp_redis
 from engine import access_codes, booking, catalog, challenge, pay, queue, tick, wallet
 from engine.config import Settings
-from engine.ids import Token, parse_reservation, parse_token
+from engine.ids import Token, parse_reservation, parse_token, use_token_key
 from engine.keys import concert_keys
 from engine.money import MINOR_PER_UNIT
 from engine.seed import (
@@ -106,9 +106,13 @@ PAY_STEPS = ("pay_begin", "debit", "pay_finish")
 BOLD = ("pay", "pay-steps")  # the two ways of a pay, as a whole
 
 
+BENCH_TOKEN_KEY = b"bench-queue-token-key-0123456789"
+
+
 def bench_settings(url: str) -> Settings:
     """Defaults (ACTIVE_LIMIT 1000, 200 admissions/s), with TTLs long enough that nothing
     expires under the benchmark."""
+    use_token_key(BENCH_TOKEN_KEY)  # the engine's calls mint and read tokens here
     return replace(Settings(), redis_url=url, redis_command_timeout=30, redis_connect_timeout=10,
                    active_ttl_seconds=3600, hold_ttl_seconds=3600, waiting_idle_seconds=3600,
                    pay_stale_seconds=600, challenge_hmac_key=BENCH_HMAC_KEY,

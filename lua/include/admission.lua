@@ -1,45 +1,148 @@
---[[ include: queue_of(k, cfg, now, seed, stream) -> the concert's queue, by its settings cfg
+--[[ include: queue_of(k, cfg, now, seed, stream, prp) -> a concert's queue. k: its keys by name
+  (concert, tokens, seqs, seen0, seen1, seen2, active, rate, offers); cfg: its settings
   (include/settings: activeLimit, admitPerSecond, admitPerSeat, returnHoldMs, activeTtlMs,
-  idleMs, paused, opensAt, queueing), its keys k (tokens, waiting, active, rate, concert,
-  offers) and its event stream (include/events); seed: a secure random number from the
-  engine for random-mode draws.
-    q.admissions() -> second, admitted this second, avg, soldOut: the rate hash keeps sec
-      (the second of the latest admissions), n (how many in it), avg (admissions a second, a
-      minute's moving average) and soldOut (since when the concert is sold out, set by the
-      tick); read once a call.
-    q.admit(who) -> n, until, popped: how many it admitted, when `who` was one of them its
-      expiry, and how many it took off the queue (admitted or idle). None while paused,
-      before opensAt or sold out; at most the active limit's room, this second's admissions
-      left, and admitPerSeat ACTIVE tokens a seat still free or held (seats - sold: never
-      more shoppers than can still buy), plus one for each seat on offer that has not
-      admitted its waiter yet (rate.credited). FIFO from the head, or with queueing 1
+  idleMs, paused, opensAt, queueing); stream: include/events; seed: a secure random number
+  for random-mode draws; prp: the key of the pre-queue's order (include/order).
+
+  A waiter is a seq, the order the concert issued its token in (the concert hash's seq). The
+  concert hash keeps where the queue stands: prefirst..premax the pre-queue (seqs issued
+  before the opening; premax is set at the opening), admitted in the pseudo-random order of
+  its slots (prehead: the next slot), then the line (seqs after premax) from head, FIFO. A
+  waiter's position is the places ahead of it not yet passed, counting those who left and are
+  not passed yet (a serving counter: nobody is ever renumbered). tokens: customer -> "<seq>"
+  (WAITING) or "<seq>@<untilMs>" (ACTIVE); seqs: seq -> customer (WAITING ones). A waiter is
+  alive while its seq's bit is set in the seen bitmap of this period or the last (a poll sets
+  it; periods of idleMs, three bitmaps in turn, include/waiters' seen_of), or it joined
+  in one of them (fresh_from): a waiter is dropped between one and two idle limits after its
+  last poll. The waiting count is the seqs issued less the left (leftn) and the admitted
+  (admitted: include/waiting), so that a join writes no counter.
+
+    q.counts() -> the concert hash's queue fields, read once a call, with the opening done
+      when due (premax set); live: the waiters (include/waiting's count); exists: whether
+      the concert does; stamps: the seen bitmaps'.
+    q.admissions() -> second, admitted this second, avg, soldOut, passes avg: the rate hash
+      keeps sec, n, avg (admissions a second, a minute's moving average), pn, pavg (places
+      passed a second: admitted or left, for estimates), soldOut (set by the tick); read once.
+    q.join(customer) -> seq: a new waiter at the end (the pre-queue before the opening).
+    q.leave(customer, seq): a waiter goes (its entry, its seq, the count).
+    q.alive(seq) -> whether a waiter polled, or joined, this period or the last.
+    q.mark(seq): it polled now.
+    q.admit(who) -> n, until, passed: how many it admitted, when `who` was one of them its
+      expiry, and how many places it passed (admitted or left). None while paused, before
+      opensAt or sold out; at most the active limit's room, this second's admissions left, and
+      admitPerSeat ACTIVE tokens a seat still free or held (seats - sold: never more shoppers
+      than can still buy), plus one for each seat on offer that has not admitted its waiter
+      yet (rate.credited). In order: the pre-queue's slots, then the line; with queueing 1
       ("random") a uniform draw from everyone waiting each time.
-    q.standing(customer, known) -> state, position, wait, poll of a WAITING token: state 0
-      in the queue, 3 the same while the concert is sold out (the queue is its waitlist)
-      (position 1-based: `known` when the caller knows it, else its rank; in random mode the
-      expected rank (n + 1) / 2), state 2 in the pre-queue before the opening (position -1,
-      wait: seconds to the opening); wait -1 while paused (no estimate: nobody is admitted);
-      poll: the seconds after which to poll again (at most 30, a quarter of the wait and a
-      third of the idle limit; drawn from the top fifth below that; the most while paused or
-      sold out). ]]
--- @include token_entry
-local function queue_of(k, cfg, now, seed, stream)
+    q.standing(seq) -> state, position, wait, poll of a WAITING token: state 0 in the queue, 3
+      the same while the concert is sold out (the queue is its waitlist) (position 1-based;
+      in random mode the expected rank (n + 1) / 2), state 2 in the pre-queue before the
+      opening (position -1, wait: seconds to the opening); wait -1 while paused (no estimate:
+      nobody is admitted); poll: the seconds after which to poll again (at most 30, a quarter
+      of the wait and a third of the idle limit; drawn from the top fifth below that; the
+      most while paused or sold out). ]]
+-- @include waiters
+-- @include order
+local function queue_of(k, cfg, now, seed, stream, prp)
   local q = {}
   local DECAY = math.exp(-1 / 60)
-  local mark  -- {second, n, avg, soldOut}: read once a call, kept up to date by admit()
+  local mark, c  -- the rate hash's and the concert hash's fields: read once a call
+  local period = math.floor(now / cfg.idleMs)
+
+  function q.counts()
+    if not c then
+      local v = redis.call('HMGET', k.concert, 'seq', 'head', 'prefirst', 'premax', 'prehead',
+                           'leftn', 'admitted', 'name', 'seen0', 'seen1', 'seen2', 'qv')
+      c = {seq = tonumber(v[1]) or 0, head = tonumber(v[2]), prefirst = tonumber(v[3]),
+           premax = tonumber(v[4]), prehead = tonumber(v[5]) or 0,
+           admitted = tonumber(v[7]) or 0, exists = v[8] ~= false,
+           stamps = {v[9], v[10], v[11]}}
+      if not v[12] and c.exists then
+        -- A queue of an older version (its seq numbered a sorted set's places, whose tokens
+        -- end with this one): everything before it counts as passed and admitted. Once.
+        if c.seq > 0 and not c.head and not c.prefirst then
+          c.head, c.admitted = c.seq + 1, c.seq - (tonumber(v[6]) or 0)
+          redis.call('HSET', k.concert, 'head', c.head, 'admitted', c.admitted)
+        end
+        redis.call('HSET', k.concert, 'qv', 2)
+      end
+      c.live = c.seq - (tonumber(v[6]) or 0) - c.admitted
+      if now >= cfg.opensAt and c.prefirst and not c.premax then  -- the opening
+        c.premax = c.seq
+        redis.call('HSET', k.concert, 'premax', c.premax)
+      end
+      -- The line starts after the pre-queue (its seqs are admitted by slot, not by head).
+      c.head = math.max(c.head or 1, (c.premax or 0) + 1)
+    end
+    return c
+  end
+
+  -- Pre-queue places in all (0 before the opening, or when there was none).
+  local function pre_size()
+    local n = q.counts()
+    return (n.prefirst and n.premax) and n.premax - n.prefirst + 1 or 0
+  end
 
   function q.admissions()
     if not mark then
       local second = math.floor(now / 1000)
-      local m = redis.call('HMGET', k.rate, 'sec', 'n', 'avg', 'soldOut')
+      local m = redis.call('HMGET', k.rate, 'sec', 'n', 'avg', 'soldOut', 'pn', 'pavg')
       local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
+      local pn, pavg = tonumber(m[5]) or 0, tonumber(m[6]) or 0
       if sec < second then
-        avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
-        n = 0
+        local fade = DECAY ^ (second - sec)
+        avg = avg * fade + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
+        pavg = pavg * fade + pn * (1 - DECAY) * DECAY ^ (second - sec - 1)
+        n, pn = 0, 0
       end
-      mark = {second, n, avg, tonumber(m[4])}
+      mark = {second, n, avg, tonumber(m[4]), pn, pavg}
     end
-    return mark[1], mark[2], mark[3], mark[4]
+    return mark[1], mark[2], mark[3], mark[4], mark[5], mark[6]
+  end
+
+  local marking, seen, fresh  -- this period's bitmap (to write), the two (to read), and the
+                               -- last seq before the last period (later ones count as seen)
+  function q.mark(seq)
+    local n = q.counts()
+    marking = marking or marking_of(k, period, n.stamps, n.seq)
+    if redis.call('GETBIT', marking, seq) == 0 then  -- written once a period (seen.lua)
+      redis.call('SETBIT', marking, seq, 1)
+      seen = nil
+    end
+  end
+
+  function q.alive(seq)
+    local n = q.counts()
+    fresh = fresh or fresh_from(k, period, n.stamps, n.seq)
+    if seq > fresh then return true end  -- joined this period or the last
+    seen = seen or {seen_of(k, period, n.stamps) or false,
+                    seen_of(k, period - 1, n.stamps) or false}
+    return (seen[1] and redis.call('GETBIT', seen[1], seq) == 1) or
+           (seen[2] and redis.call('GETBIT', seen[2], seq) == 1) or false
+  end
+
+  -- A join writes no mark: a seq after the last period's first mark or join counts as seen
+  -- (fresh_from), so the period's stamp is made first, before the seq moves on.
+  function q.join(customer)
+    local n = q.counts()
+    marking = marking or marking_of(k, period, n.stamps, n.seq)
+    local seq = redis.call('HINCRBY', k.concert, 'seq', 1)
+    n.seq = seq
+    if now < cfg.opensAt and not n.premax and not n.prefirst then
+      n.prefirst = seq
+      redis.call('HSET', k.concert, 'prefirst', seq)
+    end
+    redis.call('HSET', k.tokens, customer, seq)
+    redis.call('HSET', k.seqs, seq, customer)
+    n.live = n.live + 1
+    return seq
+  end
+
+  function q.leave(customer, seq)
+    if leave_queue(k, customer, seq) then
+      local n = q.counts()
+      n.live = n.live - 1
+    end
   end
 
   -- Shoppers the stock still allows (admitPerSeat a seat free or held), and the seats on
@@ -49,9 +152,9 @@ local function queue_of(k, cfg, now, seed, stream)
   -- counted has none until the tick).
   local function stock_room(active)
     if cfg.admitPerSeat <= 0 then return nil end
-    local c = redis.call('HMGET', k.concert, 'seats', 'sold')
-    if not c[1] then return nil end
-    local room = math.ceil(cfg.admitPerSeat * (tonumber(c[1]) - (tonumber(c[2]) or 0)))
+    local s = redis.call('HMGET', k.concert, 'seats', 'sold')
+    if not s[1] then return nil end
+    local room = math.ceil(cfg.admitPerSeat * (tonumber(s[1]) - (tonumber(s[2]) or 0)))
                  - active
     local credits, credited = 0, nil
     if cfg.returnHoldMs > 0 then
@@ -77,23 +180,40 @@ local function queue_of(k, cfg, now, seed, stream)
     return prng / 2147483647
   end
 
-  local function next_waiter()
-    if cfg.queueing == 1 then
-      local n = redis.call('ZCARD', k.waiting)
-      if n == 0 then return nil end
-      local at = math.floor(rand() * n)
-      local pick = redis.call('ZRANGE', k.waiting, at, at)[1]
-      redis.call('ZREM', k.waiting, pick)
-      return pick
+  -- The next place in order: its seq, or nil when nobody is left. Passes it (prehead or
+  -- head moves on); a place whose waiter left is passed too (its seq answers no customer).
+  local function next_place()
+    local n = q.counts()
+    local m = pre_size()
+    if n.prehead < m then
+      local seq = n.prefirst + place_at(prp, m, n.prehead)
+      n.prehead = n.prehead + 1
+      return seq
     end
-    return redis.call('ZPOPMIN', k.waiting)[1]
+    if n.head <= n.seq then
+      local seq = n.head
+      n.head = n.head + 1
+      return seq
+    end
+    return nil
   end
 
-  -- At most the free ACTIVE slots and this second's remaining admissions; a waiter that went
-  -- idle leaves instead of taking a slot.
+  -- Random mode: a uniform draw among the places not passed (rejection of those whose
+  -- waiter left or was drawn, a bounded number of times).
+  local function draw_place()
+    local n = q.counts()
+    local lo = n.prefirst and math.min(n.prefirst, n.head) or n.head
+    for _ = 1, 200 do
+      if n.live <= 0 or lo > n.seq then return nil end
+      local seq = lo + math.floor(rand() * (n.seq - lo + 1))
+      if redis.call('HEXISTS', k.seqs, seq) == 1 then return seq end
+    end
+    return nil
+  end
+
   function q.admit(who)
     if cfg.paused == 1 or now < cfg.opensAt then return 0, nil, 0 end
-    local second, admitted, avg, sold_out = q.admissions()
+    local second, admitted, avg, sold_out, pn, pavg = q.admissions()
     local room = cfg.admitPerSecond - admitted
     if sold_out or room <= 0 then return 0, nil, 0 end
     local active = redis.call('ZCOUNT', k.active, '(' .. now, '+inf')
@@ -103,48 +223,75 @@ local function queue_of(k, cfg, now, seed, stream)
       stock, credits, credited = stock_room(active)
       if stock then room = math.min(room, stock + credits) end
     end
-    local n, popped, mine = 0, 0, nil
-    while n < room and popped < room + 100 do
-      local head = next_waiter()
-      if not head then break end
-      popped = popped + 1
-      local kind, secret, polled = entry_of(k.active, redis.call('HGET', k.tokens, head), head)
-      if kind == 'W' and polled > now - cfg.idleMs then
-        local until_ms = now + cfg.activeTtlMs
-        redis.call('HSET', k.tokens, head, secret .. '@' .. until_ms)
-        redis.call('ZADD', k.active, until_ms, head)
-        if head == who then mine = until_ms end
-        n = n + 1
-      else
-        redis.call('HDEL', k.tokens, head)
+    local n, passed, mine = 0, 0, nil
+    local before = q.counts()
+    local pre0, head0 = before.prehead, before.head
+    -- Places whose waiter left are passed on the way, 10,000 a call at most (a gap of
+    -- departures closes at that pace a tick; each costs a lookup).
+    while n < room and passed < room + 10000 do
+      local seq
+      if cfg.queueing == 1 then seq = draw_place() else seq = next_place() end
+      if not seq then break end
+      passed = passed + 1
+      local customer = redis.call('HGET', k.seqs, seq)
+      if customer then
+        local kind, s = entry_of(redis.call('HGET', k.tokens, customer))
+        if kind == 'W' and s == seq and q.alive(seq) then
+          local until_ms = now + cfg.activeTtlMs
+          redis.call('HSET', k.tokens, customer, seq .. '@' .. until_ms)
+          redis.call('ZADD', k.active, until_ms, customer)
+          redis.call('HDEL', k.seqs, seq)
+          before.live = before.live - 1
+          if customer == who then mine = until_ms end
+          n = n + 1
+        else  -- it went idle (or its token was replaced): it leaves, and is passed
+          q.leave(customer, seq)
+        end
       end
     end
+    if n > 0 then redis.call('HINCRBY', k.concert, 'admitted', n) end
+    if before.prehead ~= pre0 then redis.call('HSET', k.concert, 'prehead', before.prehead) end
+    if before.head ~= head0 then redis.call('HSET', k.concert, 'head', before.head) end
     if stock and n > stock then spend_credits(n - stock, credited) end
-    if n > 0 then
-      redis.call('HSET', k.rate, 'sec', second, 'n', admitted + n, 'avg', avg)
-      mark = {second, admitted + n, avg, nil}
-      stream.admitted(n)
+    if passed > 0 then
+      mark = {second, admitted + n, avg, nil, pn + passed, pavg}
+      redis.call('HSET', k.rate, 'sec', second, 'n', admitted + n, 'avg', avg,
+                 'pn', pn + passed, 'pavg', pavg)
+      if n > 0 then stream.admitted(n) end
     end
-    return n, mine, popped
+    return n, mine, passed
   end
 
-  -- Seconds until a waiter at this position is admitted, at the last minute's admission
-  -- rate (or this second's, when higher: right after a drop starts), floored at one a second.
+  -- Places ahead of seq not yet passed (nil: passed: admitted or gone).
+  local function ahead(seq)
+    local n = q.counts()
+    local m = pre_size()
+    if m > 0 and seq <= n.premax then
+      local slot = slot_of(prp, m, seq - n.prefirst)
+      if slot < n.prehead then return nil end
+      return slot - n.prehead
+    end
+    if seq < n.head then return nil end
+    return (m - n.prehead) + (seq - n.head)
+  end
+
+  -- Seconds until a waiter at this position is admitted, at the last minute's rate of places
+  -- passed (or this second's, when higher: right after a drop starts), floored at one a second.
   local function estimate(position)
-    local _, n, avg = q.admissions()
-    return math.ceil(position / math.max(avg, n, 1))
+    local _, _, _, _, pn, pavg = q.admissions()
+    return math.ceil(position / math.max(pavg, pn, 1))
   end
 
-  function q.standing(customer, known)
+  function q.standing(seq)
     local state, position, wait = 0, -1, 0
     local sold_out = select(4, q.admissions())
     if now < cfg.opensAt then
       state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
     else
       if cfg.queueing == 1 then
-        position = math.ceil((redis.call('ZCARD', k.waiting) + 1) / 2)
+        position = math.ceil((q.counts().live + 1) / 2)
       else
-        position = known or redis.call('ZRANK', k.waiting, customer) + 1
+        position = (ahead(seq) or 0) + 1
       end
       wait = estimate(position)
       if sold_out then state = 3 end

@@ -1,12 +1,11 @@
---[[ include: pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_ms, res_id,
-  offer_ms) -> pay step 1 on reservation res_id (32 hex) of the customer of token `secret`:
+--[[ include: pay_begin_step(k, now, stream, customer, token, stale_ms, res_id, offer_ms) ->
+  pay step 1 on reservation res_id (32 hex) of the customer of the token whose seq is `token`:
   PAYING under a new attempt, or why not; its replies are lua/pay_begin.lua's. k: the
   concert's keys by name (tokens, active, res, holds, paying, taken, free, gone, tickets,
-  waiting, offers); stream: include/events; offer_ms: include/release. ]]
+  concert, offers); stream: include/events; offer_ms: include/release. ]]
 -- @include token_state
 -- @include release
-local function pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_ms, res_id,
-                              offer_ms)
+local function pay_begin_step(k, now, stream, customer, token, stale_ms, res_id, offer_ms)
   local raw = redis.call('HGET', k.res, res_id)
   local rec = raw and cjson.decode(raw)
   -- A sale's outcome is told to its customer even once the token has ended with it (the
@@ -15,7 +14,7 @@ local function pay_begin_step(k, now, stream, customer, secret, idle_ms, stale_m
     if rec.status == 'PAID' then return {18, rec.price, rec.balance or -1} end
     if rec.status == 'REFUNDING' or rec.status == 'REFUNDED' then return {24} end
   end
-  local state = token_state(k, customer, secret, idle_ms, now)
+  local state = token_state(k, customer, tonumber(token), now)
   if state ~= 0 then return {state} end
   if not rec or rec.customer ~= customer then return {7} end
   if rec.status == 'EXPIRED' then return {9} end

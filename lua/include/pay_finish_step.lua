@@ -1,9 +1,10 @@
 --[[ include: pay_finish_step(k, now, stream, res_id, attempt, outcome, balance, offer_ms) ->
   pay step 3 for one attempt of reservation res_id (32 hex): PAID or REFUSED; its replies are
   lua/pay_finish.lua's. k: the concert's keys by name (res, paying, holds, taken, free,
-  tokens, active, concert, gone, tickets, waiting, offers); stream: include/events;
+  tokens, active, concert, gone, tickets, offers); stream: include/events;
   offer_ms: include/release. ]]
 -- @include release
+-- @include token_entry
 local function pay_finish_step(k, now, stream, res_id, attempt, outcome, balance, offer_ms)
   local raw = redis.call('HGET', k.res, res_id)
   if not raw then return {7} end
@@ -25,7 +26,7 @@ local function pay_finish_step(k, now, stream, res_id, attempt, outcome, balance
     local left = ticket_close(k, rec.customer, res_id, true, rec.token)
     stream.reservation('PAID', res_id, rec.seat, rec.customer)
     local entry = left == 0 and redis.call('HGET', k.tokens, rec.customer)
-    if entry and string.sub(entry, 1, 32) == rec.token then
+    if entry and select(2, entry_of(entry)) == tonumber(rec.token) then
       redis.call('ZREM', k.active, rec.customer)  -- its last hold paid: the token is done
       redis.call('HDEL', k.tokens, rec.customer)
       return {0, 1}

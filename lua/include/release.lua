@@ -1,13 +1,14 @@
 --[[ include: release(k, now, stream, res_id, rec, status, kind, offer_ms) frees a hold's seat,
   closes the reservation res_id (32 hex; status EXPIRED or CANCELLED), uncounts it from the
   customer's tickets (and the token it was made under), and adds the event `kind` (default:
-  the status) to `stream` (include/events). When customers wait in the queue (k.waiting) and
+  the status) to `stream` (include/events). When customers wait in the queue (include/waiting) and
   offer_ms > 0 (returnHoldSeconds), the seat is put on offer (k.offers: its index -> now):
   for offer_ms only customers admitted from now on may hold it (include/offers).
   release_due(k, now, stream, n, offer_ms) releases at most n holds whose time is up and
   returns how many. k: the concert's keys by name (taken, free, holds, res, gone, tickets,
-  waiting, offers). ]]
+  concert, offers). ]]
 -- @include tickets
+-- @include waiting
 local function release(k, now, stream, res_id, rec, status, kind, offer_ms)
   redis.call('SETBIT', k.taken, rec.idx, 0)
   redis.call('HINCRBY', k.free, rec.option, 1)
@@ -17,7 +18,7 @@ local function release(k, now, stream, res_id, rec, status, kind, offer_ms)
   redis.call('ZADD', k.gone, now, res_id)
   ticket_close(k, rec.customer, res_id, false, rec.token)
   stream.reservation(kind or status, res_id, rec.seat, rec.customer)
-  if offer_ms > 0 and redis.call('ZCARD', k.waiting) > 0 then
+  if offer_ms > 0 and waiting_count(k.concert) > 0 then
     redis.call('ZADD', k.offers, now, rec.idx)
   end
 end

@@ -2,7 +2,7 @@
   one write a reserve):
     "<paid>|<open ids>|<token>|<held>|<bucket>"
   paid: seats paid; open ids: the reservations held or paying (32 hex, comma-separated);
-  token, held: the secret of the token of the latest hold and how many open holds that token
+  token, held: the seq of the token of the latest hold and how many open holds that token
   made (the pay that leaves it none finishes the token; a stale secret means none); bucket:
   the reserve rate limit's "level:lastMs" (include/buckets.lua), empty when none. A record of
   the former "<paid>|<open ids>" (a deploy over a live drop) is read with the token of its

@@ -1,12 +1,17 @@
---[[ include: entry_of(active, entry, customer) -> kind, secret, ms: a token's entry in the
-  tokens hash is "<secret>@<activeUntilMs>" when ACTIVE (kind 'A', ms: its expiry, so that
-  checking a token takes one read) and "<secret>:<lastPollMs>" when WAITING (kind 'W'); the
-  secret is 32 hex. No entry: nil. A bare secret (written before the expiry joined it) is
-  ACTIVE until its score in `active`, the concert's zset of ACTIVE tokens. ]]
-local function entry_of(active, entry, customer)
+--[[ include: a customer's token in the concert's tokens hash.
+  entry_of(entry) -> kind, seq, untilMs: "<seq>@<untilMs>" is an ACTIVE token (kind 'A', its
+  expiry: a token check is one read), "<seq>" a WAITING one (kind 'W'); no entry, or one of
+  another shape (a token of an older version): nil. seq is the token's place in the order the
+  concert issued them (include/admission). ]]
+local function entry_of(entry)
   if not entry then return nil end
-  local mark = string.sub(entry, 33, 33)
-  if mark == '@' then return 'A', string.sub(entry, 1, 32), tonumber(string.sub(entry, 34)) end
-  if mark == ':' then return 'W', string.sub(entry, 1, 32), tonumber(string.sub(entry, 34)) end
-  return 'A', entry, tonumber(redis.call('ZSCORE', active, customer)) or 0
+  local at = string.find(entry, '@', 1, true)
+  if at then
+    local seq = tonumber(string.sub(entry, 1, at - 1))
+    if not seq then return nil end
+    return 'A', seq, tonumber(string.sub(entry, at + 1))
+  end
+  local seq = tonumber(entry)
+  if not seq then return nil end
+  return 'W', seq, nil
 end

@@ -46,7 +46,7 @@ request = function()
   if mode == "issue" then
     return wrk.format("POST", "/api/token/issue", json,
       '{"customerId":' .. n .. ',"concertId":' .. concert .. '}')
-  elseif mode == "status" then
+  elseif mode == "status" or mode == "poll" then
     return wrk.format("GET", "/api/token/status", authed)
   elseif mode == "dates" then
     return wrk.format("GET", "/api/" .. concert .. "/available-dates", authed)

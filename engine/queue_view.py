@@ -1,0 +1,200 @@
+"""Polls without a call each: an API worker answers the status poll of a WAITING token from its
+view of the concert's queue, read from Redis about once a second (queue_view.lua), and marks
+the polled waiters seen in one call a second (seen.lua). A token carries its seq (engine/
+ids.py), and a waiter's position follows from it: the places ahead of it not yet passed
+(lua/include/admission.lua). This is a serving counter, as AWS's virtual waiting room keeps
+one; what it gives up, said in docs/fair-drop.md: a position counts the waiters ahead who
+left until the queue passes them, and it is as old as the view (a second): a token admitted
+learns it at the first poll after the next read, and so does one revoked, replaced or gone
+idle (each read brings the seqs of the waiters who left since the last). A token the view
+says is near the head (as many places as the queue passes in a second, and the first) or
+past it, one issued after the view was read, one that left, and random queueing, are asked
+of Redis (queue.token_status), as is every poll with
+QUEUE_VIEW_SECONDS=0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+
+from engine import queue
+from engine.ids import Token, iso_ms, order_key
+from engine.keys import concert_keys
+from engine.order import slot_of
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+MARKS_A_CALL = 5000  # seen marks sent in one seen.lua call
+GONE_KEPT = 200_000  # seqs of waiters who left a worker keeps, a concert (~15 MB at most)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Where a concert's queue stood when read (queue_view.lua), and when (this worker's
+    monotonic clock, and Redis's time then)."""
+
+    read_at: float
+    now_ms: int
+    seq: int
+    head: int
+    prefirst: int
+    premax: int
+    prehead: int
+    live: int
+    passed_per_second: float
+    sold_out: int
+    paused: int
+    opens_at: int
+    queueing: int
+    idle_ms: int
+    left: int  # departures in all when read (the concert hash's leftn)
+
+    def ahead(self, seq: int, concert_id: int) -> int | None:
+        """Places ahead of ``seq`` not yet passed; None: past the head, or unknown here."""
+        m = self.premax - self.prefirst + 1 if self.prefirst and self.premax else 0
+        if self.prefirst and not self.premax:
+            return None  # a pre-queue not yet opened in this view
+        if m and self.prefirst <= seq <= self.premax:
+            slot = slot_of(order_key(concert_id), m, seq - self.prefirst)
+            return slot - self.prehead if slot >= self.prehead else None
+        if seq < self.head:
+            return None
+        return (m - self.prehead) + (seq - self.head)
+
+
+def answer(view: View, token: Token, now_ms: int) -> dict | None:
+    """The poll's answer from the view, as status.lua would give it; None: ask Redis."""
+    if view.queueing == 1 or token.seq > view.seq:
+        return None
+    state, position, wait = 0, None, 0
+    if now_ms < view.opens_at:
+        if view.prefirst == 0 or token.seq < view.prefirst:
+            return None
+        state, wait = 2, math.ceil((view.opens_at - now_ms) / 1000)
+    else:
+        ahead = view.ahead(token.seq, token.concert_id)
+        # Near the head, Redis answers (and admits): whoever the queue may have passed since
+        # the read, at its rate, and always the first in line.
+        age = max(0, now_ms - view.now_ms) / 1000
+        if ahead is None or ahead < max(1.0, view.passed_per_second * (age + 1)):
+            return None
+        position = ahead + 1
+        wait = math.ceil(position / max(view.passed_per_second, 1.0))
+        if view.sold_out:
+            state = 3
+    # The next poll, as include/admission.lua's standing() draws it.
+    most = max(1, min(30, view.idle_ms // 3000, math.ceil(wait / 4)))
+    if view.paused or view.sold_out:
+        most = max(1, min(30, view.idle_ms // 3000))
+    poll = most - math.floor(random.random() * math.floor(most / 5 + 1))
+    body = {"tokenValue": token.value, "concertId": token.concert_id,
+            "customerId": token.customer_id,
+            "status": "SOLD_OUT" if state == 3 else "WAITING", "position": position,
+            "estimatedWaitSeconds": None if view.paused and state != 2 else wait,
+            "expiresAt": None, "pollAfterSeconds": poll, "paused": bool(view.paused)}
+    if view.opens_at:
+        body["opensAt"] = iso_ms(view.opens_at)
+    return body
+
+
+async def read_view(store: Store, concert_id: int, known_left: int = 0
+                    ) -> tuple[View, list[int]]:
+    """Where the concert's queue stands now (queue_view.lua), and the seqs of the waiters
+    who left since ``known_left`` departures (of the last ones Redis keeps)."""
+    k = concert_keys(concert_id)
+    reply = await store.run("queue_view", (k.concert, k.rate, k.settings, k.left),
+                            (store.settings.idle_ms, known_left))
+    view = View(time.monotonic(), *(int(x) for x in reply[1:8]), float(reply[8]),
+                *(int(x) for x in reply[9:15]))
+    return view, [int(x) for x in reply[15]]
+
+
+async def mark_seen(store: Store, concert_id: int, seqs: list[int]) -> int:
+    """These waiters polled (seen.lua): they stay in the queue. Returns the marks written."""
+    k = concert_keys(concert_id)
+    _, written = await store.run("seen", (k.concert, k.seen0, k.seen1, k.seen2, k.settings),
+                                 (store.settings.idle_ms, *seqs))
+    return written
+
+
+class QueueViews:
+    """A worker's views of the queues it answers polls for, and the seen marks it owes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.views: dict[int, View] = {}
+        self.reading: dict[int, asyncio.Task] = {}
+        self.marks: dict[int, list[int]] = {}
+        # Seqs of waiters who left (each view read brings the new ones): their polls go to
+        # Redis (a 401). At most GONE_KEPT a concert: the oldest are forgotten first, and
+        # their places are passed long since (the queue admits in order).
+        self.gone: dict[int, dict[int, None]] = {}
+        self.local = 0  # polls answered from a view (a metric)
+
+    async def status(self, token: Token) -> dict:
+        max_age = self.store.settings.queue_view_seconds
+        if max_age <= 0:
+            return await queue.token_status(self.store, token)
+        view = await self.view(token.concert_id, max_age)
+        now_ms = view.now_ms + round((time.monotonic() - view.read_at) * 1000)
+        gone = self.gone.get(token.concert_id)
+        body = None if gone and token.seq in gone else answer(view, token, now_ms)
+        if body is None:
+            return await queue.token_status(self.store, token)
+        self.marks.setdefault(token.concert_id, []).append(token.seq)
+        self.local += 1
+        return body
+
+    async def view(self, concert_id: int, max_age: float) -> View:
+        view = self.views.get(concert_id)
+        if view is not None and time.monotonic() - view.read_at < max_age:
+            return view
+        task = self.reading.get(concert_id)
+        if task is None:  # one read at a time a concert, whoever asks meanwhile waits on it
+            task = self.reading[concert_id] = asyncio.ensure_future(self._read(concert_id))
+            task.add_done_callback(lambda _: self.reading.pop(concert_id, None))
+        return await asyncio.shield(task)
+
+    async def _read(self, concert_id: int) -> View:
+        known = self.views.get(concert_id)
+        view, left = await read_view(self.store, concert_id, known.left if known else 0)
+        gone = self.gone.setdefault(concert_id, {})
+        gone.update(dict.fromkeys(left))
+        while len(gone) > GONE_KEPT:  # oldest first (a dict keeps insertion order)
+            del gone[next(iter(gone))]
+        self.views[concert_id] = view
+        return view
+
+    async def flush(self) -> int:
+        """Send the seen marks owed (seen.lua): each concert's, a few thousand a call."""
+        marks, self.marks = self.marks, {}
+        sent = 0
+        for concert_id, seqs in marks.items():
+            unique = sorted(set(seqs))
+            for i in range(0, len(unique), MARKS_A_CALL):
+                await mark_seen(self.store, concert_id, unique[i:i + MARKS_A_CALL])
+            sent += len(unique)
+        return sent
+
+    async def flush_forever(self) -> None:
+        """About once a second, and four times per idle limit at least, so that a waiter that
+        polls is never taken for idle (the API's lifespan runs this)."""
+        every = min(1.0, self.store.settings.idle_ms / 4000)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.flush()
+            except Exception as e:  # Redis trouble: the marks of this second are lost
+                log.warning("sending seen marks failed: %s", e)
+
+    async def aclose(self) -> None:
+        """Send what is owed before the worker stops."""
+        with contextlib.suppress(Exception):
+            await self.flush()

@@ -1,0 +1,222 @@
+"""The hot concert's queue (engine/queue_view.py, lua/include/admission.lua): the pre-queue's
+order the same in Lua and Python, polls answered from a worker's view as Redis would answer
+them, the seen marks that keep a polling waiter in the queue, positions that never go back
+under any mix of issues, polls, admissions and departures, and the queue's bounded work."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from engine import concert_settings, operator, queue
+from engine.config import Settings
+from engine.errors import TokenUnknown
+from engine.ids import order_key, parse_token
+from engine.keys import concert_keys
+from engine.order import place_at, slot_of
+from engine.queue_view import QueueViews, answer, read_view
+from engine.scripts import expand
+from engine.store import Store, connect
+from engine.tick import tick as tick_once
+from tests.conftest import CONCERT, waiting_count
+
+ORDER = """-- @include order
+local key, m, out = ARGV[1], tonumber(ARGV[2]), {}
+for i = 0, m - 1 do out[#out + 1] = slot_of(key, m, i) end
+for s = 0, m - 1 do out[#out + 1] = place_at(key, m, s) end
+return out"""
+
+
+def issue(client: TestClient, customer: int) -> dict:
+    resp = client.post("/api/token/issue", json={"customerId": customer, "concertId": CONCERT})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def poll(client: TestClient, token: str) -> tuple[int, dict]:
+    resp = client.get("/api/token/status", headers={"Authorization": token})
+    return resp.status_code, resp.json()
+
+
+def test_the_pre_queue_order_is_one_permutation_in_lua_and_python(r: redis.Redis) -> None:
+    """Workers compute a pre-queue waiter's slot in Python, the scripts in Lua: both must be
+    the same permutation (and place_at its inverse), for any size and key."""
+    script = expand(ORDER)
+    for m in (1, 2, 3, 4, 5, 17, 256, 257, 4099):
+        key = order_key(random.randrange(1, 10**6))
+        lua = r.eval(script, 0, key, m)
+        slots = [slot_of(key, m, i) for i in range(m)]
+        assert sorted(slots) == list(range(m)), m
+        assert lua[:m] == slots, m
+        assert lua[m:] == [place_at(key, m, s) for s in range(m)]
+        assert all(place_at(key, m, slots[i]) == i for i in range(m))
+
+
+@pytest.mark.both_modes
+def test_polls_are_answered_from_the_view_as_redis_would(
+        make_client: Callable[..., TestClient], catalog: redis.Redis, settings: Settings) -> None:
+    """With a view a minute old at most, 40 waiters' polls make no call each (but the few
+    nearest the head): their answers are Redis's own (status, position, paused, opensAt) and
+    the marks go in one call."""
+    client = make_client(active_limit=1, queue_view_seconds=60)
+    tokens = [issue(client, c)["tokenValue"] for c in range(1, 42)]
+    views: QueueViews = client.app_state["views"]
+    local = [poll(client, t) for t in tokens[1:]]
+    # The first two or so are asked of Redis (near the head: the queue passed one place
+    # this second), the others answered from the view.
+    answered = views.local
+    assert answered >= 37 and all(code == 200 for code, _ in local)
+    assert [body["position"] for _, body in local] == list(range(1, 41))
+
+    async def from_redis() -> list[dict]:
+        s = dataclasses.replace(settings, active_limit=1)
+        store = Store(connect(s), s)
+        try:
+            return [await queue.token_status(store, parse_token(t)) for t in tokens[1:]]
+        finally:
+            await store.aclose()
+
+    for (_, mine), theirs in zip(local, asyncio.run(from_redis()), strict=True):
+        for field in ("tokenValue", "status", "position", "paused", "expiresAt"):
+            assert mine[field] == theirs[field], (field, mine, theirs)
+        assert 1 <= mine["pollAfterSeconds"] <= 30
+    assert client.portal.call(views.flush) == answered
+    k = concert_keys(CONCERT)
+    bitmaps = [catalog.get(key) or b"" for key in (k.seen0, k.seen1, k.seen2)]
+    for t in tokens[-answered:]:
+        seq = parse_token(t).seq
+        assert any(len(b) > seq // 8 and b[seq // 8] >> (7 - seq % 8) & 1 for b in bitmaps)
+    # The ACTIVE token is asked of Redis (its seq is past the view's head): its expiry.
+    code, body = poll(client, tokens[0])
+    assert code == 200 and body["status"] == "ACTIVE" and views.local == answered
+
+
+@pytest.mark.both_modes
+def test_a_waiter_polled_from_the_view_stays_and_a_silent_one_goes(
+        make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:
+    """Idle limit 0.5 s: a waiter whose polls are all answered from the view is kept by the
+    marks the worker sends (every eighth of a second here); one that never polls is dropped
+    within two idle limits, and learns it at its first poll after the next view read."""
+    client = make_client(active_limit=1, waiting_idle_seconds=0.5, tick_seconds=0.1,
+                         queue_view_seconds=0.05)
+    issue(client, 1)
+    silent, kept = issue(client, 2)["tokenValue"], issue(client, 3)["tokenValue"]
+    views: QueueViews = client.app_state["views"]
+    for _ in range(15):
+        time.sleep(0.1)
+        code, body = poll(client, kept)
+        assert code == 200 and body["status"] == "WAITING", body
+    assert views.local >= 10
+    k = concert_keys(CONCERT)
+    assert waiting_count(catalog) == 1
+    assert catalog.hexists(k.seqs, parse_token(kept).seq)
+    assert not catalog.hexists(k.seqs, parse_token(silent).seq)
+    # The view read since it went names it: its poll is Redis's 401.
+    code, body = poll(client, silent)
+    assert code == 401 and body["code"] == "TOKEN_UNKNOWN"
+    assert parse_token(silent).seq in views.gone[CONCERT]
+    assert poll(client, kept)[1]["status"] == "WAITING"
+
+
+@pytest.mark.both_modes
+def test_positions_never_go_back_under_random_interleavings(settings: Settings,
+                                                           catalog: redis.Redis) -> None:
+    """300 random steps (issue, poll from a fresh or a stale view and from Redis, tick,
+    revoke, a new token replacing a live one, pause and resume): every WAITING token's
+    position never grows, a fresh view answers as Redis does (paused: Redis's poll admits
+    nobody; else Redis may admit first, never further back), and
+    the queue's count is the waiters Redis knows."""
+    s = dataclasses.replace(settings, active_limit=3, admit_per_second=2,
+                            active_ttl_seconds=0.3, queue_view_seconds=3600)
+    rnd = random.Random(21)
+
+    async def go() -> int:
+        store = Store(connect(s), s)
+        views = QueueViews(store)
+        last: dict[str, int] = {}
+        tokens: dict[int, str] = {}
+        compared = 0
+        try:
+            for _ in range(300):
+                step = rnd.random()
+                if step < 0.3:
+                    c = rnd.randrange(1, 60)
+                    tokens[c] = (await queue.issue_token(store, c, CONCERT))["tokenValue"]
+                elif step < 0.4:
+                    await tick_once(store, CONCERT)
+                elif step < 0.45 and tokens:
+                    await operator.revoke(store, CONCERT, rnd.choice(list(tokens)))
+                elif step < 0.5:
+                    await concert_settings.patch(store, CONCERT, {"paused": rnd.random() < 0.5})
+                elif step < 0.55:
+                    views.views.clear()  # a fresh view next
+                elif tokens:
+                    value = rnd.choice(list(tokens.values()))
+                    tok = parse_token(value)
+                    if rnd.random() < 0.5:
+                        views.views.clear()  # this poll reads a fresh view
+                    fresh = not views.views
+                    mine = await _ask(views.status(tok)) if rnd.random() < 0.7 else None
+                    if fresh and mine is not None:
+                        view = views.views[CONCERT]
+                        again = answer(view, tok, view.now_ms)
+                        theirs = await _ask(queue.token_status(store, tok))
+                        if again is not None and theirs is not None and view.paused:
+                            # Paused, Redis's poll admits nobody: the very same answer.
+                            assert (again["position"], again["status"]) == (
+                                theirs["position"], theirs["status"]), (again, theirs)
+                            compared += 1
+                        elif again is not None and theirs and theirs["status"] == "WAITING":
+                            # Redis's poll may admit first: never a place further back.
+                            assert theirs["position"] <= again["position"], (again, theirs)
+                    got = mine or await _ask(queue.token_status(store, tok))
+                    if got and got["status"] != "ACTIVE" and got["position"] is not None:
+                        assert got["position"] <= last.get(value, got["position"]), value
+                        last[value] = got["position"]
+                await asyncio.sleep(rnd.random() * 0.01)
+            k = concert_keys(CONCERT)
+            assert waiting_count(catalog) == catalog.hlen(k.seqs)
+        finally:
+            await store.aclose()
+        return compared
+
+    assert asyncio.run(go()) > 5
+
+
+async def _ask(call: Awaitable[dict]) -> dict | None:
+    try:
+        return await call
+    except TokenUnknown:  # it left
+        return None
+
+
+@pytest.mark.both_modes
+def test_the_view_answers_fast_and_bounded(settings: Settings, catalog: redis.Redis) -> None:
+    """The view's read is one small script whatever the queue's size, and answering from it
+    costs a few microseconds of Python."""
+    s = dataclasses.replace(settings, active_limit=1)
+
+    async def go() -> float:
+        store = Store(connect(s), s)
+        try:
+            for c in range(1, 2001):
+                await queue.issue_token(store, c, CONCERT)
+            view, _ = await read_view(store, CONCERT)
+            tok = parse_token((await queue.issue_token(store, 2000, CONCERT))["tokenValue"])
+            assert answer(view, tok, view.now_ms)["position"] == 1999
+            t0 = time.perf_counter()
+            for _ in range(10_000):
+                answer(view, tok, view.now_ms)
+            return (time.perf_counter() - t0) / 10_000
+        finally:
+            await store.aclose()
+
+    per_answer = asyncio.run(go())
+    assert per_answer < 50e-6, per_answer
