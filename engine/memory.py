@@ -31,12 +31,16 @@ log = logging.getLogger(__name__)
 # Each worker reads each master's memory this often: an INFO memory costs Redis ~5 µs, so 5
 # reads a second are ~0.003 % of it, and a flood outruns the mark by at most 0.2 s of itself.
 CHECK_SECONDS = 0.2
+# A master past the mark is taken as below it again only once it uses this share of its
+# maxmemory less: used_memory moves a little either way of itself (buffers, a rewrite, the
+# tick), and a flood held at the mark would otherwise get through in bursts each time.
+HYSTERESIS = 0.02
 REFUSED = ("Redis is past its memory watermark: a charge that would add a new customer's "
            "balance or a new Idempotency-Key record is refused; nothing was applied")
 
 
-async def _past(node: Node, share: float) -> bool | None:
-    """Whether ``node`` uses more than ``share`` of its maxmemory (None: it did not say)."""
+async def _used(node: Node) -> float | None:
+    """The share of its maxmemory ``node`` uses (0: no limit; None: it did not say)."""
     try:
         reply = await node.execute("INFO", "memory")
     except TransportError:
@@ -45,20 +49,28 @@ async def _past(node: Node, share: float) -> bool | None:
         return None
     info = dict(line.split(b":", 1) for line in reply.splitlines() if b":" in line)
     limit = int(info.get(b"maxmemory", 0))  # 0: no limit, never full
-    return limit > 0 and int(info[b"used_memory"]) > share * limit
+    return int(info[b"used_memory"]) / limit if limit > 0 else 0.0
+
+
+def _past(used: float | None, share: float, was: bool) -> bool:
+    if used is None:
+        return was
+    return used > (share - HYSTERESIS if was else share)
 
 
 async def refresh(store: Store) -> frozenset[Address]:
     """Read every master's memory once and set ``store.crowded`` to those past the mark. A
-    master that does not answer keeps what it was."""
+    master past it stays so until it falls HYSTERESIS below it; one that does not answer
+    keeps what it was."""
     share = store.settings.memory_watermark
     redis = store.redis
     nodes = [redis.node(a) for a in redis.masters()]
-    past = await asyncio.gather(*(_past(n, share) for n in nodes))
+    used = await asyncio.gather(*(_used(n) for n in nodes))
+    was = store.crowded
     crowded = frozenset(
-        (n.host, n.port) for n, p in zip(nodes, past, strict=True)
-        if p or (p is None and (n.host, n.port) in store.crowded))
-    for host, port in crowded ^ store.crowded:
+        (n.host, n.port) for n, u in zip(nodes, used, strict=True)
+        if _past(u, share, (n.host, n.port) in was))
+    for host, port in crowded ^ was:
         now_past = (host, port) in crowded
         log.warning("Redis %s:%d is %s MEMORY_WATERMARK (%.0f %% of its maxmemory): new "
                     "customers' balances and new Idempotency-Keys are %s there", host, port,

@@ -252,7 +252,10 @@ def _steps(venue: Venue) -> Generator[Call, Any, dict]:
             taken = ", ".join(x.decode() for x in e.reply[1:])
             raise DocumentError("options", f"the price of held or sold seats cannot change: "
                                 f"seats {taken}") from None
-    yield ("", (), ("HSET", k.concert, "name", venue.name))
+    # A new concert's queue is of this version (qv 2): lua/include/admission.lua takes over a
+    # queue the former version left only on a concert without it.
+    qv = () if (yield ("", (), ("EXISTS", k.concert))) else ("qv", 2)
+    yield ("", (), ("HSET", k.concert, "name", venue.name, *qv))
     for option in create:
         keys = (k.concert, k.options, k.free, k.layout, k.seats(option.id),
                 k.seat_view(option.id))

@@ -13,8 +13,8 @@
   token, a presale code and a proof of work, each while its setting is on (include/gates.lua:
   checked, then spent with the token). Then admit from the queue while the concert has room.
 
-  KEYS[1]  concert   hash  must exist; seq, head, prefirst, premax, prehead, live (the queue,
-                           include/admission); seats, sold (the stock)
+  KEYS[1]  concert   hash  must exist; seq, head, prefirst, premax, prehead, leftn, admitted
+                           (the queue: include/admission); seats, sold (the stock)
   KEYS[2]  tokens    hash  customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>" (ACTIVE)
   KEYS[3]  seqs      hash  seq -> customerId of a WAITING token
   KEYS[4]  seen0     bits  seq -> polled in a period p with p % 3 == 0 (include/waiters)

@@ -91,6 +91,39 @@ def test_past_the_watermark_a_charge_adds_no_customer_and_no_key(
     assert catalog.exists(idem_key(NEW + 1, "fresh")) and not catalog.exists(idem_key(1, "fresh"))
 
 
+def test_past_the_watermark_a_master_stays_so_until_well_below(
+        settings: Settings, masters: list[redis.Redis]) -> None:
+    """A flood held at the mark moves used_memory a little either way of it: a master taken
+    as past it stays so until it uses HYSTERESIS of its maxmemory less, or the flood would
+    get through in bursts (test_flood's flood did: 500 keys in a second on the cluster)."""
+    s = dataclasses.replace(settings, memory_watermark=0.5)
+
+    def at(share: float) -> None:  # maxmemory such that each master uses `share` of it
+        for node in masters:
+            node.config_set("maxmemory", int(used(node) / share))
+
+    async def go() -> None:
+        store = Store(connect(s), s)
+        await wallet.balance(store, 1)  # connected: a cluster's masters known
+        try:
+            at(0.4)
+            assert await memory.refresh(store) == frozenset()
+            at(0.5 + memory.HYSTERESIS / 2)
+            assert len(await memory.refresh(store)) == len(masters)
+            at(0.5 - memory.HYSTERESIS / 2)  # just below: still past
+            assert len(await memory.refresh(store)) == len(masters)
+            at(0.5 - memory.HYSTERESIS * 2)  # well below: new customers again
+            assert await memory.refresh(store) == frozenset()
+            at(0.5 - memory.HYSTERESIS / 2)  # and below the mark itself, not past
+            assert await memory.refresh(store) == frozenset()
+        finally:
+            for node in masters:
+                node.config_set("maxmemory", "1gb")
+            await store.aclose()
+
+    asyncio.run(go())
+
+
 def test_a_full_redis_still_ticks(settings: Settings, make_client: Callable[..., TestClient],
                                   catalog: redis.Redis, masters: list[redis.Redis]) -> None:
     quick = {"active_limit": 1, "active_ttl_seconds": 0.3, "hold_ttl_seconds": 0.3}

@@ -125,6 +125,32 @@ def test_a_waiter_polled_from_the_view_stays_and_a_silent_one_goes(
     assert poll(client, kept)[1]["status"] == "WAITING"
 
 
+def test_a_queue_of_the_former_version_is_taken_over_once(
+        make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:
+    """A concert whose queue the former version left (its seq counted a sorted set's places;
+    no head, no qv; tokens of the former shape): at the first call its places count as passed,
+    so the first new waiter is position 1 and none of the former is counted as waiting; its
+    tokens are 401s. A concert made by this version is never taken over (its load sets
+    qv), though its seq may run ahead of a head not written yet."""
+    k = concert_keys(CONCERT)
+    assert catalog.hget(k.concert, "qv") == b"2"  # made by this version
+    catalog.hdel(k.concert, "qv")
+    catalog.hset(k.concert, "seq", 5)
+    catalog.hset(k.tokens, mapping={100 + i: f"{i:02d}ab34cd" for i in range(5)})
+    client = make_client(active_limit=1)
+    assert issue(client, 1)["status"] == "ACTIVE"
+    second = issue(client, 2)
+    assert (second["status"], second["position"]) == ("WAITING", 1)
+    # The former 5 passed and admitted, then customer 1 ACTIVE.
+    assert catalog.hmget(k.concert, "qv", "head", "admitted") == [b"2", b"7", b"6"]
+    assert waiting_count(catalog) == 1
+    assert issue(client, 3)["position"] == 2  # once: the head is not moved again
+    assert catalog.hget(k.concert, "head") == b"7"
+    former = f"{CONCERT}.100.00ab34cd"
+    resp = client.get("/api/token/status", headers={"Authorization": former})
+    assert resp.status_code == 401 and resp.json()["code"] == "TOKEN_UNKNOWN"
+
+
 @pytest.mark.both_modes
 def test_positions_never_go_back_under_random_interleavings(settings: Settings,
                                                            catalog: redis.Redis) -> None:
