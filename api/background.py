@@ -25,6 +25,8 @@ async def load_token_key(store: Store) -> None:
             return
         except (StoreUnavailable, OSError) as e:
             log.warning("queue token key not read yet: %s", e)
+        except Exception:  # this task must not die: the worker would never tick
+            log.exception("reading the queue token key failed")
         await asyncio.sleep(0.5)
 
 

@@ -91,8 +91,8 @@ class _Recorder:
         "reserve_best": [0, 0, 1, 0], "revoke": [0, 0, 0, 0],
         "refund_sale": [0, b"REFUNDING", 0, b"1", 1], "checkin": [0, 0], "codes": [0, []],
         "concert_card": [0, b"Demo", 0, 0, 50, b"41150", b"2027-06-05T19:00:00+09:00"],
-        "queue_view": [0, 0, 1, 1, 0, 0, 0, 1, b"1.000", 0, 0, 0, 0, 60000, 0, []],
-        "seen": [0, 1],
+        "queue_view": [0, 0, 1, 1, 0, 0, 0, 1, b"1.000", 0, 0, 0, 0, 60000, 0, [], 0],
+        "seen": [0, 1, []],
     }
 
     def __init__(self, settings: Settings) -> None:

@@ -164,6 +164,7 @@ async def patch(store: Store, concert_id: int, changes: object) -> dict:
     """Set some settings (null: back to the default), all or none; returns the settings in
     force. Logged with what changed. An opening in the future while a queue formed after an
     opening stands is refused (QueueStanding): it would put later arrivals ahead."""
-    await store.run("configure", configure_keys(concert_id), ("patch", *stored(changes)))
+    await store.run("configure", configure_keys(concert_id),
+                    ("patch", store.settings.idle_ms, *stored(changes)))
     log.info("concert %s settings changed: %s", concert_id, changes)
     return await get(store, concert_id)

@@ -177,6 +177,9 @@ class Settings:
         if not 0 <= self.memory_watermark <= 1:
             raise ValueError(f"MEMORY_WATERMARK must be a share from 0 to 1, got "
                              f"{self.memory_watermark!r}")
+        if self.queue_token_key and len(self.queue_token_key.encode()) < 16:
+            raise ValueError("QUEUE_TOKEN_KEY needs at least 16 bytes (or empty: one made "
+                             "and kept in Redis)")
         object.__setattr__(self, "idle_ms", self.ms("waiting_idle_seconds"))
         object.__setattr__(self, "hold_ms", self.ms("hold_ttl_seconds"))
         object.__setattr__(self, "active_ttl_ms", self.ms("active_ttl_seconds"))

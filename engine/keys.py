@@ -36,8 +36,8 @@ class ConcertKeys:
 
     def __init__(self, concert_id: int) -> None:
         self.tag = t = concert_tag(concert_id)
-        # hash: name; seq, head, prefirst, premax, prehead, leftn, admitted, qv, seen0..2 (the
-        # queue: lua/include/admission.lua, waiters.lua); seats (on sale in all), sold,
+        # hash: name; seq, head, prefirst, premax, prehead, leftn, admitted, qv, rmax, seen0..2
+        # (the queue: lua/include/admission.lua, waiters.lua); seats (on sale in all), sold,
         # checkedin (tickets in at the door), nbits
         self.concert = f"{t}:concert"
         self.options = f"{t}:options"  # hash: optionId -> performance date

@@ -25,8 +25,13 @@ async def token_key(store: Store) -> bytes:
     the first worker that asks: SET NX), so that every worker mints and checks alike."""
     if store.settings.queue_token_key:
         return store.settings.queue_token_key.encode()
-    await store.execute("SET", TOKEN_KEY, random_bytes(32).hex(), "NX")
-    return bytes(await store.execute("GET", TOKEN_KEY))
+    key = await store.execute("GET", TOKEN_KEY)
+    if key is None:  # read first: a SET is refused when Redis is full, even a no-op one
+        await store.execute("SET", TOKEN_KEY, random_bytes(32).hex(), "NX")
+        key = await store.execute("GET", TOKEN_KEY)
+    if not isinstance(key, bytes | bytearray) or len(key) < 16:
+        raise StoreUnavailable(f"{TOKEN_KEY} is not a queue token key: {key!r:.40}")
+    return bytes(key)
 
 
 async def use_deployment_key(store: Store) -> None:

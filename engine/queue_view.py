@@ -32,6 +32,11 @@ from engine.store import Store
 log = logging.getLogger(__name__)
 
 MARKS_A_CALL = 5000  # seen marks sent in one seen.lua call
+# Views go stale at the same instants in every worker, PHASE s past each whole
+# QUEUE_VIEW_SECONDS of the clock: after the tick, which passes in the first ~20 ms of each
+# second (api/background.py). So every worker answers from the same tick's state, and a
+# position does not go back from one worker's answer to the next one's.
+PHASE = 0.1
 GONE_KEPT = 200_000  # seqs of waiters who left a worker keeps, a concert (~15 MB at most)
 
 
@@ -55,6 +60,7 @@ class View:
     queueing: int
     idle_ms: int
     left: int  # departures in all when read (the concert hash's leftn)
+    rmax: int  # the last seq random queueing admitted (behind the head: Redis knows it)
 
     def ahead(self, seq: int, concert_id: int) -> int | None:
         """Places ahead of ``seq`` not yet passed; None: past the head, or unknown here."""
@@ -71,7 +77,7 @@ class View:
 
 def answer(view: View, token: Token, now_ms: int) -> dict | None:
     """The poll's answer from the view, as status.lua would give it; None: ask Redis."""
-    if view.queueing == 1 or token.seq > view.seq:
+    if view.queueing == 1 or token.seq > view.seq or token.seq <= view.rmax:
         return None
     state, position, wait = 0, None, 0
     if now_ms < view.opens_at:
@@ -112,16 +118,26 @@ async def read_view(store: Store, concert_id: int, known_left: int = 0
     reply = await store.run("queue_view", (k.concert, k.rate, k.settings, k.left),
                             (store.settings.idle_ms, known_left))
     view = View(time.monotonic(), *(int(x) for x in reply[1:8]), float(reply[8]),
-                *(int(x) for x in reply[9:15]))
+                *(int(x) for x in reply[9:15]), int(reply[16]))
     return view, [int(x) for x in reply[15]]
 
 
-async def mark_seen(store: Store, concert_id: int, seqs: list[int]) -> int:
-    """These waiters polled (seen.lua): they stay in the queue. Returns the marks written."""
+def seen_keys(concert_id: int) -> tuple[str, ...]:
+    """seen.lua's keys."""
     k = concert_keys(concert_id)
-    _, written = await store.run("seen", (k.concert, k.seen0, k.seen1, k.seen2, k.settings),
-                                 (store.settings.idle_ms, *seqs))
-    return written
+    return k.concert, k.seen0, k.seen1, k.seen2, k.settings, k.seqs
+
+
+async def mark_seen(store: Store, concert_id: int, seqs: list[int]) -> tuple[int, list[int]]:
+    """These waiters polled (seen.lua): they stay in the queue. Returns the marks written, and
+    the seqs among them that are not waiting any more (marked a first time this period)."""
+    _, written, gone = await store.run("seen", seen_keys(concert_id),
+                                       (store.settings.idle_ms, *seqs))
+    return written, [int(x) for x in gone]
+
+
+def _epoch(max_age: float) -> int:
+    return math.floor((time.time() - PHASE) / max_age)
 
 
 class QueueViews:
@@ -130,11 +146,12 @@ class QueueViews:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.views: dict[int, View] = {}
+        self.epochs: dict[int, int] = {}  # the period of the clock each view was read in
         self.reading: dict[int, asyncio.Task] = {}
-        self.marks: dict[int, list[int]] = {}
-        # Seqs of waiters who left (each view read brings the new ones): their polls go to
-        # Redis (a 401). At most GONE_KEPT a concert: the oldest are forgotten first, and
-        # their places are passed long since (the queue admits in order).
+        self.marks: dict[int, set[int]] = {}  # a set: a waiter polled often is one mark
+        # Seqs of waiters who left (each view read brings the new ones, and the marks of
+        # their polls name them again): their polls go to Redis (a 401). At most GONE_KEPT a
+        # concert (_forget); one forgotten is named again at its next poll's mark.
         self.gone: dict[int, dict[int, None]] = {}
         self.local = 0  # polls answered from a view (a metric)
 
@@ -148,13 +165,13 @@ class QueueViews:
         body = None if gone and token.seq in gone else answer(view, token, now_ms)
         if body is None:
             return await queue.token_status(self.store, token)
-        self.marks.setdefault(token.concert_id, []).append(token.seq)
+        self.marks.setdefault(token.concert_id, set()).add(token.seq)
         self.local += 1
         return body
 
     async def view(self, concert_id: int, max_age: float) -> View:
         view = self.views.get(concert_id)
-        if view is not None and time.monotonic() - view.read_at < max_age:
+        if view is not None and self.epochs.get(concert_id) == _epoch(max_age):
             return view
         task = self.reading.get(concert_id)
         if task is None:  # one read at a time a concert, whoever asks meanwhile waits on it
@@ -164,23 +181,44 @@ class QueueViews:
 
     async def _read(self, concert_id: int) -> View:
         known = self.views.get(concert_id)
+        epoch = _epoch(self.store.settings.queue_view_seconds)
         view, left = await read_view(self.store, concert_id, known.left if known else 0)
-        gone = self.gone.setdefault(concert_id, {})
-        gone.update(dict.fromkeys(left))
-        while len(gone) > GONE_KEPT:  # oldest first (a dict keeps insertion order)
-            del gone[next(iter(gone))]
-        self.views[concert_id] = view
+        self.views[concert_id], self.epochs[concert_id] = view, epoch
+        self._forget(concert_id, left)
         return view
 
+    def _forget(self, concert_id: int, left: list[int]) -> None:
+        """These waiters left: their polls go to Redis. Past GONE_KEPT, those the queue passed
+        go first (a poll of a passed seq goes to Redis anyway), then the oldest."""
+        gone = self.gone.setdefault(concert_id, {})
+        gone.update(dict.fromkeys(left))
+        if len(gone) <= GONE_KEPT:
+            return
+        view = self.views.get(concert_id)
+        if view is not None:
+            for seq in [s for s in gone if view.ahead(s, concert_id) is None]:
+                del gone[seq]
+        while len(gone) > GONE_KEPT * 3 // 4:  # oldest first (a dict keeps insertion order)
+            del gone[next(iter(gone))]
+
     async def flush(self) -> int:
-        """Send the seen marks owed (seen.lua): each concert's, a few thousand a call."""
+        """Send the seen marks owed (seen.lua): each concert's, a few thousand a call. The
+        marks of a call that failed are owed again (a concert's trouble loses no other's)."""
         marks, self.marks = self.marks, {}
         sent = 0
         for concert_id, seqs in marks.items():
-            unique = sorted(set(seqs))
-            for i in range(0, len(unique), MARKS_A_CALL):
-                await mark_seen(self.store, concert_id, unique[i:i + MARKS_A_CALL])
-            sent += len(unique)
+            ordered = sorted(seqs)
+            for i in range(0, len(ordered), MARKS_A_CALL):
+                chunk = ordered[i:i + MARKS_A_CALL]
+                try:
+                    _, left = await mark_seen(self.store, concert_id, chunk)
+                except Exception as e:
+                    log.warning("sending seen marks of concert %s failed: %s", concert_id, e)
+                    self.marks.setdefault(concert_id, set()).update(chunk)
+                    continue
+                sent += len(chunk)
+                if left:
+                    self._forget(concert_id, left)
         return sent
 
     async def flush_forever(self) -> None:
@@ -190,9 +228,9 @@ class QueueViews:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.flush()
-            except Exception as e:  # Redis trouble: the marks of this second are lost
-                log.warning("sending seen marks failed: %s", e)
+                await self.flush()  # a call that fails is owed again, to the next flush
+            except Exception:  # a bug here must not stop the marks for good
+                log.exception("sending seen marks failed")
 
     async def aclose(self) -> None:
         """Send what is owed before the worker stops."""

@@ -236,7 +236,7 @@ def _steps(venue: Venue) -> Generator[Call, Any, dict]:
     # refuses the whole document), and before the concert exists: it takes tokens once it
     # has a name.
     if venue.stored_settings:
-        yield ("configure", configure_keys(venue.concert_id), ("load", *venue.stored_settings))
+        yield ("configure", configure_keys(venue.concert_id), ("load", 0, *venue.stored_settings))
     repriced = 0
     if reprice:
         keys: list[object] = [k.layout, k.taken]

@@ -59,7 +59,8 @@
     {0, seq, 2, -1, secondsToOpening, 0, opensAt, pollAfter, paused}
                                       WAITING in the pre-queue (opensAt ms, 0: none)
     {3}                no such concert
-    {19}               the queue is full (nothing written)
+    {19}               the queue is full, or the concert issued 2^32 - 1 tokens (nothing
+                       written)
     {20, retryAfterMs} rate limited (nothing written)
     {50} {51}          a presale code needed, or refused (nothing written)
     {52, complexity} {53, reason, complexity}
@@ -103,7 +104,8 @@ end
 
 -- A new token.
 if not q.counts().exists then return {3} end
-if q.counts().live >= max_waiting then return {19} end
+-- A seq is a bit offset in the seen bitmaps (at most 2^32 - 1): a concert issues that many.
+if q.counts().live >= max_waiting or q.counts().seq >= 4294967295 then return {19} end
 
 -- Rate limits on new tokens: the buckets are fields of the buckets hash, written only once
 -- the request goes ahead (a refused one changes nothing); the tick drops buckets idle long

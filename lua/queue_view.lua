@@ -17,10 +17,11 @@
 
   Returns
     {0, nowMs, seq, head, prefirst, premax, prehead, live, passedPerSecond, soldOutMs,
-     paused, opensAtMs, queueing, idleMs, leftn, {seq, ...}}
+     paused, opensAtMs, queueing, idleMs, leftn, {seq, ...}, rmax}
     (prefirst, premax 0 when none; passedPerSecond: places passed a second, the last
     minute's average or this second's when higher, as text; leftn: departures in all, and
-    the seqs of those the worker has not read yet, of the last ones kept)
+    the seqs of those the worker has not read yet, of the last ones kept; rmax: the last
+    seq random queueing admitted, 0 none: a poll up to it is asked of Redis)
 ]]
 -- @include clock
 -- @include settings
@@ -30,7 +31,7 @@ local now = time_ms()
 local cfg = configured(settings, {idleMs = tonumber(ARGV[1]), paused = 0, opensAt = 0,
                                   queueing = 0})
 local c = redis.call('HMGET', concert, 'seq', 'head', 'prefirst', 'premax', 'prehead', 'leftn',
-                     'admitted')
+                     'admitted', 'rmax')
 local seq, prefirst, premax = tonumber(c[1]) or 0, tonumber(c[3]), tonumber(c[4])
 if now >= cfg.opensAt and prefirst and not premax then  -- the opening
   premax = seq
@@ -54,4 +55,4 @@ if new > 0 then departed = redis.call('LRANGE', left, -new, -1) end
 return {0, now, seq, head, prefirst or 0, premax or 0, tonumber(c[5]) or 0, live,
         string.format('%.3f', math.max(pavg, pn)),
         tonumber(m[4]) or 0, cfg.paused, cfg.opensAt, cfg.queueing, cfg.idleMs, leftn,
-        departed}
+        departed, tonumber(c[8]) or 0}

@@ -21,10 +21,10 @@ from redis.cluster import RedisCluster
 from starlette.testclient import TestClient
 
 from devstack.api_server import Server
-from engine import memory, tick, wallet
+from engine import memory, queue, tick, wallet
 from engine.config import Settings
 from engine.errors import StoreUnavailable
-from engine.keys import CustomerKeys, concert_keys
+from engine.keys import TOKEN_KEY, CustomerKeys, concert_keys
 from engine.store import Store, connect
 from tests.conftest import CONCERT, OPTION, auth, seat_id
 
@@ -122,6 +122,28 @@ def test_past_the_watermark_a_master_stays_so_until_well_below(
             await store.aclose()
 
     asyncio.run(go())
+
+
+def test_a_worker_started_on_a_full_redis_reads_the_token_key(
+        settings: Settings, r: redis.Redis, masters: list[redis.Redis]) -> None:
+    """A worker that starts while Redis is full (autoscaled during a flood) reads the key the
+    first one made: a SET NX, even one that would change nothing, is refused then, and the
+    worker would answer 503 to every token until memory fell. A short key is refused."""
+    s = dataclasses.replace(settings, queue_token_key="")
+    r.set(TOKEN_KEY, "k" * 64)
+    for node in masters:
+        node.config_set("maxmemory", 1)
+
+    async def go() -> bytes:
+        store = Store(connect(s), s)
+        try:
+            return await queue.token_key(store)
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(go()) == b"k" * 64
+    with pytest.raises(ValueError, match="QUEUE_TOKEN_KEY"):
+        Settings(queue_token_key="short")
 
 
 def test_a_full_redis_still_ticks(settings: Settings, make_client: Callable[..., TestClient],

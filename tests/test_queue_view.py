@@ -125,6 +125,58 @@ def test_a_waiter_polled_from_the_view_stays_and_a_silent_one_goes(
     assert poll(client, kept)[1]["status"] == "WAITING"
 
 
+def test_a_new_idle_limit_keeps_the_waiters(make_client: Callable[..., TestClient],
+                                            catalog: redis.Redis, settings: Settings) -> None:
+    """The seen marks' periods are the idle limit: a new one must not make every mark made
+    under the old one an older period's, or the next sweep drops the whole queue (each
+    waiter then polls a 401). It keeps them; a silent one still goes in two new limits."""
+    client = make_client(active_limit=1, waiting_idle_seconds=60)
+    issue(client, 1)
+    tokens = [issue(client, c)["tokenValue"] for c in range(2, 22)]
+    for t in tokens:
+        assert poll(client, t)[0] == 200
+
+    async def go() -> None:
+        s = dataclasses.replace(settings, active_limit=1, waiting_idle_seconds=60)
+        store = Store(connect(s), s)
+        for idle in (127, 1):
+            await concert_settings.patch(store, CONCERT, {"waitingIdleSeconds": idle})
+            await tick_once(store, CONCERT)  # admits nobody (full), sweeps the queue
+            assert waiting_count(catalog) == 20, idle
+        code, body = poll(client, tokens[0])
+        assert code == 200 and body["status"] == "WAITING", body
+        time.sleep(2.05)  # past two new limits: all are idle now
+        await tick_once(store, CONCERT)
+        assert waiting_count(catalog) == 0
+        await store.aclose()
+
+    asyncio.run(go())
+
+
+def test_after_random_queueing_the_ones_drawn_are_told_active(
+        make_client: Callable[..., TestClient], catalog: redis.Redis, settings: Settings) -> None:
+    """Random queueing admits behind the head; once FIFO is back, a view must not answer those
+    tokens WAITING from their seq (they are ACTIVE): their polls go to Redis (rmax)."""
+    client = make_client(active_limit=1, queue_view_seconds=60)
+    tokens = [issue(client, c)["tokenValue"] for c in range(1, 41)]
+
+    async def go() -> None:
+        s = dataclasses.replace(settings, active_limit=1)
+        store = Store(connect(s), s)
+        await concert_settings.patch(store, CONCERT, {"queueing": "random", "activeLimit": 6})
+        await tick_once(store, CONCERT)  # draws 5 from anywhere in the line
+        await concert_settings.patch(store, CONCERT, {"queueing": "fifo"})
+        await store.aclose()
+
+    asyncio.run(go())
+    k = concert_keys(CONCERT)
+    active = {int(c) for c, e in catalog.hgetall(k.tokens).items() if b"@" in e}
+    assert len(active) == 6
+    for c, t in enumerate(tokens, 1):
+        code, body = poll(client, t)
+        assert code == 200 and (body["status"] == "ACTIVE") == (c in active), (c, body)
+
+
 def test_a_queue_of_the_former_version_is_taken_over_once(
         make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:
     """A concert whose queue the former version left (its seq counted a sorted set's places;
@@ -246,3 +298,70 @@ def test_the_view_answers_fast_and_bounded(settings: Settings, catalog: redis.Re
 
     per_answer = asyncio.run(go())
     assert per_answer < 50e-6, per_answer
+
+
+def test_marks_that_fail_to_go_are_owed_again_and_lose_no_other_concert(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One concert's failing call neither loses the marks of the concerts after it nor its
+    own (sent at the next flush); a waiter polled a thousand times is one mark."""
+    from engine import queue_view
+    sent: list[tuple[int, list[int]]] = []
+    failing = {7}
+
+    async def fake_mark_seen(store: object, concert_id: int, seqs: list[int]
+                             ) -> tuple[int, list[int]]:
+        if concert_id in failing:
+            raise ConnectionError("Redis of concert 7 down")
+        sent.append((concert_id, seqs))
+        return len(seqs), []
+
+    monkeypatch.setattr(queue_view, "mark_seen", fake_mark_seen)
+    views = QueueViews(store=None)  # type: ignore[arg-type]
+    for _ in range(1000):
+        views.marks.setdefault(7, set()).add(5)
+    views.marks[8] = {3, 1, 2}
+    assert asyncio.run(views.flush()) == 3
+    assert sent == [(8, [1, 2, 3])] and views.marks == {7: {5}}
+    failing.clear()
+    assert asyncio.run(views.flush()) == 1
+    assert sent[-1] == (7, [5]) and views.marks == {}
+
+
+def test_a_concert_stops_issuing_at_the_last_bit_offset(client: TestClient,
+                                                        catalog: redis.Redis) -> None:
+    """A seq is a bit offset of the seen bitmaps (at most 2^32 - 1): past it a poll's mark
+    would fail (a 500); the concert answers QUEUE_FULL instead, nothing written."""
+    k = concert_keys(CONCERT)
+    catalog.hset(k.concert, mapping={"seq": 2**32 - 1, "leftn": 2**32 - 1})  # none waiting
+    resp = client.post("/api/token/issue", json={"customerId": 1, "concertId": CONCERT})
+    assert resp.status_code == 503 and resp.json()["code"] == "QUEUE_FULL", resp.text
+    assert catalog.hget(k.concert, "seq") == str(2**32 - 1).encode()
+    assert not catalog.hexists(k.tokens, 1)
+
+
+def test_a_departure_the_view_missed_is_named_by_the_next_mark(
+        make_client: Callable[..., TestClient], catalog: redis.Redis, settings: Settings) -> None:
+    """A worker learns departures from the `left` list, which keeps the last 100,000: more in
+    one second, or a worker started after them, misses some. The first mark of a period of a
+    waiter who left names it, so its next poll goes to Redis (a 401), not a WAITING answer."""
+    client = make_client(active_limit=1, queue_view_seconds=60)
+    issue(client, 1)
+    tokens = [issue(client, c)["tokenValue"] for c in range(2, 12)]
+    gone = tokens[5]
+    views: QueueViews = client.app_state["views"]
+    assert poll(client, tokens[0])[0] == 200  # the view is read
+
+    async def go() -> None:
+        s = dataclasses.replace(settings, active_limit=1)
+        store = Store(connect(s), s)
+        await operator.revoke(store, CONCERT, 7)
+        await store.aclose()
+
+    asyncio.run(go())
+    catalog.delete(concert_keys(CONCERT).left)  # as if more than it keeps left since
+    code, body = poll(client, gone)  # the view does not know: WAITING, and a mark owed
+    assert code == 200 and body["status"] == "WAITING"
+    client.portal.call(views.flush)
+    assert parse_token(gone).seq in views.gone[CONCERT]
+    code, body = poll(client, gone)
+    assert code == 401 and body["code"] == "TOKEN_UNKNOWN", body

@@ -32,6 +32,7 @@ from devstack.local_cluster import LocalCluster
 from devstack.redis_server import temp_redis
 from engine.ids import order_key, use_token_key
 from engine.keys import concert_keys
+from engine.queue_view import seen_keys
 from engine.scripts import load_sources
 from engine.seed import Option, Seat, create_concert
 from engine.sync import sync_client
@@ -143,8 +144,7 @@ class Bench:
         return [k.concert, k.rate, k.settings, k.left], [self.idle_ms, 2**52]
 
     def seen_call(self, seqs: list[int]) -> tuple[list[str], list[object]]:
-        k = self.k
-        return [k.concert, k.seen0, k.seen1, k.seen2, k.settings], [self.idle_ms, *seqs]
+        return list(seen_keys(CONCERT)), [self.idle_ms, *seqs]
 
     def admit_call(self) -> tuple[list[str], list[object]]:
         k = self.k

@@ -212,6 +212,7 @@ local function queue_of(k, cfg, now, seed, stream, prp)
   end
 
   function q.admit(who)
+    q.counts()  -- first: a queue of an older version is taken over by the tick, paused or not
     if cfg.paused == 1 or now < cfg.opensAt then return 0, nil, 0 end
     local second, admitted, avg, sold_out, pn, pavg = q.admissions()
     local room = cfg.admitPerSecond - admitted
@@ -223,7 +224,7 @@ local function queue_of(k, cfg, now, seed, stream, prp)
       stock, credits, credited = stock_room(active)
       if stock then room = math.min(room, stock + credits) end
     end
-    local n, passed, mine = 0, 0, nil
+    local n, passed, mine, drawn = 0, 0, nil, 0
     local before = q.counts()
     local pre0, head0 = before.prehead, before.head
     -- Places whose waiter left are passed on the way, 10,000 a call at most (a gap of
@@ -243,6 +244,7 @@ local function queue_of(k, cfg, now, seed, stream, prp)
           redis.call('HDEL', k.seqs, seq)
           before.live = before.live - 1
           if customer == who then mine = until_ms end
+          if cfg.queueing == 1 then drawn = math.max(drawn, seq) end
           n = n + 1
         else  -- it went idle (or its token was replaced): it leaves, and is passed
           q.leave(customer, seq)
@@ -250,6 +252,11 @@ local function queue_of(k, cfg, now, seed, stream, prp)
       end
     end
     if n > 0 then redis.call('HINCRBY', k.concert, 'admitted', n) end
+    -- A draw admits behind the head: the workers' views send the polls of seqs up to the
+    -- last one drawn to Redis (rmax), which knows them ACTIVE, once FIFO is back.
+    if drawn > 0 and drawn > (tonumber(redis.call('HGET', k.concert, 'rmax')) or 0) then
+      redis.call('HSET', k.concert, 'rmax', drawn)
+    end
     if before.prehead ~= pre0 then redis.call('HSET', k.concert, 'prehead', before.prehead) end
     if before.head ~= head0 then redis.call('HSET', k.concert, 'head', before.head) end
     if stock and n > stock then spend_credits(n - stock, credited) end
