@@ -108,16 +108,26 @@ def timing(run: Run, buyers: list[dict], events: list[dict]) -> dict:
     # them under the active limit and the stock (admitPerSeat a seat still free or held, plus
     # the seats on offer), as the stats sampled then say: otherwise fewer are admitted, by
     # design, not by a fault of the rate.
-    def room_at(t0: float) -> bool:
-        before = [r for r in run.samples if r["epoch"] <= t0]
-        if not before:
-            return False
-        r = before[-1]
+    # The stats are sampled once a second, so the one before a second may be up to a second
+    # old: the second must also end with room left and someone waiting (its last sample, or
+    # the first after it), or the limit or the stock bound within it (a sale takes
+    # admitPerSeat places).
+    def room_of(r: dict) -> int:
         room = run.active_limit - r["active"]
         if run.admit_per_seat > 0:
             room = min(room, math.ceil(run.admit_per_seat * (run.seats - r["sold"]))
                        + r.get("offered", 0) - r["active"])
-        return r["waiting"] >= run.admit and room >= run.admit
+        return room
+
+    def room_at(t0: float) -> bool:
+        before = [r for r in run.samples if r["epoch"] <= t0]
+        within = [r for r in run.samples if t0 < r["epoch"] <= t0 + 1]
+        after = within[-1:] or [r for r in run.samples if r["epoch"] > t0 + 1][:1]
+        if not before or not after:
+            return False
+        start, end_ = before[-1], after[0]
+        return (start["waiting"] >= run.admit and room_of(start) >= run.admit
+                and end_["waiting"] > 0 and room_of(end_) > 0)
 
     full = [per_second.get(s, 0) for s in range(math.ceil(cfg.opens_at), math.floor(end))
             if room_at(s)]

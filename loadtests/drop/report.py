@@ -155,7 +155,8 @@ def run_section(run: Run, several: bool) -> list[str]:
               f"{a['admitted_until_sold_out']:,} tokens were admitted until the sell-out.",
               f"- Admissions a second from the opening to the sell-out (ADMITTED events, the "
               f"{a['admit_seconds']} whole seconds that began with at least {run.admit} "
-              f"waiting and room for them under the active limit and the stock): mean "
+              f"waiting and room for them under the active limit and the stock, and ended "
+              f"with room and waiters left, as the stats sampled each second say): mean "
               f"{f0(a.get('admit_rate_mean'), 1)}, min "
               f"{f0(a.get('admit_rate_min'))}, max {f0(a.get('admit_rate_max'))}, configured "
               f"{run.admit}.",

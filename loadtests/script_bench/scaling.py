@@ -12,7 +12,8 @@ history entry). At each size, in timed batches (median of ``--batches``):
 - issue: a new customer; the last ``min(10k, n/2)`` issues of the fill, so the queue ends at n;
 - status: a WAITING token among the last 1000 of the queue (position about n), asked of
   Redis (status.lua: what a poll costs when the worker's view cannot answer it);
-- reserve: a free seat of the concert whose queue is n long;
+- reserve: a free seat of the concert whose queue is n long, TICKETS in a row by each of the
+  ACTIVE_LIMIT holders (within the ticket limit), cancelled after (untimed);
 - charge: a random one of the n customers.
 
 Memory per waiting token: the growth of ``used_memory`` over the issues alone (fill and timed
@@ -35,7 +36,7 @@ import redis
 
 from devstack.redis_server import temp_redis
 from engine import booking, queue, wallet
-from engine.ids import Token
+from engine.ids import Token, parse_reservation
 from engine.keys import concert_keys
 from engine.money import MINOR_PER_UNIT
 from engine.seed import create_concert
@@ -46,7 +47,8 @@ from loadtests.script_bench.scripts import bench_options, bench_settings, seat_o
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 CONCERT = 20
-ACTIVE_LIMIT = 10
+ACTIVE_LIMIT = 2_500  # the holders: each reserves TICKETS seats a size, then cancels them
+TICKETS = 4  # the default ticket limit
 QUEUE_FIRST = 10_000_001  # the queue's customers; customers with a balance are 1..n
 FILL_CHUNK = 50_000
 DEEP = 1000  # status polls the last DEEP tokens of the queue
@@ -75,10 +77,16 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
                 batches: int = 4, log: bool = False) -> list[Point]:
     """Grow the state on the Redis at ``url`` (already running, empty) through ``sizes`` and
     measure at each."""
-    # The ACTIVE_LIMIT holders make every reserve: far past the ticket limit (4 a customer)
-    # and the reserve rate limit, which would refuse them, so both are off.
+    # The ACTIVE_LIMIT holders make every reserve, TICKETS each in a row at each size (as a
+    # buyer does, within the ticket limit, which stays on: a customer's ticket record lists
+    # its open holds), then cancel them; the reserve rate limit, which would refuse four in a
+    # row, is off. All are admitted at once (the stock's bound on admission, admitPerSeat,
+    # off: the tiny test's concert has a few seats).
     settings = replace(bench_settings(url), active_limit=ACTIVE_LIMIT,
-                       max_tickets_per_customer=0, reserve_rate_per_customer=0)
+                       admit_per_second=ACTIVE_LIMIT, admit_per_seat=0,
+                       reserve_rate_per_customer=0)
+    if reserve_ops > ACTIVE_LIMIT * TICKETS:
+        raise ValueError(f"at most {ACTIVE_LIMIT * TICKETS:,} reserves a size")
     store = driver.stepped_store(settings)
     r = redis.Redis.from_url(url)
     create_concert(r, CONCERT, "Scaling", bench_options(reserve_ops * len(sizes)))
@@ -108,6 +116,7 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
         first = drive(meter, (queue.issue_token(store, QUEUE_FIRST + i, CONCERT)
                               for i in range(ACTIVE_LIMIT)), measure=untimed, keep=True)
         holders = tokens_of(first, "ACTIVE")
+        assert len(holders) == ACTIVE_LIMIT, "every holder ACTIVE"
         next_customer = QUEUE_FIRST + ACTIVE_LIMIT
         customers = 0
         deep: deque[Token] = deque(maxlen=DEEP)
@@ -157,11 +166,14 @@ def run_scaling(url: str, sizes: tuple[int, ...] = SIZES, issue_ops: int = 10_00
                 raise RuntimeError("a polled token is not WAITING")
             position = sum(s["position"] for s in statuses) / len(statuses)
             pipe.settle()
-            drive(meter, (booking.reserve(store, holders[i % ACTIVE_LIMIT],
-                                          *seat_of(seats_used + i))
-                          for i in range(reserve_ops)),
-                  chunk=chunk_for(reserve_ops, batches), label="reserves")
+            held = drive(meter, (booking.reserve(store, holders[i // TICKETS],
+                                                 *seat_of(seats_used + i))
+                                 for i in range(reserve_ops)),
+                         chunk=chunk_for(reserve_ops, batches), keep=True, label="reserves")
             seats_used += reserve_ops
+            drive(meter, (booking.cancel(store, holders[i // TICKETS],
+                                         parse_reservation(h["reservationId"])[1])
+                          for i, h in enumerate(held)), measure=untimed, label="cancels")
             pipe.settle()
             drive(meter, (wallet.charge(store, rng.randint(1, size), 100 * MINOR_PER_UNIT)
                           for _ in range(charge_ops)),
@@ -231,7 +243,8 @@ def report(points: list[Point], argv: str, seconds: float) -> str:
         f"One concert, ACTIVE_LIMIT {ACTIVE_LIMIT}: the queue grows by `queue.issue_token` for "
         "new customers, the customers by `wallet.charge` (a balance and one history entry "
         "each). *status* polls tokens among the last 1000 of the queue, *reserve* takes free "
-        "seats of that concert, *charge* a random existing customer. The timed issues are the "
+        f"seats of that concert, {TICKETS} in a row a holder (then cancelled, untimed), "
+        "*charge* a random existing customer. The timed issues are the "
         f"last of the fill (queue length during them: {timed}).\n\n"
         + tables(points)
         + f"\n**{last.tokens:,} waiting tokens took {last.token_bytes / 1e6:,.0f} MB "

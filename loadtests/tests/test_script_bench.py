@@ -25,7 +25,7 @@ def test_bench_scripts_measures_every_script(redis_url: str) -> None:
 
 def test_bench_scaling_measures_every_size(redis_url: str) -> None:
     sizes = (40, 120)
-    # 60 reserves by the 10 ACTIVE holders: past the ticket limit of 4 a customer.
+    # 60 reserves: 4 by each of the first 15 ACTIVE holders, within the ticket limit.
     points = bench_scaling.run_scaling(redis_url, sizes, issue_ops=10, status_ops=20,
                                        reserve_ops=60, charge_ops=20, batches=2)
     assert [p.size for p in points] == list(sizes)
