@@ -29,9 +29,9 @@ class ConcertKeys:
     """The keys of one concert (queue, catalog, seats, holds, reservations)."""
 
     __slots__ = (
-        "active", "buckets", "codes", "concert", "events", "free", "gone", "holds", "layout",
-        "lease", "left", "offers", "options", "paying", "rate", "refunding", "res", "seen0",
-        "seen1", "seen2", "seqs", "settings", "tag", "taken", "tickets", "tokens",
+        "active", "buckets", "codes", "concert", "departed", "events", "free", "gone", "holds",
+        "layout", "lease", "left", "offers", "options", "paying", "rate", "refunding", "res",
+        "seen0", "seen1", "seen2", "seqs", "settings", "tag", "taken", "tickets", "tokens",
     )
 
     def __init__(self, concert_id: int) -> None:
@@ -61,6 +61,9 @@ class ConcertKeys:
         # list: the seqs of the last waiters who left (idle, revoked, replaced; the concert
         # hash's leftn counts them all), for the workers' views (lua/include/waiters.lua)
         self.left = f"{t}:left"
+        # bitmap: seq -> 1 once its waiter left (idle, revoked, replaced), for seen.lua to name
+        # the ones a worker's view missed (lua/include/waiters.lua)
+        self.departed = f"{t}:departed"
         # bitmaps: seq -> its waiter polled in a period p (p % 3 = 0, 1, 2 in turn; a period
         # is the idle limit: lua/include/waiters.lua)
         self.seen0, self.seen1, self.seen2 = f"{t}:seen0", f"{t}:seen1", f"{t}:seen2"

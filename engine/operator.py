@@ -24,7 +24,7 @@ async def revoke(store: Store, concert_id: int, customer_id: int) -> dict:
     _, had, released, paying = await store.run(
         "revoke",
         (k.tokens, k.seqs, k.active, k.res, k.holds, k.taken, k.free, k.gone,
-         k.tickets, k.events, k.offers, k.settings, k.concert, k.left),
+         k.tickets, k.events, k.offers, k.settings, k.concert, k.left, k.departed),
         (customer_id, store.settings.events_maxlen, store.settings.return_hold_ms))
     return {"concertId": concert_id, "customerId": customer_id, "revoked": bool(had),
             "holdsReleased": released, "holdsBeingPaid": paying}

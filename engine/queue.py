@@ -90,7 +90,7 @@ async def issue_token(store: Store, customer_id: int, concert_id: int, address: 
     s = store.settings
     k = concert_keys(concert_id)
     keys = [k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate,
-            k.settings, k.buckets, k.events, k.offers, k.left, k.codes]
+            k.settings, k.buckets, k.events, k.offers, k.left, k.codes, k.departed]
     proof, expires, why = "", 0, ""
     if altcha:
         try:
@@ -118,7 +118,7 @@ async def token_status(store: Store, token: Token) -> dict:
     _, *standing = await store.run(
         "status",
         (k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate, k.settings, k.events,
-         k.concert, k.offers, k.left),
+         k.concert, k.offers, k.left, k.departed),
         (token.customer_id, token.seq, order_key(token.concert_id), *queue_args(store),
          seed(), store.settings.events_maxlen),
     )

@@ -125,7 +125,7 @@ async def read_view(store: Store, concert_id: int, known_left: int = 0
 def seen_keys(concert_id: int) -> tuple[str, ...]:
     """seen.lua's keys."""
     k = concert_keys(concert_id)
-    return k.concert, k.seen0, k.seen1, k.seen2, k.settings, k.seqs
+    return k.concert, k.seen0, k.seen1, k.seen2, k.settings, k.departed
 
 
 async def mark_seen(store: Store, concert_id: int, seqs: list[int]) -> tuple[int, list[int]]:

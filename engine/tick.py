@@ -55,7 +55,7 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
         "admit",
         (k.tokens, k.seqs, k.active, k.rate, k.holds, k.paying, k.res, k.taken,
          k.free, k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events, k.concert,
-         k.layout, k.offers, k.seen0, k.seen1, k.seen2, k.left),
+         k.layout, k.offers, k.seen0, k.seen1, k.seen2, k.left, k.departed),
         (*queue_args(store), s.stale_ms, s.keep_ms, seed(), s.events_maxlen,
          s.bucket_idle_ms, order_key(concert_id)),
     )
@@ -91,7 +91,7 @@ async def sweep_idle(store: Store, concert_id: int) -> int:
     while calls < SWEEP_CALLS and budget > 0:
         _, gone, looked, span = await store.run(
             "sweep", (k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.rate,
-                      k.settings, k.left), (s.idle_ms, SWEEP_SLICE))
+                      k.settings, k.left, k.departed), (s.idle_ms, SWEEP_SLICE))
         if calls == 0:  # seqs to look at this tick: the queue twice per idle limit
             share = 2 * s.tick_seconds * 1000 / s.idle_ms
             budget = max(SWEEP_SLICE, math.ceil(span * share))

@@ -38,6 +38,7 @@
   KEYS[20] seen1      bits  the same, p % 3 == 1
   KEYS[21] seen2      bits  the same, p % 3 == 2
   KEYS[22] left      list  the seqs of the last waiters who left (include/waiters)
+  KEYS[23] departed  bits  seq -> 1 once its waiter left (include/waiters)
 
   ARGV[1]  default active limit (tokens ACTIVE at once)
   ARGV[2]  default admissions a second
@@ -71,7 +72,7 @@ local k = {tokens = KEYS[1], seqs = KEYS[2], active = KEYS[3], rate = KEYS[4],
            gone = KEYS[10], settings = KEYS[11], tickets = KEYS[12], buckets = KEYS[13],
            refunding = KEYS[14], events = KEYS[15], concert = KEYS[16], layout = KEYS[17],
            offers = KEYS[18], seen0 = KEYS[19], seen1 = KEYS[20], seen2 = KEYS[21],
-           left = KEYS[22]}
+           left = KEYS[22], departed = KEYS[23]}
 local stale_ms, keep_ms, seed = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local events_max, bucket_idle_ms, prp = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
 local SWEEP = 1000

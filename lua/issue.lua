@@ -28,7 +28,8 @@
   KEYS[12] offers    zset  seat index -> when it came back (include/offers.lua)
   KEYS[13] left      list  the seqs of the last waiters who left (include/waiters)
   KEYS[14] codes     hash  presale code -> uses left (include/gates.lua)
-  KEYS[15] solved    string  (optional) the record of the solution given (see below)
+  KEYS[15] departed  bits  seq -> 1 once its waiter left (include/waiters)
+  KEYS[16] solved    string  (optional) the record of the solution given (see below)
 
   ARGV[1]  customerId
   ARGV[2]  the key of the pre-queue's order (include/order)
@@ -77,7 +78,7 @@
 local k = {concert = KEYS[1], tokens = KEYS[2], seqs = KEYS[3], seen0 = KEYS[4],
            seen1 = KEYS[5], seen2 = KEYS[6], active = KEYS[7], rate = KEYS[8],
            settings = KEYS[9], buckets = KEYS[10], events = KEYS[11], offers = KEYS[12],
-           left = KEYS[13]}
+           left = KEYS[13], departed = KEYS[15]}
 local customer, prp, max_waiting = ARGV[1], ARGV[2], tonumber(ARGV[9])
 local seed, per_customer, per_address = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
 local address, burst, events_max = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
@@ -122,7 +123,7 @@ if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_addre
 if wait_ms > 0 then return {20, wait_ms} end
 local refused = gates({code_required = cfg.accessCodeRequired, codes = KEYS[14],
                        code = ARGV[16], complexity = cfg.challengeComplexity,
-                       solution = ARGV[17], expires = tonumber(ARGV[18]), solved = KEYS[15]},
+                       solution = ARGV[17], expires = tonumber(ARGV[18]), solved = KEYS[16]},
                       now)
 if refused then return refused end
 for _, d in ipairs(drawn) do redis.call('HSET', k.buckets, d[1], d[2]) end

@@ -23,6 +23,7 @@
   KEYS[12] settings  hash  the concert's settings (include/settings.lua)
   KEYS[13] concert   hash  live: the waiters (include/admission)
   KEYS[14] left      list  the seqs of the last waiters who left (include/waiters)
+  KEYS[15] departed  bits  seq -> 1 once its waiter left (include/waiters)
 
   ARGV[1] customerId
   ARGV[2] events kept in the stream (about)
@@ -40,7 +41,7 @@
 local k = {tokens = KEYS[1], seqs = KEYS[2], active = KEYS[3], res = KEYS[4],
            holds = KEYS[5], taken = KEYS[6], free = KEYS[7], gone = KEYS[8], tickets = KEYS[9],
            events = KEYS[10], offers = KEYS[11], settings = KEYS[12], concert = KEYS[13],
-           left = KEYS[14]}
+           left = KEYS[14], departed = KEYS[15]}
 local customer, events_max = ARGV[1], tonumber(ARGV[2])
 local now = time_ms()
 local offer_ms = configured(k.settings, {returnHoldMs = tonumber(ARGV[3])}).returnHoldMs

@@ -15,7 +15,7 @@
   KEYS[3] seen1     bits  the same, p % 3 == 1
   KEYS[4] seen2     bits  the same, p % 3 == 2
   KEYS[5] settings  hash  the concert's settings (include/settings.lua)
-  KEYS[6] seqs      hash  seq -> customerId of a WAITING token
+  KEYS[6] departed  bits  seq -> 1 once its waiter left (include/waiters)
 
   ARGV[1]  default waiting idle limit (ms): a period's length
   ARGV[2..] the seqs polled
@@ -39,7 +39,7 @@ for i = 2, #ARGV do
   if redis.call('GETBIT', bits, ARGV[i]) == 0 then
     redis.call('SETBIT', bits, ARGV[i], 1)
     written = written + 1
-    if redis.call('HEXISTS', KEYS[6], ARGV[i]) == 0 then gone[#gone + 1] = ARGV[i] end
+    if redis.call('GETBIT', KEYS[6], ARGV[i]) == 1 then gone[#gone + 1] = ARGV[i] end
   end
 end
 return {0, written, gone}

@@ -21,6 +21,7 @@
   KEYS[10] concert   hash  the queue's fields (include/admission); seats, sold: the stock
   KEYS[11] offers    zset  seat index -> when it came back (include/offers.lua)
   KEYS[12] left      list  the seqs of the last waiters who left (include/waiters)
+  KEYS[13] departed  bits  seq -> 1 once its waiter left (include/waiters)
 
   ARGV[1]  customerId
   ARGV[2]  the token's seq
@@ -53,7 +54,7 @@
 local k = {tokens = KEYS[1], seqs = KEYS[2], seen0 = KEYS[3], seen1 = KEYS[4],
            seen2 = KEYS[5], active = KEYS[6], rate = KEYS[7], settings = KEYS[8],
            events = KEYS[9], concert = KEYS[10], offers = KEYS[11],
-           left = KEYS[12]}
+           left = KEYS[12], departed = KEYS[13]}
 local customer, seq, prp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local seed, events_max = ARGV[10], tonumber(ARGV[11])
 local now = time_ms()

@@ -19,6 +19,7 @@
   KEYS[7] rate      hash  field cursor: the next seq the walk looks at
   KEYS[8] settings  hash  the concert's settings (include/settings.lua)
   KEYS[9] left      list  the seqs of the last waiters who left (include/waiters)
+  KEYS[10] departed  bits  seq -> 1 once its waiter left (include/waiters)
 
   ARGV[1] default waiting idle limit (ms)
   ARGV[2] slice: seqs looked at in this call
@@ -33,7 +34,8 @@
 -- @include waiters
 
 local k = {concert = KEYS[1], tokens = KEYS[2], seqs = KEYS[3], seen0 = KEYS[4],
-           seen1 = KEYS[5], seen2 = KEYS[6], rate = KEYS[7], settings = KEYS[8], left = KEYS[9]}
+           seen1 = KEYS[5], seen2 = KEYS[6], rate = KEYS[7], settings = KEYS[8], left = KEYS[9],
+           departed = KEYS[10]}
 local n = tonumber(ARGV[2])
 local now = time_ms()
 local idle_ms = configured(k.settings, {idleMs = tonumber(ARGV[1])}).idleMs

@@ -179,7 +179,7 @@ def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> 
             active = [c for c in range(1, n + 1) if b"@" in (r.hget(k.tokens, c) or b"")]
             assert len(active) == 1
             won[active[0]] += 1
-            r.delete(k.tokens, k.seqs, k.active, k.rate, k.left)
+            r.delete(k.tokens, k.seqs, k.active, k.rate, k.left, k.departed)
             r.hdel(k.concert, "seq", "head", "leftn", "admitted", "prefirst", "premax",
                    "prehead")
         await store.aclose()

@@ -128,14 +128,14 @@ class Bench:
     def issue_call(self, customer: int) -> tuple[list[str], list[object]]:
         k = self.k
         return ([k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate,
-                 k.settings, k.buckets, k.events, k.offers, k.left],
+                 k.settings, k.buckets, k.events, k.offers, k.left, k.codes, k.departed],
                 [customer, order_key(CONCERT), *self.defaults, 20_000_000,
                  random.randrange(1, 2**31), 0, 0, "", 10, 10_000])
 
     def status_call(self, seq: int) -> tuple[list[str], list[object]]:
         k = self.k
         return ([k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate, k.settings,
-                 k.events, k.concert, k.offers, k.left],
+                 k.events, k.concert, k.offers, k.left, k.departed],
                 [FIRST_CUSTOMER + seq, seq, order_key(CONCERT), *self.defaults,
                  random.randrange(1, 2**31), 10_000])
 
@@ -150,14 +150,14 @@ class Bench:
         k = self.k
         return ([k.tokens, k.seqs, k.active, k.rate, k.holds, k.paying, k.res, k.taken, k.free,
                  k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events, k.concert,
-                 k.layout, k.offers, k.seen0, k.seen1, k.seen2, k.left],
+                 k.layout, k.offers, k.seen0, k.seen1, k.seen2, k.left, k.departed],
                 [*self.defaults, 60_000, 3_600_000, random.randrange(1, 2**31), 10_000,
                  600_000, order_key(CONCERT)])
 
     def sweep_call(self) -> tuple[list[str], list[object]]:
         k = self.k
         return ([k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.rate, k.settings,
-                 k.left],
+                 k.left, k.departed],
                 [self.idle_ms, SWEEP_SLICE])
 
     def stats_call(self) -> tuple[list[str], list[object]]:

@@ -13,7 +13,8 @@
   writes no mark).
   leave_queue(k, customer, seq) -> whether it was waiting: a waiter leaves the queue; its seq
   goes on k.left (the last LEFT_KEPT; the concert hash's leftn counts every one), which the
-  API workers read with their view, so a poll of it is asked of Redis (engine/queue_view.py).
+  API workers read with their view, so a poll of it is asked of Redis (engine/queue_view.py),
+  and its bit is set in k.departed, which seen.lua reads (a view that missed it learns it).
   (Apart from include/token_entry, so that the scripts that only check a token do not build
   these functions on every call.) ]]
 -- @include token_entry
@@ -57,11 +58,12 @@ end
 
 -- A waiter leaves the queue (revoked, idle, or replaced by a new token): its seq answers no
 -- customer any more, the waiting count goes down, and its entry goes when it is still this
--- seq's. k: concert (leftn), tokens, seqs, left.
+-- seq's. k: concert (leftn), tokens, seqs, left, departed.
 local function leave_queue(k, customer, seq)
   local was = redis.call('HDEL', k.seqs, seq) == 1
   if was then
     redis.call('HINCRBY', k.concert, 'leftn', 1)
+    redis.call('SETBIT', k.departed, seq, 1)
     if redis.call('RPUSH', k.left, seq) > LEFT_KEPT then redis.call('LPOP', k.left) end
   end
   local kind, s = entry_of(redis.call('HGET', k.tokens, customer))
