@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from loadtests.script_bench import hot
+from loadtests.script_bench import hot, issue_steps
 
 
 def test_hot_bench_builds_a_queue_the_scripts_read_and_reports_every_phase(
@@ -24,3 +24,14 @@ def test_hot_bench_builds_a_queue_the_scripts_read_and_reports_every_phase(
     # A tenth of the 21,000 places made idle: every one still waiting is dropped (the tick
     # admitted 100 of the places, a tenth of them among these).
     assert 2100 - 100 <= dropped <= 2100, dropped
+
+
+def test_issue_steps_cuts_the_script_at_each_step() -> None:
+    """Each variant runs (a cut that no longer compiles or matches a line stops the tool), and
+    a longer cut costs no less than a shorter one by much."""
+    costs = issue_steps.measure(calls=200, rounds=1)
+    assert [step for step, _ in costs] == [s for s, _ in issue_steps.STEPS] + [
+        "the standing and the answer"]
+    assert all(us > 0 for _, us in costs)
+    assert costs[-1][1] > costs[0][1]
+    assert "| the join" in issue_steps.report(costs)
