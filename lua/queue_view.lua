@@ -25,6 +25,7 @@
 ]]
 -- @include clock
 -- @include settings
+-- @include rate_average
 
 local concert, rate, settings, left = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = time_ms()
@@ -39,12 +40,11 @@ if now >= cfg.opensAt and prefirst and not premax then  -- the opening
 end
 local head = math.max(tonumber(c[2]) or 1, (premax or 0) + 1)
 
-local DECAY = math.exp(-1 / 60)
 local m = redis.call('HMGET', rate, 'sec', 'pn', 'pavg', 'soldOut')
 local second = math.floor(now / 1000)
 local sec, pn, pavg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
 if sec < second then
-  pavg = pavg * DECAY ^ (second - sec) + pn * (1 - DECAY) * DECAY ^ (second - sec - 1)
+  pavg = decayed(pavg, pn, sec, second)
   pn = 0
 end
 local leftn = tonumber(c[6]) or 0

@@ -28,17 +28,17 @@
 -- @include clock
 -- @include settings
 -- @include waiting
+-- @include rate_average
 
 local active, holds, paying, concert, free, rate, settings, offers =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now = time_ms()
 
-local DECAY = math.exp(-1 / 60)
 local mark = redis.call('HMGET', rate, 'sec', 'n', 'avg', 'soldOut')
 local second = math.floor(now / 1000)
 local sec, n, avg = tonumber(mark[1]) or second, tonumber(mark[2]) or 0, tonumber(mark[3]) or 0
 if sec < second then
-  avg = avg * DECAY ^ (second - sec) + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
+  avg = decayed(avg, n, sec, second)
 else
   avg = math.max(avg, n)  -- this second's, as the estimates take it (include/admission.lua)
 end

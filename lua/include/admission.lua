@@ -43,9 +43,9 @@
       most while paused or sold out). ]]
 -- @include waiters
 -- @include order
+-- @include rate_average
 local function queue_of(k, cfg, now, seed, stream, prp)
   local q = {}
-  local DECAY = math.exp(-1 / 60)
   local mark, c  -- the rate hash's and the concert hash's fields: read once a call
   local period = math.floor(now / cfg.idleMs)
 
@@ -90,9 +90,7 @@ local function queue_of(k, cfg, now, seed, stream, prp)
       local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
       local pn, pavg = tonumber(m[5]) or 0, tonumber(m[6]) or 0
       if sec < second then
-        local fade = DECAY ^ (second - sec)
-        avg = avg * fade + n * (1 - DECAY) * DECAY ^ (second - sec - 1)
-        pavg = pavg * fade + pn * (1 - DECAY) * DECAY ^ (second - sec - 1)
+        avg, pavg = decayed(avg, n, sec, second), decayed(pavg, pn, sec, second)
         n, pn = 0, 0
       end
       mark = {second, n, avg, tonumber(m[4]), pn, pavg}
