@@ -21,7 +21,7 @@ from engine.errors import TokenUnknown
 from engine.ids import order_key, parse_token
 from engine.keys import concert_keys
 from engine.order import place_at, slot_of
-from engine.queue_view import QueueViews, answer, read_view
+from engine.queue_view import QueueViews, View, answer, read_view
 from engine.scripts import expand
 from engine.store import Store, connect
 from engine.tick import tick as tick_once
@@ -365,3 +365,39 @@ def test_a_departure_the_view_missed_is_named_by_the_next_mark(
     assert parse_token(gone).seq in views.gone[CONCERT]
     code, body = poll(client, gone)
     assert code == 401 and body["code"] == "TOKEN_UNKNOWN", body
+
+
+def test_every_worker_reads_its_view_in_the_same_periods_of_the_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers whose views were read at different moments would answer one token with
+    different positions (one before a tick, one after), and a client moving between them
+    would see its position go back. A view goes stale 0.1 s past each whole
+    QUEUE_VIEW_SECONDS of the clock, whenever it was read: both re-read after the tick."""
+    from engine import queue_view
+    clock = [1000.05]
+    reads: list[float] = []
+    monkeypatch.setattr(queue_view.time, "time", lambda: clock[0])
+
+    async def fake_read(store: object, concert_id: int, known_left: int = 0
+                        ) -> tuple[View, list[int]]:
+        reads.append(clock[0])
+        return View(0.0, 0, 0, 1, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 60_000, 0, 0), []
+
+    monkeypatch.setattr(queue_view, "read_view", fake_read)
+    store = type("S", (), {"settings": Settings(queue_view_seconds=1)})()
+    a, b = QueueViews(store), QueueViews(store)  # type: ignore[arg-type]
+
+    async def at(t: float, views: QueueViews) -> None:
+        clock[0] = t
+        await views.view(CONCERT, 1)
+
+    async def go() -> None:
+        await at(1000.05, a)  # read in the period that began at 999.1
+        await at(1000.90, b)  # read in the one that began at 1000.1
+        await at(1001.00, a)  # stale: a period began since its read
+        await at(1001.05, b)  # fresh: the same period as its read
+        await at(1001.15, b)  # stale: the tick at 1001.0 passed, and 1001.1 with it
+        await at(1001.20, a)
+
+    asyncio.run(go())
+    assert reads == [1000.05, 1000.90, 1001.00, 1001.15, 1001.20]  # b not at 1001.05
