@@ -153,6 +153,27 @@ def test_a_new_idle_limit_keeps_the_waiters(make_client: Callable[..., TestClien
     asyncio.run(go())
 
 
+def test_the_tick_takes_over_a_former_queue_of_a_paused_concert(
+        catalog: redis.Redis, settings: Settings) -> None:
+    """A paused (or sold-out, or not yet open) concert admits nobody: the tick's admission
+    must still take over the former version's queue, or stats and /metrics count its places
+    as waiting and an opening is refused (409) while nobody waits, until someone issues."""
+    k = concert_keys(CONCERT)
+    catalog.hdel(k.concert, "qv")
+    catalog.hset(k.concert, "seq", 50)
+
+    async def go() -> None:
+        store = Store(connect(settings), settings)
+        await concert_settings.patch(store, CONCERT, {"paused": True})
+        await tick_once(store, CONCERT)
+        await concert_settings.patch(store, CONCERT, {"opensAt": "2099-01-01T00:00:00Z"})
+        await store.aclose()
+
+    asyncio.run(go())
+    assert waiting_count(catalog) == 0
+    assert catalog.hget(k.concert, "qv") == b"2"
+
+
 def test_after_random_queueing_the_ones_drawn_are_told_active(
         make_client: Callable[..., TestClient], catalog: redis.Redis, settings: Settings) -> None:
     """Random queueing admits behind the head; once FIFO is back, a view must not answer those
