@@ -70,7 +70,7 @@ class ConcertKeys:
         self.active = f"{t}:active"  # zset: customerId -> ACTIVE token expiry (ms)
         # hash: sec, n, avg, pn, pavg (admissions and places passed a second, a minute's
         # average); cursor (idle sweep); soldOut (ms since the concert sold out, set by the
-        # tick); credited (returned seats' admissions)
+        # tick); credited ("<score>|<seat index>": the last returned seat that admitted its waiter)
         self.rate = f"{t}:rate"
         # string with TTL: the API worker ticking the concert now (one tick a second in all)
         self.lease = f"{t}:lease"

@@ -15,8 +15,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from engine import tick
+from engine import concert_settings, queue, tick
 from engine.config import Settings
+from engine.ids import parse_token
 from engine.keys import concert_keys
 from engine.seed import Option, Seat, create_concert, fund_customers
 from engine.store import Store, connect
@@ -188,6 +189,37 @@ def test_a_returned_seat_goes_to_the_head_of_the_queue_not_to_a_refresher(
         got.json()["seatId"]]
     assert ids == [seat]
     assert r.zcard(concert_keys(SMALL).offers) == 0
+
+
+def test_seats_back_in_the_same_millisecond_each_admit_their_waiter(
+        settings: Settings, r: redis.Redis) -> None:
+    """Holds that expire in one tick come back with one score. Admission a second at a time
+    credits them one by one; a mark of the last offer credited by its score alone took the
+    tie for credited too, and its waiter was never admitted (the drop's smoke test left its
+    last seat unsold so: ACTIVE tokens filled the stock's room until their TTL)."""
+    small_concert(r, seats=2)
+    s = dataclasses.replace(settings, active_limit=10, admit_per_seat=1, admit_per_second=2,
+                            return_hold_seconds=30, hold_ttl_seconds=300)
+    k = concert_keys(SMALL)
+
+    async def go() -> list[str]:
+        store = Store(connect(s), s)
+        toks = [await queue.issue_token(store, c, SMALL) for c in (1, 2, 3, 4, 5)]
+        assert [t["status"] for t in toks] == ["ACTIVE", "ACTIVE", "WAITING", "WAITING",
+                                               "WAITING"]  # the stock's room: 2 seats
+        await concert_settings.patch(store, SMALL, {"admitPerSecond": 1})
+        # Both seats back at one instant (as one tick's expiries are), room still full.
+        now_ms = int(r.time()[0]) * 1000
+        r.zadd(k.offers, {"0": now_ms, "1": now_ms})
+        for _ in range(3):  # three seconds: one admission each at most
+            await tick.tick(store, SMALL)
+            time.sleep(1.0 - time.time() % 1 + 0.05)
+        states = [(await queue.token_status(store, parse_token(t["tokenValue"])))["status"]
+                  for t in toks[2:]]
+        await store.aclose()
+        return states
+
+    assert asyncio.run(go()) == ["ACTIVE", "ACTIVE", "WAITING"]  # two seats, two waiters
 
 
 def test_an_offer_is_open_to_everyone_once_its_time_is_over(

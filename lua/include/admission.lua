@@ -145,29 +145,47 @@ local function queue_of(k, cfg, now, seed, stream, prp)
 
   -- Shoppers the stock still allows (admitPerSeat a seat free or held), and the seats on
   -- offer that have not admitted their one waiter yet: each returned seat admits the next in
-  -- line even when ACTIVE tokens fill the stock's room (rate.credited: the return time of the
-  -- latest offer that admitted one). nil: no bound (a concert loaded before `seats` was
-  -- counted has none until the tick).
+  -- line even when ACTIVE tokens fill the stock's room. rate.credited marks the latest offer
+  -- that admitted one, "<score>|<seat index>": the zset's own order, as seats back in the same
+  -- ms share a score (a mark by score alone skipped the ties). The offers after it that came
+  -- back within returnHoldMs are the credits: those at its score after it (ties), and those
+  -- scored later. nil: no bound (a concert loaded before `seats` was counted has none until
+  -- the tick).
   local function stock_room(active)
     if cfg.admitPerSeat <= 0 then return nil end
     local s = redis.call('HMGET', k.concert, 'seats', 'sold')
     if not s[1] then return nil end
     local room = math.ceil(cfg.admitPerSeat * (tonumber(s[1]) - (tonumber(s[2]) or 0)))
                  - active
-    local credits, credited = 0, nil
-    if cfg.returnHoldMs > 0 then
-      credited = math.max(tonumber(redis.call('HGET', k.rate, 'credited')) or 0,
-                          now - cfg.returnHoldMs)
-      credits = redis.call('ZCOUNT', k.offers, '(' .. credited, '+inf')
+    if cfg.returnHoldMs <= 0 then return math.max(room, 0), 0, nil end
+    local from, ties = now - cfg.returnHoldMs, {}
+    local mark = redis.call('HGET', k.rate, 'credited')
+    if mark then
+      local bar = string.find(mark, '|', 1, true)
+      local score = tonumber(bar and string.sub(mark, 1, bar - 1) or mark)
+      if score > from then
+        from = score
+        if bar then
+          local seat = string.sub(mark, bar + 1)
+          for _, m in ipairs(redis.call('ZRANGEBYSCORE', k.offers, score, score)) do
+            if m > seat then ties[#ties + 1] = m end  -- byte order, as Redis orders ties
+          end
+        end
+      end
     end
-    return math.max(room, 0), credits, credited
+    local credits = #ties + redis.call('ZCOUNT', k.offers, '(' .. from, '+inf')
+    return math.max(room, 0), credits, {from = from, ties = ties}
   end
 
   -- n admissions past the stock's own room use n offers' credits, oldest first.
   local function spend_credits(n, credited)
-    local last = redis.call('ZRANGEBYSCORE', k.offers, '(' .. credited, '+inf', 'WITHSCORES',
-                            'LIMIT', n - 1, 1)
-    if last[2] then redis.call('HSET', k.rate, 'credited', last[2]) end
+    if n <= #credited.ties then
+      redis.call('HSET', k.rate, 'credited', credited.from .. '|' .. credited.ties[n])
+      return
+    end
+    local last = redis.call('ZRANGEBYSCORE', k.offers, '(' .. credited.from, '+inf',
+                            'WITHSCORES', 'LIMIT', n - #credited.ties - 1, 1)
+    if last[2] then redis.call('HSET', k.rate, 'credited', last[2] .. '|' .. last[1]) end
   end
 
   -- Park-Miller, seeded per call with a secure random number from the engine: for the
