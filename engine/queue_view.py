@@ -188,15 +188,17 @@ class QueueViews:
         return view
 
     def _forget(self, concert_id: int, left: list[int]) -> None:
-        """These waiters left: their polls go to Redis. Past GONE_KEPT, those the queue passed
-        go first (a poll of a passed seq goes to Redis anyway), then the oldest."""
+        """These waiters left: their polls go to Redis. Past GONE_KEPT, the line's seqs the
+        queue passed go first (a poll of a passed seq goes to Redis anyway: two comparisons a
+        seq, where a pre-queue seq's slot would cost the permutation, on the event loop), then
+        the oldest."""
         gone = self.gone.setdefault(concert_id, {})
         gone.update(dict.fromkeys(left))
         if len(gone) <= GONE_KEPT:
             return
         view = self.views.get(concert_id)
         if view is not None:
-            for seq in [s for s in gone if view.ahead(s, concert_id) is None]:
+            for seq in [s for s in gone if view.premax < s < view.head]:
                 del gone[seq]
         while len(gone) > GONE_KEPT * 3 // 4:  # oldest first (a dict keeps insertion order)
             del gone[next(iter(gone))]
