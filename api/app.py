@@ -95,8 +95,12 @@ async def token_issue(scope: Scope, customer_id: int, concert_id: int, access_co
     store = store_of(scope)
     address = (parsing.client_address(scope, trusted_proxies(store))
                if store.settings.issue_rate_per_address else "")
+    views = scope["state"]["views"]
+    pace = views.pace(concert_id)
     token = await queue.issue_token(store, customer_id, concert_id, address,
-                                    access_code or "", altcha or "")
+                                    access_code or "", altcha or "", pace)
+    if pace is None and token["status"] != "ACTIVE":  # a queue: the next issues use a view
+        views.warm(concert_id)
     metrics.event("token_issued")
     return token
 

@@ -79,12 +79,16 @@ def _token_view(token: Token, state: int, position: int, wait: int, until: int,
 
 
 async def issue_token(store: Store, customer_id: int, concert_id: int, address: str = "",
-                      access_code: str = "", altcha: str = "") -> dict:
+                      access_code: str = "", altcha: str = "",
+                      pace: tuple[float, int] | None = None) -> dict:
     """The customer's live token for the concert, or a new one: the next place, in the
     pre-queue before the concert opens, at the end of the line after. ``address``: the
     client's, when issues are rate limited per address. A new token passes the concert's
     gates while they are on: a presale code (``access_code``) and a proof of work
-    (``altcha``, ALTCHA's payload: checked here, then spent by the script)."""
+    (``altcha``, ALTCHA's payload: checked here, then spent by the script). ``pace``: the
+    places the queue passes a second and since when it is sold out (ms, 0: not), as the
+    worker's view read them (QueueViews.pace): a new token behind waiters is estimated from
+    them, as a poll answered by the view is, instead of Redis reading the rate."""
     if not has_token_key():  # a worker asks Redis for it as it starts (api/app.py)
         raise StoreUnavailable("the queue token key is not read from Redis yet")
     s = store.settings
@@ -98,14 +102,15 @@ async def issue_token(store: Store, customer_id: int, concert_id: int, address: 
             keys.append(k.solved(proof))
         except challenge.ChallengeError as e:
             proof, why = "-", str(e)
+    args = [customer_id, order_key(concert_id), *queue_args(store), s.max_waiting, seed(),
+            s.issue_rate_per_customer, s.issue_rate_per_address, s.rate_burst, s.events_maxlen,
+            *((f"{pace[0]:.3f}", pace[1]) if pace else ("", ""))]
+    optional = [address if s.issue_rate_per_address else "",
+                access_codes.normalize(access_code) if access_code else "", proof, expires]
+    while optional and not optional[-1]:  # the script reads an empty one as left out
+        optional.pop()
     try:
-        _, seq, *standing = await store.run(
-            "issue", keys,
-            (customer_id, order_key(concert_id), *queue_args(store), s.max_waiting, seed(),
-             s.issue_rate_per_customer, s.issue_rate_per_address,
-             address if s.issue_rate_per_address else "", s.rate_burst, s.events_maxlen,
-             access_codes.normalize(access_code), proof, expires),
-        )
+        _, seq, *standing = await store.run("issue", keys, args + optional)
     except ChallengeRefused as e:
         raise challenge.refusal(store.settings, concert_id, e, why) from None
     return _token_view(mint(concert_id, customer_id, seq), *standing)

@@ -154,6 +154,10 @@ class QueueViews:
         # concert (_forget); one forgotten is named again at its next poll's mark.
         self.gone: dict[int, dict[int, None]] = {}
         self.local = 0  # polls answered from a view (a metric)
+        # concert -> (read at, places passed a second, sold out since): the last view read's,
+        # for new tokens' estimates (pace); the concerts polled or issued WAITING tokens.
+        self.paces: dict[int, tuple[float, float, int]] = {}
+        self.pacing: set[int] = set()  # paces being read (warm)
 
     async def status(self, token: Token) -> dict:
         max_age = self.store.settings.queue_view_seconds
@@ -168,6 +172,37 @@ class QueueViews:
         self.marks.setdefault(token.concert_id, set()).add(token.seq)
         self.local += 1
         return body
+
+    def pace(self, concert_id: int) -> tuple[float, int] | None:
+        """The places the concert's queue passes a second and since when it is sold out (ms, 0:
+        not), as the last view read found them if no older than QUEUE_VIEW_SECONDS (a second
+        at least), for a new token's estimate (queue.issue_token); None without one (Redis
+        reads them then)."""
+        max_age = self.store.settings.queue_view_seconds
+        p = self.paces.get(concert_id)
+        if max_age <= 0 or p is None or time.monotonic() - p[0] > max(max_age, 1.0):
+            return None
+        return p[1], p[2]
+
+    def warm(self, concert_id: int) -> None:
+        """Read the concert's pace in the background (a concert that exists: its token was
+        just issued), so that the next issues find it. Only the pace is kept: the polls' view
+        is still read at the first poll of a period."""
+        if self.store.settings.queue_view_seconds > 0 and concert_id not in self.pacing:
+            self.pacing.add(concert_id)
+            task = asyncio.ensure_future(self._read_pace(concert_id))
+            # Redis in trouble: nothing to do here; the next poll or issue asks again.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _read_pace(self, concert_id: int) -> None:
+        try:
+            view, _ = await read_view(self.store, concert_id, known_left=2**52)  # no departures
+            self._keep_pace(concert_id, view)
+        finally:
+            self.pacing.discard(concert_id)
+
+    def _keep_pace(self, concert_id: int, view: View) -> None:
+        self.paces[concert_id] = (view.read_at, view.passed_per_second, view.sold_out)
 
     async def view(self, concert_id: int, max_age: float) -> View:
         view = self.views.get(concert_id)
@@ -184,6 +219,7 @@ class QueueViews:
         epoch = _epoch(self.store.settings.queue_view_seconds)
         view, left = await read_view(self.store, concert_id, known.left if known else 0)
         self.views[concert_id], self.epochs[concert_id] = view, epoch
+        self._keep_pace(concert_id, view)
         self._forget(concert_id, left)
         return view
 

@@ -11,7 +11,9 @@
   in the tokens hash (a customer has one live token at most, so a first token needs no bucket:
   a waiter costs no rate-limit state). Both refuse without writing. Then the gates of a new
   token, a presale code and a proof of work, each while its setting is on (include/gates.lua:
-  checked, then spent with the token). Then admit from the queue while the concert has room.
+  checked, then spent with the token). Then a new token that nobody waits ahead of is admitted
+  while the concert has room; behind waiters it waits (the tick, and the polls near the head
+  that the workers send to Redis, admit in order: a join never walks the queue).
 
   KEYS[1]  concert   hash  must exist; seq, head, prefirst, premax, prehead, leftn, admitted
                            (the queue: include/admission); seats, sold (the stock)
@@ -43,12 +45,19 @@
   ARGV[10] a secure random seed for random-mode draws
   ARGV[11] new tokens a second per customer (0: no limit)
   ARGV[12] new tokens a second per client address (0: no limit)
-  ARGV[13] the client's address ("" when not limited by address)
-  ARGV[14] burst of the rate limits
-  ARGV[15] events kept in the stream (about)
-  ARGV[16] the presale code given ("" none)
-  ARGV[17] the proof of work: "" none, "-" refused by the engine, else its challenge (hex)
-  ARGV[18] when that challenge expires (ms; 0 without one)
+  ARGV[13] burst of the rate limits
+  ARGV[14] events kept in the stream (about)
+  ARGV[15] places the queue passes a second, and
+  ARGV[16] since when it is sold out (ms, 0: it is not), as the API worker's view of the
+           queue read them (engine/queue_view.py, at most a second old): a new token behind
+           waiters takes its estimate from them, as a poll answered by that view does, and
+           the script reads no rate hash. "" and "": read it.
+  ARGV[17] (optional) the client's address (none, or "": not limited by address)
+  ARGV[18] (optional) the presale code given (none, or "")
+  ARGV[19] (optional) the proof of work: none or "", "-" refused by the engine, else its
+           challenge (hex)
+  ARGV[20] (optional) when that challenge expires (ms)
+  (The engine leaves out the optional ones that are empty: an argument costs a call ~0.07 µs.)
 
   Returns
     {0, seq, 1, 0, 0, expiresAtMs, opensAt, 0, paused}        ACTIVE
@@ -81,7 +90,7 @@ local k = {concert = KEYS[1], tokens = KEYS[2], seqs = KEYS[3], seen0 = KEYS[4],
            left = KEYS[13], departed = KEYS[15]}
 local customer, prp, max_waiting = ARGV[1], ARGV[2], tonumber(ARGV[9])
 local seed, per_customer, per_address = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
-local address, burst, events_max = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
+local burst, events_max, address = tonumber(ARGV[13]), tonumber(ARGV[14]), ARGV[17] or ''
 local now = time_ms()
 local cfg = configured(k.settings, {
   activeLimit = tonumber(ARGV[3]), admitPerSecond = tonumber(ARGV[4]),
@@ -94,8 +103,15 @@ local cfg = configured(k.settings, {
 local entry = redis.call('HGET', k.tokens, customer)
 local kind, seq, ms = entry_of(entry)
 if kind == 'A' and ms > now then return {0, seq, 1, 0, 0, ms, cfg.opensAt, 0, cfg.paused} end
-local q = queue_of(k, cfg, now, seed, event_stream(k.events, events_max, now), prp)
-if kind == 'W' and q.alive(seq) then
+local c = queue_counts(k, cfg, now)
+-- The queue's machinery, built only when this call admits or leaves: a join behind waiters
+-- (nearly every issue of a drop) needs none of it.
+local q
+local function queue()
+  q = q or queue_of(k, cfg, now, seed, event_stream(k.events, events_max, now), prp, c)
+  return q
+end
+if kind == 'W' and queue().alive(seq) then
   q.mark(seq)
   local _, until_ms = q.admit(customer)
   if until_ms then return {0, seq, 1, 0, 0, until_ms, cfg.opensAt, 0, cfg.paused} end
@@ -104,9 +120,9 @@ if kind == 'W' and q.alive(seq) then
 end
 
 -- A new token.
-if not q.counts().exists then return {3} end
+if not c.exists then return {3} end
 -- A seq is a bit offset in the seen bitmaps (at most 2^32 - 1): a concert issues that many.
-if q.counts().live >= max_waiting or q.counts().seq >= 4294967295 then return {19} end
+if c.live >= max_waiting or c.seq >= 4294967295 then return {19} end
 
 -- Rate limits on new tokens: the buckets are fields of the buckets hash, written only once
 -- the request goes ahead (a refused one changes nothing); the tick drops buckets idle long
@@ -121,17 +137,29 @@ end
 local wait_ms = entry and take('i:' .. customer, per_customer) or 0
 if wait_ms == 0 and address ~= '' then wait_ms = take('a:' .. address, per_address) end
 if wait_ms > 0 then return {20, wait_ms} end
-local refused = gates({code_required = cfg.accessCodeRequired, codes = KEYS[14],
-                       code = ARGV[16], complexity = cfg.challengeComplexity,
-                       solution = ARGV[17], expires = tonumber(ARGV[18]), solved = KEYS[16]},
-                      now)
-if refused then return refused end
+if cfg.accessCodeRequired == 1 or cfg.challengeComplexity > 0 then  -- the gates, while on
+  local refused = gates({code_required = cfg.accessCodeRequired, codes = KEYS[14],
+                         code = ARGV[18] or '', complexity = cfg.challengeComplexity,
+                         solution = ARGV[19] or '', expires = tonumber(ARGV[20] or 0),
+                         solved = KEYS[16]},
+                        now)
+  if refused then return refused end
+end
 for _, d in ipairs(drawn) do redis.call('HSET', k.buckets, d[1], d[2]) end
 
 if kind == 'A' then redis.call('ZREM', k.active, customer) end  -- the old token's traces
-if kind == 'W' then q.leave(customer, seq) end
-seq = q.join(customer)
-local _, until_ms = q.admit(customer)
-if until_ms then return {0, seq, 1, 0, 0, until_ms, cfg.opensAt, 0, cfg.paused} end
-local state, position, wait, poll = q.standing(seq)
+if kind == 'W' then queue().leave(customer, seq) end
+local waiting = c.live  -- the tokens WAITING before this one
+seq = queue_join(k, c, cfg, now, customer)
+if waiting == 0 then
+  local _, until_ms = queue().admit(customer)
+  if until_ms then return {0, seq, 1, 0, 0, until_ms, cfg.opensAt, 0, cfg.paused} end
+end
+local rate  -- queue_rate's fields, or the worker's view of them: {_, _, _, soldOut, _, pace}
+if ARGV[15] == '' then
+  rate = queue_rate(k, now)
+else
+  rate = {0, 0, 0, (tonumber(ARGV[16]) or 0) > 0 or nil, 0, tonumber(ARGV[15])}
+end
+local state, position, wait, poll = standing_of(c, rate, cfg, now, prp, prng_of(seed), seq)
 return {0, seq, state, position, wait, 0, cfg.opensAt, poll, cfg.paused}

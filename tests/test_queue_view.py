@@ -388,6 +388,52 @@ def test_a_departure_the_view_missed_is_named_by_the_next_mark(
     assert code == 401 and body["code"] == "TOKEN_UNKNOWN", body
 
 
+def test_a_new_token_behind_waiters_is_estimated_from_the_worker_view(
+        make_client: Callable[..., TestClient], catalog: redis.Redis) -> None:
+    """A new token that waits behind others is not walked to (the tick and the polls near the
+    head admit), and its wait is estimated at the pace of the worker's last view, as a poll's
+    is: issue.lua reads no rate hash then. The first one, with no pace known, reads it."""
+    client = make_client(active_limit=1, queue_view_seconds=60)
+    assert issue(client, 1)["status"] == "ACTIVE"
+    assert issue(client, 2)["status"] == "WAITING"  # no view yet: Redis's rate, and a warm-up
+    views: QueueViews = client.app_state["views"]
+    deadline = time.monotonic() + 5
+    while views.pace(CONCERT) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pace, sold_out = views.pace(CONCERT)
+    assert pace <= 1 and sold_out == 0
+    # Redis's own pace changes after the read: a script reading it would say a second.
+    k = concert_keys(CONCERT)
+    catalog.hset(k.rate, mapping={"sec": int(time.time()) + 5, "pn": 1000, "pavg": 1000})
+    assert views.pace(CONCERT) is not None  # read under a minute ago
+    third = issue(client, 3)
+    assert third["status"] == "WAITING" and third["position"] == 2
+    assert third["estimatedWaitSeconds"] == 2  # the view's pace, one a second at least
+    # Room opens (the ACTIVE token ends): a join behind a waiter still admits nobody.
+    catalog.zadd(k.active, {"1": 1})
+    assert issue(client, 4)["status"] == "WAITING"
+    assert waiting_count(catalog) == 3
+
+
+async def _issue_with(settings: Settings, customer: int, pace: tuple[float, int]) -> dict:
+    store = Store(connect(settings), settings)
+    try:
+        return await queue.issue_token(store, customer, CONCERT, pace=pace)
+    finally:
+        await store.aclose()
+
+
+def test_a_new_token_is_told_sold_out_by_the_view(settings: Settings,
+                                                  catalog: redis.Redis) -> None:
+    s = dataclasses.replace(settings, active_limit=1)
+    assert asyncio.run(_issue_with(s, 1, (3.0, 0)))["status"] == "ACTIVE"
+    waiting = asyncio.run(_issue_with(s, 2, (3.0, 0)))
+    assert waiting["status"] == "WAITING" and waiting["estimatedWaitSeconds"] == 1
+    told = asyncio.run(_issue_with(s, 3, (0.5, 1_700_000_000_000)))
+    assert told["status"] == "SOLD_OUT" and told["position"] == 2
+    assert told["estimatedWaitSeconds"] == 2
+
+
 def test_every_worker_reads_its_view_in_the_same_periods_of_the_clock(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Two workers whose views were read at different moments would answer one token with

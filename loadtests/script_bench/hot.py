@@ -125,12 +125,15 @@ class Bench:
         return out
 
     # --- the scripts the API and the tick run, with the engine's keys and arguments --------
-    def issue_call(self, customer: int) -> tuple[list[str], list[object]]:
+    def issue_call(self, customer: int, pace: tuple[object, object] = ("", "")
+                   ) -> tuple[list[str], list[object]]:
+        """pace: the worker's view's (places a second, sold out), as the API sends it once
+        a view is read; by default none (the script reads the rate hash)."""
         k = self.k
         return ([k.concert, k.tokens, k.seqs, k.seen0, k.seen1, k.seen2, k.active, k.rate,
                  k.settings, k.buckets, k.events, k.offers, k.left, k.codes, k.departed],
                 [customer, order_key(CONCERT), *self.defaults, 20_000_000,
-                 random.randrange(1, 2**31), 0, 0, "", 10, 10_000])
+                 random.randrange(1, 2**31), 0, 0, 10, 10_000, *pace])
 
     def status_call(self, seq: int) -> tuple[list[str], list[object]]:
         k = self.k

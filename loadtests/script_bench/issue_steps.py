@@ -3,7 +3,9 @@
 The issue script (lua/issue.lua, expanded) is run whole and cut short after each of its steps
 (``do return {0} end`` inserted there), each variant for new customers, pipelined, alone on a
 redis-server from redis.conf; each step's cost is the difference to the variant before it.
-The cut points are the script's own lines: if one moves, this says so and stops.
+The cut points are the script's own lines: if one moves, this says so and stops. Each call
+carries a worker view's pace, as the API's issues do once the view is read (issue.lua's
+ARGV[15], ARGV[16]).
 """
 
 from __future__ import annotations
@@ -24,10 +26,8 @@ STOP = "do return {0} end\n"
 STEPS = (
     ("the call, its settings and the customer's entry",
      "local kind, seq, ms = entry_of(entry)\n"),
-    ("the queue's fields (queue_of, counts)",
-     "q.counts().seq >= 4294967295 then return {19} end\n"),
-    ("the join (seq, tokens, seqs)", "seq = q.join(customer)\n"),
-    ("admission", "local _, until_ms = q.admit(customer)\n"),
+    ("the queue's fields (counts)", "c.seq >= 4294967295 then return {19} end\n"),
+    ("the join (seq, tokens, seqs)", "seq = queue_join(k, c, cfg, now, customer)\n"),
 )
 
 
@@ -61,7 +61,7 @@ def measure(calls: int = 10_000, rounds: int = 3) -> list[tuple[str, float]]:
                 with r.pipeline(transaction=False) as p:
                     for _ in range(min(500, n - lo)):
                         customer += 1
-                        keys, args = bench.issue_call(customer)
+                        keys, args = bench.issue_call(customer, ("1.000", 0))
                         p.evalsha(sha, len(keys), *keys, *args)
                     p.execute()
             return (bench._cpu() - before) / n * 1e6

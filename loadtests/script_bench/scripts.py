@@ -70,11 +70,14 @@ CHARGE_CUSTOMERS = 1000  # at most; demo customers from 1, keyed charges to the 
 GATE_CONCERTS = {"-gates-off": 11, "-code": 12, "-challenge": 13}
 GATES_FIRST = 8_000_001
 BENCH_HMAC_KEY = "script-bench-challenge-key-of-32-bytes"
+VIEW_PACE = (200.0, 0)  # a worker view's pace and sold-out mark, as the API sends them
 EASY = 100  # the bench's challenges: the script's cost does not depend on the complexity
 
 # (script, what drives it) in table order; "pay-steps" is the sum of pay's three steps.
 ROWS = [
-    ("issue", "`queue.issue_token`, a new customer: `POST /api/token/issue`"),
+    ("issue", "`queue.issue_token`, a new customer, with the pace of the worker's view: "
+              "`POST /api/token/issue`"),
+    ("issue-noview", "the same with no view yet (a period's first: the script reads the rate)"),
     ("issue-nolimits", "the same with the rate limits off (0)"),
     ("issue-gates-off", "`queue.issue_token`, a new customer, on a fresh concert: the gates' "
                         "baseline"),
@@ -207,9 +210,11 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
     few = max(1, ops // 10)
     notes: list[str] = []
 
-    def issue(store_: object, customers: range, concert: int, **kw: object) -> list[dict]:
-        return drive(meter, (queue.issue_token(store_, c, concert) for c in customers),
-                     keep=True, label="issues", **kw)  # type: ignore[arg-type]
+    def issue(store_: object, customers: range, concert: int,
+              pace: tuple[float, int] | None = None, **kw: object) -> list[dict]:
+        calls = (queue.issue_token(store_, c, concert, pace=pace)  # type: ignore[arg-type]
+                 for c in customers)
+        return drive(meter, calls, keep=True, label="issues", **kw)  # type: ignore[arg-type]
 
     def hold(tokens: list[Token], first_seat: int) -> list[str]:
         held = drive(meter, (booking.reserve(store, t, *seat_of(first_seat + i))
@@ -229,9 +234,12 @@ def run_scripts(url: str, ops: int = 40_000, batches: int = 4,
 
         # Queue: issue to new customers (most wait: 1000 ACTIVE at most, 200 admitted a
         # second), then one status poll of each, then the background tick.
-        issued = issue(store, range(ISSUE_FIRST, ISSUE_FIRST + ops), DEMO_CONCERT, chunk=chunk)
-        issue(bare, range(ISSUE_FIRST + ops, ISSUE_FIRST + 2 * ops), DEMO_CONCERT, chunk=chunk,
-              suffix="-nolimits")
+        issued = issue(store, range(ISSUE_FIRST, ISSUE_FIRST + ops), DEMO_CONCERT, VIEW_PACE,
+                       chunk=chunk)
+        issue(store, range(ISSUE_FIRST + 2 * ops, ISSUE_FIRST + 3 * ops), DEMO_CONCERT,
+              chunk=chunk, suffix="-noview")
+        issue(bare, range(ISSUE_FIRST + ops, ISSUE_FIRST + 2 * ops), DEMO_CONCERT, VIEW_PACE,
+              chunk=chunk, suffix="-nolimits")
         gate_args = {"-gates-off": {}, "-code": {"access_code": codes},
                      "-challenge": {"altcha": payloads}}
         for suffix, concert in GATE_CONCERTS.items():

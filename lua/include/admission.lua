@@ -1,8 +1,8 @@
---[[ include: queue_of(k, cfg, now, seed, stream, prp) -> a concert's queue. k: its keys by name
-  (concert, tokens, seqs, seen0, seen1, seen2, active, rate, offers); cfg: its settings
-  (include/settings: activeLimit, admitPerSecond, admitPerSeat, returnHoldMs, activeTtlMs,
-  idleMs, paused, opensAt, queueing); stream: include/events; seed: a secure random number
-  for random-mode draws; prp: the key of the pre-queue's order (include/order).
+--[[ include: queue_of(k, cfg, now, seed, stream, prp, counts) -> a concert's queue. k: its
+  keys by name (concert, tokens, seqs, seen0, seen1, seen2, active, rate, offers); cfg: its
+  settings (include/settings: activeLimit, admitPerSecond, admitPerSeat, returnHoldMs,
+  activeTtlMs, idleMs, paused, opensAt, queueing); stream: include/events; seed: a secure
+  random number for random-mode draws; prp: the key of the pre-queue's order (include/order).
 
   A waiter is a seq, the order the concert issued its token in (the concert hash's seq). The
   concert hash keeps where the queue stands: prefirst..premax the pre-queue (seqs issued
@@ -40,61 +40,144 @@
       opening (position -1, wait: seconds to the opening); wait -1 while paused (no estimate:
       nobody is admitted); poll: the seconds after which to poll again (at most 30, a quarter
       of the wait and a third of the idle limit; drawn from the top fifth below that; the
-      most while paused or sold out). ]]
+      most while paused or sold out).
+  The same steps as plain functions, for a call that needs no more of the queue (issue.lua's
+  join behind waiters builds none of q's closures): queue_counts(k, cfg, now) (q.counts),
+  queue_rate(k, now) (q.admissions' fields as a table), queue_join(k, c, cfg, now, customer)
+  -> seq, this period's seen bitmap (q.join), standing_of(c, rate, cfg, now, prp, rand, seq)
+  (q.standing), prng_of(seed) -> rand; queue_of's last parameter, counts, takes the fields
+  queue_counts read already. ]]
 -- @include waiters
 -- @include order
 -- @include rate_average
-local function queue_of(k, cfg, now, seed, stream, prp)
+-- Pre-queue places in all (0 before the opening, or when there was none).
+local function pre_places(c)
+  return (c.prefirst and c.premax) and c.premax - c.prefirst + 1 or 0
+end
+
+-- The concert hash's queue fields (q.counts()).
+local function queue_counts(k, cfg, now)
+  local c
+  local v = redis.call('HMGET', k.concert, 'seq', 'head', 'prefirst', 'premax', 'prehead',
+                       'leftn', 'admitted', 'name', 'seen0', 'seen1', 'seen2', 'qv')
+  c = {seq = tonumber(v[1]) or 0, head = tonumber(v[2]), prefirst = tonumber(v[3]),
+       premax = tonumber(v[4]), prehead = tonumber(v[5]) or 0,
+       admitted = tonumber(v[7]) or 0, exists = v[8] ~= false,
+       stamps = {v[9], v[10], v[11]}}
+  if not v[12] and c.exists then
+    -- A queue of an older version (its seq numbered a sorted set's places, whose tokens
+    -- end with this one): everything before it counts as passed and admitted. Once.
+    if c.seq > 0 and not c.head and not c.prefirst then
+      c.head, c.admitted = c.seq + 1, c.seq - (tonumber(v[6]) or 0)
+      redis.call('HSET', k.concert, 'head', c.head, 'admitted', c.admitted)
+    end
+    redis.call('HSET', k.concert, 'qv', 2)
+  end
+  c.live = c.seq - (tonumber(v[6]) or 0) - c.admitted
+  if now >= cfg.opensAt and c.prefirst and not c.premax then  -- the opening
+    c.premax = c.seq
+    redis.call('HSET', k.concert, 'premax', c.premax)
+  end
+  -- The line starts after the pre-queue (its seqs are admitted by slot, not by head).
+  c.head = math.max(c.head or 1, (c.premax or 0) + 1)
+  return c
+end
+
+-- The rate hash's fields (q.admissions()): {second, admitted this second, avg, soldOut,
+-- passed this second, passes avg}.
+local function queue_rate(k, now)
+  local second = math.floor(now / 1000)
+  local m = redis.call('HMGET', k.rate, 'sec', 'n', 'avg', 'soldOut', 'pn', 'pavg')
+  local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
+  local pn, pavg = tonumber(m[5]) or 0, tonumber(m[6]) or 0
+  if sec < second then
+    avg, pavg = decayed(avg, n, sec, second), decayed(pavg, pn, sec, second)
+    n, pn = 0, 0
+  end
+  return {second, n, avg, tonumber(m[4]), pn, pavg}
+end
+
+-- A new waiter at the end (q.join) -> its seq, and this period's seen bitmap (stamped first).
+local function queue_join(k, c, cfg, now, customer)
+  local marking = marking_of(k, math.floor(now / cfg.idleMs), c.stamps, c.seq)
+  local seq = redis.call('HINCRBY', k.concert, 'seq', 1)
+  c.seq = seq
+  if now < cfg.opensAt and not c.premax and not c.prefirst then
+    c.prefirst = seq
+    redis.call('HSET', k.concert, 'prefirst', seq)
+  end
+  redis.call('HSET', k.tokens, customer, seq)
+  redis.call('HSET', k.seqs, seq, customer)
+  c.live = c.live + 1
+  return seq, marking
+end
+
+-- Park-Miller, seeded per call with a secure random number from the engine: for the
+-- random draws of queueing "random" and the poll's spread (exact in doubles: 16807 * 2^31 <
+-- 2^53). -> rand(): uniform in (0, 1).
+local function prng_of(seed)
+  local prng = tonumber(seed) % 2147483646 + 1
+  return function()
+    prng = (prng * 16807) % 2147483647
+    return prng / 2147483647
+  end
+end
+
+-- Places ahead of seq not yet passed (nil: passed: admitted or gone). c: queue_counts'.
+local function places_ahead(c, prp, seq)
+  local m = pre_places(c)
+  if m > 0 and seq <= c.premax then
+    local slot = slot_of(prp, m, seq - c.prefirst)
+    if slot < c.prehead then return nil end
+    return slot - c.prehead
+  end
+  if seq < c.head then return nil end
+  return (m - c.prehead) + (seq - c.head)
+end
+
+-- q.standing(seq): c, queue_counts'; rate, queue_rate's; rand, prng_of's.
+local function standing_of(c, rate, cfg, now, prp, rand, seq)
+  local state, position, wait = 0, -1, 0
+  local sold_out = rate[4]
+  if now < cfg.opensAt then
+    state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
+  else
+    if cfg.queueing == 1 then
+      position = math.ceil((c.live + 1) / 2)
+    else
+      position = (places_ahead(c, prp, seq) or 0) + 1
+    end
+    -- Seconds until admitted, at the last minute's rate of places passed (or this second's,
+    -- when higher: right after a drop starts), floored at one a second.
+    wait = math.ceil(position / math.max(rate[6], rate[5], 1))
+    if sold_out then state = 3 end
+  end
+  -- The next poll: a quarter of the wait, at most 30 s and a third of the idle limit (a
+  -- poll keeps the token in the queue), at least 1 s; so that a surge of pollers slows
+  -- itself. Drawn from the top fifth below that bound, so that pollers told alike at one
+  -- moment (at the opening, say) drift apart instead of polling in waves. Paused or sold
+  -- out: the most, as nothing moves until an operator or a returned seat says so.
+  local most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
+  if cfg.paused == 1 or sold_out then
+    most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000)))
+  end
+  if cfg.paused == 1 and state ~= 2 then wait = -1 end
+  local poll = most - math.floor(rand() * math.floor(most / 5 + 1))
+  return state, position, wait, poll
+end
+
+local function queue_of(k, cfg, now, seed, stream, prp, counts)
   local q = {}
-  local mark, c  -- the rate hash's and the concert hash's fields: read once a call
+  local mark, c = nil, counts  -- the rate hash's and the concert hash's fields: read once a call
   local period = math.floor(now / cfg.idleMs)
 
   function q.counts()
-    if not c then
-      local v = redis.call('HMGET', k.concert, 'seq', 'head', 'prefirst', 'premax', 'prehead',
-                           'leftn', 'admitted', 'name', 'seen0', 'seen1', 'seen2', 'qv')
-      c = {seq = tonumber(v[1]) or 0, head = tonumber(v[2]), prefirst = tonumber(v[3]),
-           premax = tonumber(v[4]), prehead = tonumber(v[5]) or 0,
-           admitted = tonumber(v[7]) or 0, exists = v[8] ~= false,
-           stamps = {v[9], v[10], v[11]}}
-      if not v[12] and c.exists then
-        -- A queue of an older version (its seq numbered a sorted set's places, whose tokens
-        -- end with this one): everything before it counts as passed and admitted. Once.
-        if c.seq > 0 and not c.head and not c.prefirst then
-          c.head, c.admitted = c.seq + 1, c.seq - (tonumber(v[6]) or 0)
-          redis.call('HSET', k.concert, 'head', c.head, 'admitted', c.admitted)
-        end
-        redis.call('HSET', k.concert, 'qv', 2)
-      end
-      c.live = c.seq - (tonumber(v[6]) or 0) - c.admitted
-      if now >= cfg.opensAt and c.prefirst and not c.premax then  -- the opening
-        c.premax = c.seq
-        redis.call('HSET', k.concert, 'premax', c.premax)
-      end
-      -- The line starts after the pre-queue (its seqs are admitted by slot, not by head).
-      c.head = math.max(c.head or 1, (c.premax or 0) + 1)
-    end
+    if not c then c = queue_counts(k, cfg, now) end
     return c
   end
 
-  -- Pre-queue places in all (0 before the opening, or when there was none).
-  local function pre_size()
-    local n = q.counts()
-    return (n.prefirst and n.premax) and n.premax - n.prefirst + 1 or 0
-  end
-
   function q.admissions()
-    if not mark then
-      local second = math.floor(now / 1000)
-      local m = redis.call('HMGET', k.rate, 'sec', 'n', 'avg', 'soldOut', 'pn', 'pavg')
-      local sec, n, avg = tonumber(m[1]) or second, tonumber(m[2]) or 0, tonumber(m[3]) or 0
-      local pn, pavg = tonumber(m[5]) or 0, tonumber(m[6]) or 0
-      if sec < second then
-        avg, pavg = decayed(avg, n, sec, second), decayed(pavg, pn, sec, second)
-        n, pn = 0, 0
-      end
-      mark = {second, n, avg, tonumber(m[4]), pn, pavg}
-    end
+    mark = mark or queue_rate(k, now)
     return mark[1], mark[2], mark[3], mark[4], mark[5], mark[6]
   end
 
@@ -122,17 +205,8 @@ local function queue_of(k, cfg, now, seed, stream, prp)
   -- A join writes no mark: a seq after the last period's first mark or join counts as seen
   -- (fresh_from), so the period's stamp is made first, before the seq moves on.
   function q.join(customer)
-    local n = q.counts()
-    marking = marking or marking_of(k, period, n.stamps, n.seq)
-    local seq = redis.call('HINCRBY', k.concert, 'seq', 1)
-    n.seq = seq
-    if now < cfg.opensAt and not n.premax and not n.prefirst then
-      n.prefirst = seq
-      redis.call('HSET', k.concert, 'prefirst', seq)
-    end
-    redis.call('HSET', k.tokens, customer, seq)
-    redis.call('HSET', k.seqs, seq, customer)
-    n.live = n.live + 1
+    local seq
+    seq, marking = queue_join(k, q.counts(), cfg, now, customer)
     return seq
   end
 
@@ -190,17 +264,13 @@ local function queue_of(k, cfg, now, seed, stream, prp)
 
   -- Park-Miller, seeded per call with a secure random number from the engine: for the
   -- random draws of queueing "random" (exact in doubles: 16807 * 2^31 < 2^53).
-  local prng = tonumber(seed) % 2147483646 + 1
-  local function rand()
-    prng = (prng * 16807) % 2147483647
-    return prng / 2147483647
-  end
+  local rand = prng_of(seed)
 
   -- The next place in order: its seq, or nil when nobody is left. Passes it (prehead or
   -- head moves on); a place whose waiter left is passed too (its seq answers no customer).
   local function next_place()
     local n = q.counts()
-    local m = pre_size()
+    local m = pre_places(n)
     if n.prehead < m then
       local seq = n.prefirst + place_at(prp, m, n.prehead)
       n.prehead = n.prehead + 1
@@ -285,52 +355,9 @@ local function queue_of(k, cfg, now, seed, stream, prp)
     return n, mine, passed
   end
 
-  -- Places ahead of seq not yet passed (nil: passed: admitted or gone).
-  local function ahead(seq)
-    local n = q.counts()
-    local m = pre_size()
-    if m > 0 and seq <= n.premax then
-      local slot = slot_of(prp, m, seq - n.prefirst)
-      if slot < n.prehead then return nil end
-      return slot - n.prehead
-    end
-    if seq < n.head then return nil end
-    return (m - n.prehead) + (seq - n.head)
-  end
-
-  -- Seconds until a waiter at this position is admitted, at the last minute's rate of places
-  -- passed (or this second's, when higher: right after a drop starts), floored at one a second.
-  local function estimate(position)
-    local _, _, _, _, pn, pavg = q.admissions()
-    return math.ceil(position / math.max(pavg, pn, 1))
-  end
-
   function q.standing(seq)
-    local state, position, wait = 0, -1, 0
-    local sold_out = select(4, q.admissions())
-    if now < cfg.opensAt then
-      state, wait = 2, math.ceil((cfg.opensAt - now) / 1000)
-    else
-      if cfg.queueing == 1 then
-        position = math.ceil((q.counts().live + 1) / 2)
-      else
-        position = (ahead(seq) or 0) + 1
-      end
-      wait = estimate(position)
-      if sold_out then state = 3 end
-    end
-    -- The next poll: a quarter of the wait, at most 30 s and a third of the idle limit (a
-    -- poll keeps the token in the queue), at least 1 s; so that a surge of pollers slows
-    -- itself. Drawn from the top fifth below that bound, so that pollers told alike at one
-    -- moment (at the opening, say) drift apart instead of polling in waves. Paused or sold
-    -- out: the most, as nothing moves until an operator or a returned seat says so.
-    local most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000), math.ceil(wait / 4)))
-    if cfg.paused == 1 or sold_out then
-      most = math.max(1, math.min(30, math.floor(cfg.idleMs / 3000)))
-    end
-    if cfg.paused == 1 and state ~= 2 then wait = -1 end
-    local poll = most - math.floor(rand() * math.floor(most / 5 + 1))
-    return state, position, wait, poll
+    mark = mark or queue_rate(k, now)
+    return standing_of(q.counts(), mark, cfg, now, prp, rand, seq)
   end
 
   return q

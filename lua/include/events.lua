@@ -10,11 +10,10 @@
     stream.stock(kind, sold): SOLD_OUT (every seat sold: no free seat, no hold that could
       come back) or BACK_ON_SALE (a seat came back after that), with sold (seats sold). ]]
 local function event_stream(key, maxlen, now)
-  local rid_prefix = string.match(key, '{c:(%d+)}') .. '.'  -- the concert's id, from its key
   return {
     reservation = function(kind, res_id, seat, customer)
       redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'reservationId',
-                 rid_prefix .. res_id, 'seatId', seat, 'customerId', customer, 'at', now)
+                 string.match(key, '{c:(%d+)}') .. '.' .. res_id, 'seatId', seat, 'customerId', customer, 'at', now)
     end,
     admitted = function(n)
       redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', 'ADMITTED', 'count', n,
