@@ -232,7 +232,8 @@ OPERATIONS = [
               tag="admin", summary="The paid reservations as CSV (streamed)",
               inputs=(CONCERT,), security=ADMIN,
               ok=Reply({"type": "string"}, "reservationId, concertOptionId, seatId, section, "
-                       "row, number, price, customerId, paidAt.", media_type="text/csv")),
+                       "row, number, price, customerId, paidAt, checkedInAt (empty until "
+                       "checked in).", media_type="text/csv")),
     Operation("GET", "/admin/concerts/{concertId}/stats", stats, "concertStats", tag="admin",
               summary="Live numbers: waiting, active, holds, sold, free, checked in, "
                       "admissions a second",

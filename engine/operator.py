@@ -55,7 +55,7 @@ async def refund_sale(store: Store, concert_id: int, res_id: str, force: bool = 
 
 
 SALES_COLUMNS = ["reservationId", "concertOptionId", "seatId", "section", "row", "number",
-                 "price", "customerId", "paidAt"]
+                 "price", "customerId", "paidAt", "checkedInAt"]
 
 
 async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIterator[bytes]:
@@ -80,7 +80,8 @@ async def sales_csv(store: Store, concert_id: int, batch: int = 1000) -> AsyncIt
                 reservation_id(concert_id, flat[i].decode()), rec["option"], rec["seat"],
                 seat.get("section", ""), seat.get("row", ""), seat.get("number", ""),
                 from_minor(rec["price"]), rec["customer"],
-                iso_ms(rec["paid"]) if rec.get("paid") else ""]))
+                iso_ms(rec["paid"]) if rec.get("paid") else "",
+                iso_ms(rec["checkedIn"]) if rec.get("checkedIn") else ""]))
         if rows:
             yield b"".join(rows)
         if cursor in (b"0", 0):

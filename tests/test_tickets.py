@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import io
 import os
 import stat
@@ -229,6 +230,11 @@ def test_the_stats_and_the_ticket_show_the_check_in(box: TestClient) -> None:
     shown = box.get(f"/api/tickets/{rids[0]}?customerId=7").json()
     assert shown["checkedInAt"].endswith("Z")
     assert box.get(f"/api/tickets/{rids[2]}?customerId=7").json()["checkedInAt"] is None
+    # The operators' export says it too: the door's time, or nothing yet.
+    sales = box.get("/admin/concerts/2/sales.csv", headers=ADMIN).text
+    at = {row["reservationId"]: row["checkedInAt"] for row in csv.DictReader(io.StringIO(sales))}
+    assert at[rids[0]] == shown["checkedInAt"] and at[rids[1]].endswith("Z")
+    assert at[rids[2]] == ""
 
 
 @BOTH
