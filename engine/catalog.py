@@ -190,8 +190,23 @@ async def available_seats(store: Store, token: Token, option_id: int,
         listing = await seat_list(store, token.concert_id, option_id, version)
         if section is None:
             break
-    views = listing.views[offset:offset + count] if count else []
-    first = start >> 3
-    free = [view for i, view in enumerate(views, start)
-            if not bits[(i >> 3) - first] & (0x80 >> (i & 7))]
+    free = free_views(listing.views, offset, start, count, bits) if count else []
     return {"concertOptionId": option_id, "seats": orjson.Fragment(b"[" + b",".join(free) + b"]")}
+
+
+def free_views(views: list[bytes], offset: int, start: int, count: int,
+               bits: bytes) -> list[bytes]:
+    """The views of the ``count`` seats from ``views[offset]`` whose bit is clear, the first
+    one's bit at bitmap place ``start`` (``bits`` from byte ``start >> 3``). A byte with no
+    seat taken, most of them before a drop, is one slice; a full one is skipped."""
+    free: list[bytes] = []
+    first, end, base = start >> 3, start + count, offset - start  # views[base + i]: place i
+    for j, byte in enumerate(bits):
+        lo, hi = max((first + j) << 3, start), min((first + j + 1) << 3, end)
+        if lo >= hi or byte == 0xFF:
+            continue
+        if byte == 0:
+            free += views[base + lo:base + hi]
+        else:
+            free += [views[base + i] for i in range(lo, hi) if not byte & (0x80 >> (i & 7))]
+    return free

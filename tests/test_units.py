@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from engine import errors
@@ -86,3 +88,21 @@ def test_every_code_has_one_exception() -> None:
     with pytest.raises(RuntimeError):
         errors.raise_for([99])
     assert errors.raise_for([0, 1]) == [0, 1]
+
+
+def test_free_views_is_the_seats_whose_bit_is_clear() -> None:
+    """catalog.free_views against a seat-by-seat filter, over ranges that start and end
+    anywhere in a byte and bitmaps of free, taken and mixed bytes."""
+    from engine.catalog import free_views
+
+    rnd = random.Random(7)
+    views = [b"%d" % i for i in range(300)]
+    for _ in range(2000):
+        offset = rnd.randrange(0, 100)
+        start, count = rnd.randrange(0, 64), rnd.randrange(1, 150)
+        first = start >> 3
+        bits = bytes(rnd.choice((0, 0xFF, rnd.randrange(256)))
+                     for _ in range(((start + count + 7) >> 3) - first))
+        expected = [views[offset + i - start] for i in range(start, start + count)
+                    if not bits[(i >> 3) - first] & (0x80 >> (i & 7))]
+        assert free_views(views, offset, start, count, bits) == expected
