@@ -12,8 +12,11 @@
 local function event_stream(key, maxlen, now)
   return {
     reservation = function(kind, res_id, seat, customer)
-      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'reservationId',
-                 string.match(key, '{c:(%d+)}') .. '.' .. res_id, 'seatId', seat, 'customerId', customer, 'at', now)
+      -- The API's id: the concert's (from its key, read only here: most calls write no
+      -- reservation event) and the reservation's.
+      local rid = string.match(key, '{c:(%d+)}') .. '.' .. res_id
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'reservationId', rid,
+                 'seatId', seat, 'customerId', customer, 'at', now)
     end,
     admitted = function(n)
       redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'type', 'ADMITTED', 'count', n,
