@@ -262,9 +262,7 @@ local function queue_of(k, cfg, now, seed, stream, prp, counts)
     if last[2] then redis.call('HSET', k.rate, 'credited', last[2] .. '|' .. last[1]) end
   end
 
-  -- Park-Miller, seeded per call with a secure random number from the engine: for the
-  -- random draws of queueing "random" (exact in doubles: 16807 * 2^31 < 2^53).
-  local rand = prng_of(seed)
+  local rand = prng_of(seed)  -- random-mode draws and the poll's spread
 
   -- The next place in order: its seq, or nil when nobody is left. Passes it (prehead or
   -- head moves on); a place whose waiter left is passed too (its seq answers no customer).
