@@ -1,11 +1,12 @@
 """``python -m loadtests.script_bench.issue_steps``: where a token issue's Redis CPU goes.
 
-The issue script (lua/issue.lua, expanded) is run whole and cut short after each of its steps
+The issue script (lua/issue.lua, expanded) is run whole and cut short before each of its steps
 (``do return {0} end`` inserted there), each variant for new customers, pipelined, alone on a
-redis-server from redis.conf; each step's cost is the difference to the variant before it.
-The cut points are the script's own lines: if one moves, this says so and stops. Each call
-carries a worker view's pace, as the API's issues do once the view is read (issue.lua's
-ARGV[15], ARGV[16]).
+redis-server from redis.conf; each step's cost is the difference to the variant before it. The
+first variant returns right after the header: what the call itself costs (its keys and
+arguments, a reply), before any line of the script runs. The cut points are the script's own
+lines: if one moves, this says so and stops. Each call carries a worker view's pace, as the
+API's issues do once the view is read (issue.lua's ARGV[15], ARGV[16]).
 """
 
 from __future__ import annotations
@@ -22,24 +23,34 @@ from engine.seed import Option, Seat, create_concert
 from loadtests.script_bench import hot
 
 STOP = "do return {0} end\n"
-# (the step, the line of issue.lua after which the variant stops)
+HEADER_END = "]]\n"  # the end of the script's header comment: nothing runs before it
+# (the step, the line of issue.lua before which the variant stops; None: after the header)
 STEPS = (
-    ("the call, its settings and the customer's entry",
-     "local kind, seq, ms = entry_of(entry)\n"),
-    ("the queue's fields (counts)", "c.seq >= 4294967295 then return {19} end\n"),
-    ("the join (seq, tokens, seqs)", "seq = queue_join(k, c, cfg, now, customer)\n"),
+    ("the call: its keys and arguments, and a reply", None),
+    ("the includes' functions, built on every call", "local k = {concert = KEYS[1]"),
+    ("the keys and arguments as locals", "local now = time_ms()\n"),
+    ("the clock (TIME)", "local cfg = configured("),
+    ("the settings (HGETALL) and their defaults", "local entry = redis.call('HGET', k.tokens"),
+    ("the customer's entry (HGET)", "local c = queue_counts(k, cfg, now)\n"),
+    ("the queue's fields (HMGET)", "local drawn = {}\n"),
+    ("the rate limits and the gates, off", "for _, d in ipairs(drawn) do"),
+    ("the join: the seq, the tokens and seqs hashes (three writes)", "if waiting == 0 then\n"),
 )
+LAST = "the standing and the answer"
 
 
 def variants() -> Iterator[tuple[str, str]]:
     """(step, script) for each cut, then the whole script."""
     src = load_sources()["issue"]
     for step, line in STEPS:
-        if src.count(line) < 1:
+        if line is None:
+            at = src.index(HEADER_END) + len(HEADER_END)
+        elif src.count(line) < 1:
             raise SystemExit(f"issue.lua no longer has the line {line.strip()!r}: update STEPS")
-        at = src.rindex(line) + len(line)
+        else:
+            at = src.rindex(line)  # the script's own line, after its includes
         yield step, src[:at] + STOP + src[at:]
-    yield "the standing and the answer", src
+    yield LAST, src
 
 
 def measure(calls: int = 10_000, rounds: int = 3) -> list[tuple[str, float]]:
