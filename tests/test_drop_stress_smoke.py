@@ -7,6 +7,7 @@ plan, rank correlation, histograms and the ramp's levels, are tested in loadtest
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,9 +40,10 @@ def tiny_catalog(path: Path) -> Path:
     return path
 
 
-def run(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
+def run(*args: str, timeout: float = 150, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "loadtests", "run", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env})
 
 
 @pytest.mark.timeout(200)
@@ -50,15 +52,18 @@ def run(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
 def test_drop_runs_and_balances_its_books(tmp_path: Path, generator: str, users: int,
                                           mode: str) -> None:
     """On a cluster the pay runs as three steps over two slots, with WAIT on the writes.
-    ACTIVE tokens live 30 s: with admission bound by the stock (admitPerSeat), shoppers who
+    ACTIVE tokens live 20 s: with admission bound by the stock (admitPerSeat), shoppers who
     gave up hold the room for the last seats until their tokens end, so a last seat that came
     back and was not wanted by the waiter it admitted waits for them (90 s by default: past
-    the run, as two CI runs saw)."""
+    the run, as two CI runs saw; 10 s ended the tokens of shoppers still looking, a 401).
+    The buyers arrive within 10 s of the opening, and an idle limit of 15 s has the waiters
+    poll every 5 s at most, so that all are told SOLD_OUT soon after the sell-out: the run
+    ends ~20 s after the opening (~50 s with the defaults' 30 s and 120 s)."""
     out = tmp_path / "drop"
     proc = run("drop", "-u", str(users), "--catalog", str(tiny_catalog(tmp_path / "v.json")),
                "--generator", generator, "--target", "3", "--lead", "2", "-t", "55",
-               "--hold-ttl", "3", "--active-ttl", "30", "--out", str(out),
-               *(["--cluster"] if mode == "cluster" else []))
+               "--arrivals", "10", "--hold-ttl", "3", "--active-ttl", "20", "--out", str(out),
+               *(["--cluster"] if mode == "cluster" else []), WAITING_IDLE_SECONDS="15")
     checks = json.loads((out / "checks.json").read_text())[0]
     detail = proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in CORRECTNESS:

@@ -132,7 +132,8 @@ def run_section(run: Run, several: bool) -> list[str]:
               f"{cfg.opens_at - cfg.t_start:.1f} s after the plan's start; "
               f"{a['pre_total']:,} buyers arrived before the "
               f"opening, {a['post_total']:,} after it (exponential burst, mean "
-              f"{cfg.mix.post_mean:g} s). Run time {run.wall:.0f} s.", ""]
+              f"{cfg.mix.post_mean:g} s, cut at {cfg.mix.post_max:g} s). "
+              f"Run time {run.wall:.0f} s.", ""]
     lines += ["### Checks", "", "| check | | |", "|---|---|---|"]
     for name, ok, detail in verdicts(run):
         lines.append(f"| {name} | {'✓' if ok else '✗'} | {detail} |")

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds from the first arrivals to the opening (8)")
     p.add_argument("--pre-share", type=float, default=Mix.pre_share,
                    help=f"buyers arriving before the opening ({Mix.pre_share})")
+    p.add_argument("--arrivals", type=_seconds, default=Mix.post_max,
+                   help="the last buyers arrive this many seconds after the opening (an "
+                   f"exponential burst of mean {Mix.post_mean:g} s, cut there; {Mix.post_max:g})")
     p.add_argument("-t", "--time", type=float, default=240.0,
                    help="every buyer stops this many seconds after the opening (240)")
     p.add_argument("--seed", type=int, default=13, help="the plan's seed (13)")
@@ -99,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="report folder (default "
                    "loadtests/results/<time>-drop/)")
     return p
+
+
+def _seconds(text: str) -> float:
+    """A non-negative number of seconds (argparse's type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
 
 
 def catalog_summary(doc: dict) -> tuple[int, list[dict]]:
@@ -153,7 +167,8 @@ def run_drop(args: argparse.Namespace, generator: str, out: Path) -> Run:
         cfg = DropConfig(base=stack.api.base, concert=concert, options=options,
                          buyers=args.users, t_start=t_start, opens_at=t_start + args.lead,
                          active_ttl=args.active_ttl, out_dir=str(out), seed=args.seed,
-                         connections=args.connections, mix=Mix(pre_share=args.pre_share))
+                         connections=args.connections,
+                         mix=Mix(pre_share=args.pre_share, post_max=args.arrivals))
         plans = make_plan(cfg)
         per_buyer = expected_seats(plans)
         admit = args.admit_per_second or max(1, math.ceil(seats / (per_buyer * args.target)))
