@@ -58,7 +58,7 @@ def test_the_seven_scenarios_run_clean(stack: tuple[RedisServer, Server],
                                        tmp_path: Path) -> None:
     _, api = stack
     out = tmp_path / "report"
-    proc = run("all", "--host", api.base, "-u", "12", "-r", "12", "-t", "3", "--out", str(out))
+    proc = run("all", "--host", api.base, "-u", "12", "-r", "12", "-t", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     report = (out / "report.md").read_text()
     folders = sorted(p for p in out.iterdir() if p.is_dir())
