@@ -49,7 +49,7 @@
   ARGV[7]  a pay in PAYING (or a refund in REFUNDING) this long is stale (ms)
   ARGV[8]  keep closed reservations this long (ms): a late pay of an expired or cancelled one
            gets 409, and the customer's pay records of it are kept as long
-  ARGV[9]  a secure random seed for random-mode draws
+  ARGV[9]  a secure random seed (include/admission's; the tick answers no poll: unused)
   ARGV[10] events kept in the stream (about)
   ARGV[11] a rate-limit bucket untouched this long is full again (ms)
   ARGV[12] the key of the pre-queue's order (include/order)

@@ -42,7 +42,7 @@
   ARGV[7]  default admissions a seat (0: no bound by the stock)
   ARGV[8]  default time a returned seat is on offer to the queue (ms)
   ARGV[9]  most tokens WAITING at once (the queue's cap)
-  ARGV[10] a secure random seed for random-mode draws
+  ARGV[10] a secure random seed for the poll's spread (pollAfter)
   ARGV[11] new tokens a second per customer (0: no limit)
   ARGV[12] new tokens a second per client address (0: no limit)
   ARGV[13] burst of the rate limits

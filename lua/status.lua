@@ -32,7 +32,7 @@
   ARGV[7]  default waiting idle limit (ms)
   ARGV[8]  default admissions a seat (0: no bound by the stock)
   ARGV[9]  default time a returned seat is on offer to the queue (ms)
-  ARGV[10] a secure random seed for random-mode draws
+  ARGV[10] a secure random seed for the poll's spread (pollAfter)
   ARGV[11] events kept in the stream (about)
 
   Returns

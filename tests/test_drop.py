@@ -189,6 +189,35 @@ def test_random_queueing_draws_uniformly(r: redis.Redis, settings: Settings) -> 
     assert chi2([won[c] for c in range(1, n + 1)]) < 40, won  # df 9: p ~ 7e-6
 
 
+def test_random_queueing_admits_everyone_however_many_came_before(
+        r: redis.Redis, settings: Settings) -> None:
+    """A draw picks among the waiters themselves: with 3,000 tokens issued and room for all,
+    one tick admits every one, and a lone arrival after them is admitted by its own issue
+    (a draw of a seq in the range ever issued, rejecting the admitted, missed ever more:
+    the tail trickled in a few a tick, and a lone arrival waited ~1,500 ticks)."""
+    n = 3000
+
+    async def go() -> None:
+        store = Store(connect(settings), settings)
+        create_concert(r, 900, "Random", [Option(9000, "2027-05-01T19:00:00+09:00",
+                                                 (Seat(9_000_001, 1, 100),))])
+        k = concert_keys(900)
+        await concert_settings.patch(store, 900, {
+            "queueing": "random", "activeLimit": n + 10, "admitPerSecond": n + 10,
+            "admitPerSeat": 0, "paused": True})
+        for lo in range(1, n + 1, 500):
+            await asyncio.gather(*(queue.issue_token(store, c, 900)
+                                   for c in range(lo, min(lo + 500, n + 1))))
+        await concert_settings.patch(store, 900, {"paused": False})
+        ticked = await tick_once(store, 900)
+        assert ticked["admitted"] == n and r.hlen(k.seqs) == 0, ticked
+        lone = await queue.issue_token(store, n + 1, 900)
+        assert lone["status"] == "ACTIVE", lone
+        await store.aclose()
+
+    asyncio.run(go())
+
+
 # --- limits over real HTTP --------------------------------------------------------------------
 BIG = 41160  # beside the small catalog the live_server fixture loads
 

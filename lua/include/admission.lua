@@ -2,7 +2,7 @@
   keys by name (concert, tokens, seqs, seen0, seen1, seen2, active, rate, offers); cfg: its
   settings (include/settings: activeLimit, admitPerSecond, admitPerSeat, returnHoldMs,
   activeTtlMs, idleMs, paused, opensAt, queueing); stream: include/events; seed: a secure
-  random number for random-mode draws; prp: the key of the pre-queue's order (include/order).
+  random number for the poll's spread; prp: the key of the pre-queue's order (include/order).
 
   A waiter is a seq, the order the concert issued its token in (the concert hash's seq). The
   concert hash keeps where the queue stands: prefirst..premax the pre-queue (seqs issued
@@ -112,9 +112,8 @@ local function queue_join(k, c, cfg, now, customer)
   return seq, marking
 end
 
--- Park-Miller, seeded per call with a secure random number from the engine: for the
--- random draws of queueing "random" and the poll's spread (exact in doubles: 16807 * 2^31 <
--- 2^53). -> rand(): uniform in (0, 1).
+-- Park-Miller, seeded per call with a secure random number from the engine: for the poll's
+-- spread (exact in doubles: 16807 * 2^31 < 2^53). -> rand(): uniform in (0, 1).
 local function prng_of(seed)
   local prng = tonumber(seed) % 2147483646 + 1
   return function()
@@ -262,7 +261,7 @@ local function queue_of(k, cfg, now, seed, stream, prp, counts)
     if last[2] then redis.call('HSET', k.rate, 'credited', last[2] .. '|' .. last[1]) end
   end
 
-  local rand = prng_of(seed)  -- random-mode draws and the poll's spread
+  local rand = prng_of(seed)  -- the poll's spread
 
   -- The next place in order: its seq, or nil when nobody is left. Passes it (prehead or
   -- head moves on); a place whose waiter left is passed too (its seq answers no customer).
@@ -282,17 +281,14 @@ local function queue_of(k, cfg, now, seed, stream, prp, counts)
     return nil
   end
 
-  -- Random mode: a uniform draw among the places not passed (rejection of those whose
-  -- waiter left or was drawn, a bounded number of times).
+  -- Random mode: a uniform draw among the waiters, the fields of the seqs hash (an admitted
+  -- or departed seq is out of it). Not a draw of a seq in a range with rejection: the range
+  -- would be every seq the concert issued (nothing moves head in this mode), and once most
+  -- are admitted nearly every draw missed, stalling the queue with room to spare.
   local function draw_place()
-    local n = q.counts()
-    local lo = n.prefirst and math.min(n.prefirst, n.head) or n.head
-    for _ = 1, 200 do
-      if n.live <= 0 or lo > n.seq then return nil end
-      local seq = lo + math.floor(rand() * (n.seq - lo + 1))
-      if redis.call('HEXISTS', k.seqs, seq) == 1 then return seq end
-    end
-    return nil
+    if q.counts().live <= 0 then return nil end
+    local seq = redis.call('HRANDFIELD', k.seqs)
+    return seq and tonumber(seq)
   end
 
   function q.admit(who)
