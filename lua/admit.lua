@@ -17,8 +17,8 @@
   KEYS[3]  active     zset  customerId -> ACTIVE token expiry (ms)
   KEYS[4]  rate       hash  sec, n, avg, pn, pavg: admissions and places passed; soldOut,
                             credited, cleared (include/admission); bcursor, tcursor: where the
-                            idle-bucket scans of buckets and tickets are; bpass: the buckets'
-                            count when their walk began
+                            idle-bucket scans of buckets and tickets are; bpass: the most
+                            buckets there were during their walk
   KEYS[5]  holds      zset  reservation id -> hold expiry (ms)
   KEYS[6]  paying     zset  reservation id -> pay start (ms)
   KEYS[7]  res        hash  reservation id -> JSON record
@@ -147,10 +147,12 @@ local function idle(bucket)
 end
 local cursors = redis.call('HMGET', k.rate, 'bcursor', 'tcursor', 'bpass')
 -- Enough of the buckets a tick that a walk covers them all in about one idle time (new
--- tokens per address can make many): the size at the walk's start over the idle time's
--- ticks, at least 200 and at most 10,000 a tick.
-local pass = tonumber(cursors[3]) or 0
-if (cursors[1] or '0') == '0' then pass = redis.call('HLEN', k.buckets) end
+-- tokens per address can make many): the most there were during the walk (the hash's table
+-- does not shrink as the walk drops them) over the idle time's ticks, at least 200 and at
+-- most 10,000 a tick. The most, not those at the walk's start: buckets made during a walk (a
+-- flood of addresses) waited for a walk paced for the few before them.
+local pass = (cursors[1] or '0') ~= '0' and tonumber(cursors[3]) or 0
+pass = math.max(pass, redis.call('HLEN', k.buckets))
 local per_tick = math.min(10000, math.max(200, math.ceil(pass * 1000 / bucket_idle_ms)))
 local scan = redis.call('HSCAN', k.buckets, cursors[1] or '0', 'COUNT', per_tick)
 for i = 1, #scan[2], 2 do

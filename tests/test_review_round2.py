@@ -298,3 +298,36 @@ def test_idle_address_buckets_are_dropped_within_an_idle_time(settings, catalog)
 
     asyncio.run(ticks(idle_ticks))
     assert catalog.hlen(k.buckets) == 0
+
+
+def test_buckets_made_during_a_walk_are_dropped_within_an_idle_time(settings, catalog) -> None:
+    """A walk paced for the buckets there were when it began (1,000) left the 20,000 made
+    during it for 200 a tick: a review saw the last dropped 23 s after it was made, against
+    5 s (RATE_BURST / rate). Paced by the most there were during it, that walk ends within
+    an idle time, and the next one drops the rest: within two (those behind its cursor wait
+    for the next walk)."""
+    import asyncio
+    import dataclasses
+
+    from engine import tick
+    from engine.store import Store, connect
+
+    s = dataclasses.replace(settings, issue_rate_per_address=1.0, rate_burst=5)
+    idle_ticks = s.bucket_idle_ms // 1000
+    k = concert_keys(CONCERT)
+    now = int(time.time() * 1000)
+    live = {f"a:10.1.{i // 250}.{i % 250}": f"4.000:{now + 3_600_000}" for i in range(1000)}
+    catalog.hset(k.buckets, mapping=live)
+
+    async def ticks(n: int) -> None:
+        store = Store(connect(s), s)
+        for _ in range(n):
+            await tick.tick(store, CONCERT)
+        await store.aclose()
+
+    asyncio.run(ticks(1))  # a walk begins, over 1,000 buckets
+    assert catalog.hget(k.rate, "bcursor") not in (None, b"0")
+    catalog.hset(k.buckets, mapping={f"a:10.0.{i // 250}.{i % 250}": f"0.000:{now - 60_000}"
+                                     for i in range(20_000)})
+    asyncio.run(ticks(2 * idle_ticks + 1))
+    assert catalog.hlen(k.buckets) == len(live)
