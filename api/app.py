@@ -241,11 +241,14 @@ OPERATIONS: list[Operation] = [
                     "`seatId`: that many free seats next to each other in one row, the dearest "
                     "rows first (optionally of one `section`), each its own reservation, or 409 "
                     "NO_ADJACENT_SEATS. A customer's open holds and paid seats in a concert "
-                    "never pass its maxTicketsPerCustomer (409 TICKET_LIMIT).",
+                    "never pass its maxTicketsPerCustomer (409 TICKET_LIMIT). A queue token "
+                    "that cancelled twice that many holds (at least 8) holds no more: 409 "
+                    "CANCEL_LIMIT (a new token may).",
         inputs=(OPTION_ID, SEAT_ID_OR_NOT, QUANTITY, SECTION), security=ACTIVE, writes=True,
         body_one_of=("seatId", "quantity"),
         codes=("OPTION_NOT_FOUND", "SEAT_NOT_FOUND", "SEAT_TAKEN", "TICKET_LIMIT",
-               "RATE_LIMITED", "NO_ADJACENT_SEATS", "SECTION_NOT_FOUND", "MISSING_FIELD"),
+               "CANCEL_LIMIT", "RATE_LIMITED", "NO_ADJACENT_SEATS", "SECTION_NOT_FOUND",
+               "MISSING_FIELD"),
         ok=Reply({"anyOf": [schemas.HOLD, schemas.GROUP_HOLD]}, "The hold (or holds).",
                  schemas.HOLD_EXAMPLE),
         links={"pay": {"operationId": "pay",

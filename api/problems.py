@@ -46,6 +46,7 @@ ENGINE_STATUS: dict[Code, tuple[int, str]] = {
     Code.SEATS_TAKEN: (409, "Seats held or sold"),
     Code.SECTION_NOT_FOUND: (404, "Not found"),
     Code.QUEUE_STANDING: (409, "A queue stands"),
+    Code.CANCEL_LIMIT: (409, "Cancel limit reached"),
     Code.TICKET_INVALID: (400, "Invalid ticket"),
     Code.ALREADY_CHECKED_IN: (409, "Already checked in"),
     Code.TICKET_REFUNDED: (409, "Ticket refunded"),

@@ -42,6 +42,7 @@ class Code(IntEnum):
     SEATS_TAKEN = 27  # a reload would reprice held or sold seats
     SECTION_NOT_FOUND = 28  # (the engine's own: no script answers it)
     QUEUE_STANDING = 29  # an opening set in the future while a queue formed after one stands
+    CANCEL_LIMIT = 30  # the token cancelled its limit of holds (a new token may hold again)
     # Tickets and check-in (engine/tickets.py, lua/checkin.lua): numbered from 40, apart from
     # the codes other work adds after 29.
     TICKET_INVALID = 40  # a forged, altered or malformed ticket (its signature or its record)
@@ -207,6 +208,16 @@ class TicketLimit(EngineError):
     """This customer's holds and paid seats in this concert reached its ticket limit."""
 
     code = Code.TICKET_LIMIT
+
+    @property
+    def limit(self) -> int:
+        return int(self.reply[1])
+
+
+class CancelLimit(EngineError):
+    """This queue token cancelled as many holds as a token may; a new token may hold again."""
+
+    code = Code.CANCEL_LIMIT
 
     @property
     def limit(self) -> int:

@@ -140,7 +140,7 @@ local admitted = queue_of(k, cfg, now, seed, stream, prp).admit()
 
 -- Rate-limit buckets untouched long enough are full again: as good as none. A ticket record
 -- that is nothing but such a bucket (a customer whose reserves were all refused, cancelled or
--- expired) goes too.
+-- expired) goes too, and with it its token's count of cancels once that token has ended.
 local function idle(bucket)
   local last = string.match(bucket, ':(%d+)$')
   return last and tonumber(last) < now - bucket_idle_ms
@@ -160,8 +160,15 @@ for i = 1, #scan[2], 2 do
 end
 local tscan = redis.call('HSCAN', k.tickets, cursors[2] or '0', 'COUNT', 200)
 for i = 1, #tscan[2], 2 do
-  local bucket = string.match(tscan[2][i + 1], '^0||[^|]*|%d*|(.+)$')
-  if bucket and idle(bucket) then redis.call('HDEL', k.tickets, tscan[2][i]) end
+  local customer = tscan[2][i]
+  local token, bucket, cancelled =
+    string.match(tscan[2][i + 1], '^0||(%d*)|%d*|([^|]*)|?(%d*)$')
+  local drop = token and (bucket == '' or idle(bucket))
+  if drop and cancelled ~= '' then  -- the count of its token's cancels lives with the token
+    local kind, seq, until_ms = entry_of(redis.call('HGET', k.tokens, customer))
+    drop = not (kind == 'A' and tostring(seq) == token and until_ms > now)
+  end
+  if drop then redis.call('HDEL', k.tickets, customer) end
 end
 redis.call('HSET', k.rate, 'bcursor', scan[1], 'tcursor', tscan[1], 'bpass', pass)
 

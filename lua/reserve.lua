@@ -44,6 +44,7 @@
     {5} no such seat in this option   {6} seat held or sold, or on offer to the customers
     admitted after it came back (include/offers.lua) and this one is not
     {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
+    {30, limit} this token cancelled its limit of holds (include/tickets: cancel_limit)
 ]]
 -- @include clock
 -- @include settings
@@ -98,6 +99,11 @@ local function refused(code, ...)
   return {code, ...}
 end
 
+-- A token that cancelled its limit of holds holds no more (a reserve-and-cancel loop would
+-- keep a closed record a day for each: include/tickets.lua); a new token may.
+if t.token == token and t.cancelled >= cancel_limit(cfg.maxTickets) then
+  return refused(30, cancel_limit(cfg.maxTickets))
+end
 if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets and
     not (sweep() and t.paid + #t.ids < cfg.maxTickets) then
   return refused(21, cfg.maxTickets)

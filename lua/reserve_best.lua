@@ -52,6 +52,7 @@
                                     (row: 1-based index into the rows given)
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
     {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
+    {30, limit} this token cancelled its limit of holds (include/tickets: cancel_limit)
     {22} no `quantity` free seats next to each other in these rows
     {23} the option's seat list changed (reload it and call again)
 ]]
@@ -94,6 +95,11 @@ local function refused(code, ...)
   return {code, ...}
 end
 
+-- A token that cancelled its limit of holds holds no more (a reserve-and-cancel loop would
+-- keep a closed record a day for each: include/tickets.lua); a new token may.
+if t.token == token and t.cancelled >= cancel_limit(cfg.maxTickets) then
+  return refused(30, cancel_limit(cfg.maxTickets))
+end
 if cfg.maxTickets > 0 and t.paid + #t.ids + quantity > cfg.maxTickets then
   return refused(21, cfg.maxTickets)
 end

@@ -13,7 +13,7 @@ local function hold(k, stream, customer, token, res_id, option, seat, index, pri
     customer, option, seat, index, price, token, expires))
   redis.call('ZADD', k.holds, expires, res_id)
   redis.call('HINCRBY', k.free, option, -1)
-  if t.token ~= token then t.token, t.held = token, 0 end
+  if t.token ~= token then t.token, t.held, t.cancelled = token, 0, 0 end
   t.held = t.held + 1
   t.ids[#t.ids + 1] = res_id
   stream.reservation('HELD', res_id, seat, customer)

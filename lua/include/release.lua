@@ -16,7 +16,8 @@ local function release(k, now, stream, res_id, rec, status, kind, offer_ms)
   rec.status = status
   redis.call('HSET', k.res, res_id, cjson.encode(rec))
   redis.call('ZADD', k.gone, now, res_id)
-  ticket_close(k, rec.customer, res_id, false, rec.token)
+  -- A customer's cancel counts against its token (an operator's revoke, kind REVOKED, not).
+  ticket_close(k, rec.customer, res_id, false, rec.token, status == 'CANCELLED' and not kind)
   stream.reservation(kind or status, res_id, rec.seat, rec.customer)
   if offer_ms > 0 and waiting_count(k.concert) > 0 then
     redis.call('ZADD', k.offers, now, rec.idx)

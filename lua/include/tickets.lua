@@ -1,24 +1,30 @@
 --[[ include: a customer's record in the concert, one field of the tickets hash (one read and
   one write a reserve):
-    "<paid>|<open ids>|<token>|<held>|<bucket>"
+    "<paid>|<open ids>|<token>|<held>|<bucket>" or "...|<bucket>|<cancelled>"
   paid: seats paid; open ids: the reservations held or paying (32 hex, comma-separated);
   token, held: the seq of the token of the latest hold and how many open holds that token
   made (the pay that leaves it none finishes the token; a stale secret means none); bucket:
-  the reserve rate limit's "level:lastMs" (include/buckets.lua), empty when none. A record of
-  the former "<paid>|<open ids>" (a deploy over a live drop) is read with the token of its
-  latest hold and that token's holds counted from their records, and no bucket.
+  the reserve rate limit's "level:lastMs" (include/buckets.lua), empty when none; cancelled:
+  how many holds that token cancelled (absent: none), kept with the token while it counts,
+  so that a token's reserve-and-cancel loop ends at cancel_limit (each closed hold's record is
+  kept a day: lua/admit.lua). A record of the former "<paid>|<open ids>" (a deploy over a
+  live drop) is read with the token of its latest hold and that token's holds counted from
+  their records, and no bucket.
   k: the concert's keys by name (k.tickets, and k.res for a record of the former form).
-  ticket_get(k, c) -> {paid, ids, token, held, bucket}; ticket_set(k, c, t) writes it
-  (deletes it when empty); ticket_close(k, c, res_id, sold, token) -> the holds `token` still
-  has open, once hold res_id is gone (sold: it counts as a paid seat); ticket_unpaid(k, c): a
-  paid seat refunded. Open holds plus paid seats never exceed maxTicketsPerCustomer. ]]
+  ticket_get(k, c) -> {paid, ids, token, held, bucket, cancelled}; ticket_set(k, c, t) writes
+  it (deletes it when empty); ticket_close(k, c, res_id, sold, token, cancelled) -> the holds
+  `token` still has open, once hold res_id is gone (sold: it counts as a paid seat;
+  cancelled: its customer cancelled it); ticket_unpaid(k, c): a paid seat refunded;
+  cancel_limit(max_tickets) -> the holds a token may cancel: twice the ticket limit, at least
+  8. Open holds plus paid seats never exceed maxTicketsPerCustomer. ]]
 local function ticket_get(k, customer)
   local raw = redis.call('HGET', k.tickets, customer)
-  local t = {paid = 0, ids = {}, token = '', held = 0, bucket = ''}
+  local t = {paid = 0, ids = {}, token = '', held = 0, bucket = '', cancelled = 0}
   if raw then
-    local paid, list, token, held, bucket =
-      string.match(raw, '^(%d+)|([^|]*)|?(%x*)|?(%d*)|?(.*)$')
+    local paid, list, token, held, bucket, cancelled =
+      string.match(raw, '^(%d+)|([^|]*)|?(%x*)|?(%d*)|?([^|]*)|?(%d*)$')
     t.paid, t.token, t.held, t.bucket = tonumber(paid), token, tonumber(held) or 0, bucket
+    t.cancelled = tonumber(cancelled) or 0
     for res_id in string.gmatch(list, '%x+') do t.ids[#t.ids + 1] = res_id end
     if held == '' then  -- the former form: the count from the open holds' own records
       for _, res_id in ipairs(t.ids) do
@@ -33,16 +39,24 @@ local function ticket_get(k, customer)
 end
 
 local function ticket_set(k, customer, t)
-  if #t.ids == 0 then t.token, t.held = '', 0 end
-  if t.paid == 0 and #t.ids == 0 and t.bucket == '' then
+  if #t.ids == 0 then
+    t.held = 0
+    if t.cancelled == 0 then t.token = '' end
+  end
+  if t.paid == 0 and #t.ids == 0 and t.bucket == '' and t.cancelled == 0 then
     redis.call('HDEL', k.tickets, customer)
   else
     redis.call('HSET', k.tickets, customer, t.paid .. '|' .. table.concat(t.ids, ',') .. '|' ..
-               t.token .. '|' .. t.held .. '|' .. t.bucket)
+               t.token .. '|' .. t.held .. '|' .. t.bucket ..
+               (t.cancelled > 0 and '|' .. t.cancelled or ''))
   end
 end
 
-local function ticket_close(k, customer, res_id, sold, token)
+local function cancel_limit(max_tickets)
+  return math.max(8, 2 * max_tickets)
+end
+
+local function ticket_close(k, customer, res_id, sold, token, cancelled)
   local t = ticket_get(k, customer)
   local found = false
   for i = #t.ids, 1, -1 do
@@ -57,6 +71,7 @@ local function ticket_close(k, customer, res_id, sold, token)
     t.held = t.held - 1
     left = t.held
   end
+  if found and t.token == token and cancelled then t.cancelled = t.cancelled + 1 end
   ticket_set(k, customer, t)
   return left
 end
