@@ -241,9 +241,9 @@ OPERATIONS: list[Operation] = [
                     "`seatId`: that many free seats next to each other in one row, the dearest "
                     "rows first (optionally of one `section`), each its own reservation, or 409 "
                     "NO_ADJACENT_SEATS. A customer's open holds and paid seats in a concert "
-                    "never pass its maxTicketsPerCustomer (409 TICKET_LIMIT). A queue token "
-                    "that cancelled twice that many holds (at least 8) holds no more: 409 "
-                    "CANCEL_LIMIT (a new token may).",
+                    "never pass its maxTicketsPerCustomer (409 TICKET_LIMIT). A queue token's "
+                    "cancelled and open holds never pass twice that (at least 8): 409 "
+                    "CANCEL_LIMIT (a new token may hold again).",
         inputs=(OPTION_ID, SEAT_ID_OR_NOT, QUANTITY, SECTION), security=ACTIVE, writes=True,
         body_one_of=("seatId", "quantity"),
         codes=("OPTION_NOT_FOUND", "SEAT_NOT_FOUND", "SEAT_TAKEN", "TICKET_LIMIT",

@@ -133,6 +133,10 @@ class Settings:
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 200
     idempotency_ttl_seconds: float = 86400.0
+    # A hold closed (cancelled or expired) that no pay ever touched is kept this long instead
+    # (its late pay is 409 within it, 404 after): it has no pay records, and a token's holds
+    # closed this way are what anyone with a token can make Redis keep (lua/admit.lua).
+    closed_hold_keep_seconds: float = 900.0
     history_limit: int = 100
     # Past this share of a master's maxmemory, a charge that would create a customer's balance
     # or a new Idempotency-Key record there is refused (503 STORE_FULL; 0: never): what an
@@ -169,6 +173,7 @@ class Settings:
     stale_ms: int = field(init=False, repr=False, compare=False)
     return_hold_ms: int = field(init=False, repr=False, compare=False)
     keep_ms: int = field(init=False, repr=False, compare=False)
+    closed_keep_ms: int = field(init=False, repr=False, compare=False)
     # A rate-limit bucket untouched this long is full again (the tick drops it).
     bucket_idle_ms: int = field(init=False, repr=False, compare=False)
 
@@ -186,6 +191,7 @@ class Settings:
         object.__setattr__(self, "stale_ms", self.ms("pay_stale_seconds"))
         object.__setattr__(self, "return_hold_ms", round(self.return_hold_seconds * 1000))
         object.__setattr__(self, "keep_ms", self.ms("idempotency_ttl_seconds"))
+        object.__setattr__(self, "closed_keep_ms", self.ms("closed_hold_keep_seconds"))
         rates = [r for r in (self.issue_rate_per_customer, self.reserve_rate_per_customer,
                              self.issue_rate_per_address) if r > 0]
         object.__setattr__(self, "bucket_idle_ms",
@@ -227,6 +233,8 @@ class Settings:
             redis_wait_timeout_ms=_count("REDIS_WAIT_TIMEOUT_MS", d.redis_wait_timeout_ms),
             idempotency_ttl_seconds=_seconds("IDEMPOTENCY_TTL_SECONDS",
                                              d.idempotency_ttl_seconds),
+            closed_hold_keep_seconds=_seconds("CLOSED_HOLD_KEEP_SECONDS",
+                                              d.closed_hold_keep_seconds),
             history_limit=_count("HISTORY_LIMIT", d.history_limit),
             memory_watermark=_env("MEMORY_WATERMARK", d.memory_watermark, float, zero_ok=True),
             auth_mode=os.environ.get("AUTH_MODE", d.auth_mode) or d.auth_mode,

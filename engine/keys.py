@@ -53,7 +53,9 @@ class ConcertKeys:
         self.offers = f"{t}:offers"
         self.paying = f"{t}:paying"  # zset: reservation id -> pay start (ms)
         self.res = f"{t}:res"  # hash: reservation id -> JSON record
-        self.gone = f"{t}:gone"  # zset: closed reservation id -> closed at (ms), for purging
+        # zset: closed reservation id -> closed at (ms; a hold no pay touched: less the concert
+        # hash's closedshift), for purging
+        self.gone = f"{t}:gone"
         # hash: customerId -> "<seq>" (WAITING) or "<seq>@<activeUntilMs>" (ACTIVE); seq: the
         # token's place in the order the concert issued them (lua/include/admission.lua)
         self.tokens = f"{t}:tokens"

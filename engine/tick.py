@@ -57,7 +57,7 @@ async def tick(store: Store, concert_id: int, lease: int = 0) -> dict | None:
          k.free, k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events, k.concert,
          k.layout, k.offers, k.seen0, k.seen1, k.seen2, k.left, k.departed),
         (*queue_args(store), s.stale_ms, s.keep_ms, seed(), s.events_maxlen,
-         s.bucket_idle_ms, order_key(concert_id)),
+         s.bucket_idle_ms, order_key(concert_id), s.closed_keep_ms),
     )
     # First what admit.lua handed over: it is listed once (a stale pay is listed again).
     await _forget(store, concert_id, forget)

@@ -53,6 +53,9 @@
   ARGV[10] events kept in the stream (about)
   ARGV[11] a rate-limit bucket untouched this long is full again (ms)
   ARGV[12] the key of the pre-queue's order (include/order)
+  ARGV[13] keep a closed hold that no pay touched (attempt 0) this long instead (ms; none:
+           as long as the others): the difference is written into the concert hash as
+           closedshift, by which include/release.lua dates such a hold earlier in the closed set
 
   Returns
     {0, admitted, tokensDropped, holdsReleased, stale, forget, refunds}
@@ -75,6 +78,7 @@ local k = {tokens = KEYS[1], seqs = KEYS[2], active = KEYS[3], rate = KEYS[4],
            left = KEYS[22], departed = KEYS[23]}
 local stale_ms, keep_ms, seed = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local events_max, bucket_idle_ms, prp = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
+local closed_shift = math.max(0, keep_ms - (tonumber(ARGV[13]) or keep_ms))
 local SWEEP = 1000
 local now = time_ms()
 local cfg = configured(k.settings, {
@@ -120,7 +124,11 @@ elseif was_sold_out and sold < seats then
 end
 
 -- Closed long ago: an expired, cancelled or refunded record goes; a PAID one stays (it is
--- the ticket).
+-- the ticket). A hold that no pay touched was dated closedshift earlier when it closed, so it
+-- goes that much sooner (the shift the closing scripts read is this tick's, written here).
+if (tonumber(redis.call('HGET', k.concert, 'closedshift')) or 0) ~= closed_shift then
+  redis.call('HSET', k.concert, 'closedshift', closed_shift)
+end
 local forget = {}
 for _, res_id in ipairs(redis.call('ZRANGEBYSCORE', k.gone, '-inf', now - keep_ms, 'LIMIT', 0,
                                               SWEEP)) do
@@ -162,7 +170,7 @@ local tscan = redis.call('HSCAN', k.tickets, cursors[2] or '0', 'COUNT', 200)
 for i = 1, #tscan[2], 2 do
   local customer = tscan[2][i]
   local token, bucket, cancelled =
-    string.match(tscan[2][i + 1], '^0||(%d*)|%d*|([^|]*)|?(%d*)$')
+    string.match(tscan[2][i + 1], '^0||(%x*)|%d*|([^|]*)|?(%d*)$')  -- %x: older tokens
   local drop = token and (bucket == '' or idle(bucket))
   if drop and cancelled ~= '' then  -- the count of its token's cancels lives with the token
     local kind, seq, until_ms = entry_of(redis.call('HGET', k.tokens, customer))

@@ -99,9 +99,12 @@ local function refused(code, ...)
   return {code, ...}
 end
 
--- A token that cancelled its limit of holds holds no more (a reserve-and-cancel loop would
--- keep a closed record a day for each: include/tickets.lua); a new token may.
-if t.token == token and t.cancelled >= cancel_limit(cfg.maxTickets) then
+-- A token's cancelled holds and those it could still cancel (its open ones, and these) stay
+-- within its cancel limit (a reserve-and-cancel loop keeps a closed record for each:
+-- include/tickets.lua); with no ticket limit, it holds no more once it cancelled that many.
+-- A new token may hold again.
+if t.token == token and (t.cancelled + (cfg.maxTickets > 0 and t.held + 1 or 1)) >
+    cancel_limit(cfg.maxTickets) then
   return refused(30, cancel_limit(cfg.maxTickets))
 end
 if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets and

@@ -87,3 +87,58 @@ def test_holds_that_expire_do_not_count_as_cancels(
         catalog.zadd(k.holds, {held["reservationId"].split(".")[1]: 1})  # its time is up
         tick(settings)  # the tick releases it: EXPIRED
     assert reserve(client, token)[0] == 200
+
+
+def test_a_hold_no_pay_touched_is_kept_the_short_time_only(
+        make_client, catalog: redis.Redis, settings: Settings) -> None:
+    """A cancelled hold that no pay touched goes after CLOSED_HOLD_KEEP_SECONDS (it has no pay
+    records: a late pay of it is 409 within that time, 404 after), one a pay touched after
+    IDEMPOTENCY_TTL_SECONDS (its pay records are kept as long)."""
+    import dataclasses
+    import time
+
+    s = dataclasses.replace(settings, idempotency_ttl_seconds=3600,
+                            closed_hold_keep_seconds=0.05)
+    client = make_client(idempotency_ttl_seconds=3600, closed_hold_keep_seconds=0.05)
+    k = concert_keys(CONCERT)
+    tick(s)  # the tick writes the shift the closing scripts read
+    assert catalog.hget(k.concert, "closedshift") == b"%d" % (3_600_000 - 50)
+    token = active_token(client, 1)
+    rids = []
+    for touched in (False, True):
+        status, held = reserve(client, token)
+        assert status == 200, held
+        rid = held["reservationId"].split(".")[1]
+        if touched:  # as if a pay had begun and been refused: its attempt counts one
+            rec = catalog.hget(k.res, rid).replace(b'"attempt":0', b'"attempt":1')
+            catalog.hset(k.res, rid, rec)
+        cancel(client, token, held["reservationId"])
+        rids.append((held["reservationId"], rid))
+    late = client.post("/api/pay", headers=auth(token),
+                       json={"reservationId": rids[0][0]})
+    assert late.status_code == 409, late.text
+    time.sleep(0.1)
+    tick(s)
+    assert catalog.hget(k.res, rids[0][1]) is None and catalog.zscore(k.gone, rids[0][1]) is None
+    assert catalog.hget(k.res, rids[1][1]) is not None  # kept the day's time
+    late = client.post("/api/pay", headers=auth(token), json={"reservationId": rids[0][0]})
+    assert late.status_code == 404 and late.json()["code"] == "RESERVATION_NOT_FOUND", late.text
+
+
+def test_open_holds_count_as_cancels_to_come(make_client, catalog: redis.Redis) -> None:
+    """With a ticket limit (4: 8 cancels), a token 7 cancels in asks 4 seats together: had it
+    held them it could cancel them too, 11 closed by one token (a review found it). Refused;
+    one seat more is the last."""
+    client = make_client(max_tickets_per_customer=4)
+    token = active_token(client, 1)
+    for _ in range(7):
+        status, held = reserve(client, token)
+        assert status == 200, held
+        cancel(client, token, held["reservationId"])
+    status, problem = reserve(client, token, quantity=4)
+    assert status == 409 and problem["code"] == "CANCEL_LIMIT", problem
+    status, held = reserve(client, token)
+    assert status == 200, held
+    cancel(client, token, held["reservationId"])
+    assert reserve(client, token)[1]["code"] == "CANCEL_LIMIT"
+    assert closed_records(catalog, 1) == 8

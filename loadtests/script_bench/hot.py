@@ -155,7 +155,7 @@ class Bench:
                  k.gone, k.settings, k.tickets, k.buckets, k.refunding, k.events, k.concert,
                  k.layout, k.offers, k.seen0, k.seen1, k.seen2, k.left, k.departed],
                 [*self.defaults, 60_000, 3_600_000, random.randrange(1, 2**31), 10_000,
-                 600_000, order_key(CONCERT)])
+                 600_000, order_key(CONCERT), 900_000])
 
     def sweep_call(self) -> tuple[list[str], list[object]]:
         k = self.k

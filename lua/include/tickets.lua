@@ -16,7 +16,8 @@
   `token` still has open, once hold res_id is gone (sold: it counts as a paid seat;
   cancelled: its customer cancelled it); ticket_unpaid(k, c): a paid seat refunded;
   cancel_limit(max_tickets) -> the holds a token may cancel: twice the ticket limit, at least
-  8. Open holds plus paid seats never exceed maxTicketsPerCustomer. ]]
+  8 (reserve.lua counts the token's open holds as ones it may still cancel). Open holds plus
+  paid seats never exceed maxTicketsPerCustomer. ]]
 local function ticket_get(k, customer)
   local raw = redis.call('HGET', k.tickets, customer)
   local t = {paid = 0, ids = {}, token = '', held = 0, bucket = '', cancelled = 0}
