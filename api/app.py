@@ -101,6 +101,8 @@ async def token_issue(scope: Scope, customer_id: int, concert_id: int, access_co
                                     access_code or "", altcha or "", pace)
     if pace is None and token["status"] != "ACTIVE":  # a queue: the next issues use a view
         views.warm(concert_id)
+    if token["position"]:  # Redis's answer: the polls this worker answers count it
+        views.learn(concert_id, None, token)
     metrics.event("token_issued")
     return token
 

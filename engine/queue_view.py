@@ -75,8 +75,9 @@ class View:
         return (m - self.prehead) + (seq - self.head)
 
 
-def answer(view: View, token: Token, now_ms: int) -> dict | None:
-    """The poll's answer from the view, as status.lua would give it; None: ask Redis."""
+def answer(view: View, token: Token, now_ms: int, passed: int = 0) -> dict | None:
+    """The poll's answer from the view, as status.lua would give it; None: ask Redis.
+    ``passed``: places the queue passed since the read, as an answer of Redis's showed."""
     if view.queueing == 1 or token.seq > view.seq or token.seq <= view.rmax:
         return None
     state, position, wait = 0, None, 0
@@ -86,6 +87,7 @@ def answer(view: View, token: Token, now_ms: int) -> dict | None:
         state, wait = 2, math.ceil((view.opens_at - now_ms) / 1000)
     else:
         ahead = view.ahead(token.seq, token.concert_id)
+        ahead = None if ahead is None else ahead - passed
         # Near the head, Redis answers (and admits): whoever the queue may have passed since
         # the read, at its rate, and always the first in line.
         age = max(0, now_ms - view.now_ms) / 1000
@@ -158,6 +160,10 @@ class QueueViews:
         # for new tokens' estimates (pace); the concerts polled or issued WAITING tokens.
         self.paces: dict[int, tuple[float, float, int]] = {}
         self.pacing: set[int] = set()  # paces being read (warm)
+        # concert -> places its queue passed since its view was read, as this worker's
+        # answers from Redis showed (a poll near the head, a re-issue): a later answer from
+        # the view counts them, so that a waiter's position never goes back up on one worker.
+        self.passed: dict[int, int] = {}
 
     async def status(self, token: Token) -> dict:
         max_age = self.store.settings.queue_view_seconds
@@ -166,12 +172,32 @@ class QueueViews:
         view = await self.view(token.concert_id, max_age)
         now_ms = view.now_ms + round((time.monotonic() - view.read_at) * 1000)
         gone = self.gone.get(token.concert_id)
-        body = None if gone and token.seq in gone else answer(view, token, now_ms)
+        body = None if gone and token.seq in gone else answer(
+            view, token, now_ms, self.passed.get(token.concert_id, 0))
         if body is None:
-            return await queue.token_status(self.store, token)
+            body = await queue.token_status(self.store, token)
+            self.learn(token.concert_id, token.seq, body)
+            return body
         self.marks.setdefault(token.concert_id, set()).add(token.seq)
         self.local += 1
         return body
+
+    def learn(self, concert_id: int, seq: int | None, body: dict) -> None:
+        """Redis answered this waiter (``body``: a status or an issue; ``seq``: its token's,
+        None: read from the token's value): the places passed since the view was read are at
+        least the view's count ahead of it less Redis's. An answer older than the view shows
+        none (positions only go down), so a late one is harmless."""
+        view = self.views.get(concert_id)
+        position = body.get("position")
+        if view is None or not position or view.queueing == 1:
+            return  # no view to correct (an issue's usual case: first, the cheap checks)
+        if seq is None:
+            seq = int(body["tokenValue"].split(".")[2])  # <concert>.<customer>.<seq>.<mac>
+        if seq > view.seq:
+            return
+        ahead = view.ahead(seq, concert_id)
+        if ahead is not None and ahead + 1 > position:
+            self.passed[concert_id] = max(self.passed.get(concert_id, 0), ahead + 1 - position)
 
     def pace(self, concert_id: int) -> tuple[float, int] | None:
         """The places the concert's queue passes a second and since when it is sold out (ms, 0:
@@ -219,6 +245,7 @@ class QueueViews:
         epoch = _epoch(self.store.settings.queue_view_seconds)
         view, left = await read_view(self.store, concert_id, known.left if known else 0)
         self.views[concert_id], self.epochs[concert_id] = view, epoch
+        self.passed.pop(concert_id, None)  # what Redis showed since the last read is in this one
         self._keep_pace(concert_id, view)
         self._forget(concert_id, left)
         return view

@@ -213,3 +213,30 @@ def test_the_idle_sweep_keeps_up_with_fake_arrivals(settings: Settings,
     assert waiting_count(catalog) == 0
     assert catalog.hlen(concert_keys(CONCERT).seqs) == 0
     assert catalog.hlen(concert_keys(CONCERT).tokens) == 1  # the ACTIVE one
+
+
+def test_a_re_issue_seen_by_redis_keeps_the_views_positions_from_going_back(
+        make_client: Callable[..., TestClient], catalog: redis.Redis,
+        settings: Settings) -> None:
+    """One worker: its view answers a waiter 5th; a shopper leaves and a poll near the head
+    takes the room (outside the tick); the waiter's page reloads, a re-issue that Redis
+    answers, 4th. Its next poll, answered from the same view, said 5th again (a review found
+    it): the places Redis showed passed since the read now count in the view's answers."""
+    from engine import operator
+
+    client = make_client(active_limit=1, admit_per_second=100, queue_view_seconds=3600)
+    tokens = {c: issue(client, c) for c in range(1, 7)}
+    assert [tokens[c]["position"] for c in range(2, 7)] == [1, 2, 3, 4, 5]
+    assert status(client, tokens[6]["tokenValue"])[1]["position"] == 5  # the view, read now
+
+    async def leave() -> None:
+        store = Store(connect(settings), settings)
+        await operator.revoke(store, CONCERT, 1)
+        await store.aclose()
+
+    asyncio.run(leave())
+    assert status(client, tokens[2]["tokenValue"])[1]["status"] == "ACTIVE"  # near the head
+    again = issue(client, 6)
+    assert again["tokenValue"] == tokens[6]["tokenValue"] and again["position"] == 4, again
+    _, body = status(client, tokens[6]["tokenValue"])
+    assert body["status"] == "WAITING" and body["position"] == 4, body
