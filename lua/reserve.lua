@@ -44,7 +44,7 @@
     {5} no such seat in this option   {6} seat held or sold, or on offer to the customers
     admitted after it came back (include/offers.lua) and this one is not
     {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
-    {30, limit} this token cancelled its limit of holds (include/tickets: cancel_limit)
+    {30, limit} this token's cancels reached their limit (include/tickets: cancels_over)
 ]]
 -- @include clock
 -- @include settings
@@ -99,13 +99,11 @@ local function refused(code, ...)
   return {code, ...}
 end
 
--- A token's cancelled holds and those it could still cancel (its open ones, and these) stay
--- within its cancel limit (a reserve-and-cancel loop keeps a closed record for each:
--- include/tickets.lua); with no ticket limit, it holds no more once it cancelled that many.
--- A new token may hold again.
-if t.token == token and (t.cancelled + (cfg.maxTickets > 0 and t.held + 1 or 1)) >
-    cancel_limit(cfg.maxTickets) then
-  return refused(30, cancel_limit(cfg.maxTickets))
+-- A reserve-and-cancel loop keeps a closed record for each hold: a token's cancels are bounded
+-- (include/tickets.lua; its own expired holds, released first, count as none).
+local cancel_limit = cancels_over(t, token, cfg.maxTickets, 1)
+if cancel_limit and not (sweep() and not cancels_over(t, token, cfg.maxTickets, 1)) then
+  return refused(30, cancel_limit)
 end
 if cfg.maxTickets > 0 and t.paid + #t.ids >= cfg.maxTickets and
     not (sweep() and t.paid + #t.ids < cfg.maxTickets) then

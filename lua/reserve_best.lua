@@ -52,7 +52,7 @@
                                     (row: 1-based index into the rows given)
     {1} token unknown/expired   {2} token WAITING   {4} no such option in this concert
     {20, retryAfterMs} rate limited   {21, limit} the customer's ticket limit is reached
-    {30, limit} this token cancelled its limit of holds (include/tickets: cancel_limit)
+    {30, limit} this token's cancels reached their limit (include/tickets: cancels_over)
     {22} no `quantity` free seats next to each other in these rows
     {23} the option's seat list changed (reload it and call again)
 ]]
@@ -95,14 +95,10 @@ local function refused(code, ...)
   return {code, ...}
 end
 
--- A token's cancelled holds and those it could still cancel (its open ones, and these) stay
--- within its cancel limit (a reserve-and-cancel loop keeps a closed record for each:
--- include/tickets.lua); with no ticket limit, it holds no more once it cancelled that many.
--- A new token may hold again.
-if t.token == token and (t.cancelled + (cfg.maxTickets > 0 and t.held + quantity or 1)) >
-    cancel_limit(cfg.maxTickets) then
-  return refused(30, cancel_limit(cfg.maxTickets))
-end
+-- A reserve-and-cancel loop keeps a closed record for each hold: a token's cancels are bounded
+-- (include/tickets.lua).
+local cancel_limit = cancels_over(t, token, cfg.maxTickets, quantity)
+if cancel_limit then return refused(30, cancel_limit) end
 if cfg.maxTickets > 0 and t.paid + #t.ids + quantity > cfg.maxTickets then
   return refused(21, cfg.maxTickets)
 end

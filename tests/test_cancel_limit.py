@@ -142,3 +142,23 @@ def test_open_holds_count_as_cancels_to_come(make_client, catalog: redis.Redis) 
     cancel(client, token, held["reservationId"])
     assert reserve(client, token)[1]["code"] == "CANCEL_LIMIT"
     assert closed_records(catalog, 1) == 8
+
+
+def test_its_own_expired_holds_are_released_before_the_count(
+        make_client, catalog: redis.Redis) -> None:
+    """5 cancels, then 3 holds whose time is up but that nothing released yet: they are not
+    holds it could still cancel. The reserve releases them first (as for the ticket limit)
+    and holds; counted as open they made 5 + 3 + 1 > 8 and a refusal."""
+    client = make_client(max_tickets_per_customer=4)
+    token = active_token(client, 1)
+    k = concert_keys(CONCERT)
+    for _ in range(5):
+        status, held = reserve(client, token)
+        assert status == 200, held
+        cancel(client, token, held["reservationId"])
+    for n in (2, 3, 4):
+        status, held = reserve(client, token, seatId=seat_id(OPTION, n))
+        assert status == 200, held
+        catalog.zadd(k.holds, {held["reservationId"].split(".")[1]: 1})  # its time is up
+    status, held = reserve(client, token)
+    assert status == 200, held

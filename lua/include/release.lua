@@ -2,8 +2,9 @@
   closes the reservation res_id (32 hex; status EXPIRED or CANCELLED), uncounts it from the
   customer's tickets (and the token it was made under), and adds the event `kind` (default:
   the status) to `stream` (include/events). It is dated in k.gone by its close, less the
-  concert's closedshift when no pay touched it (kept CLOSED_HOLD_KEEP_SECONDS, not a day). When customers wait in the queue (include/waiting) and
-  offer_ms > 0 (returnHoldSeconds), the seat is put on offer (k.offers: its index -> now):
+  concert's closedshift when no pay touched it (kept CLOSED_HOLD_KEEP_SECONDS, not a day).
+  When customers wait in the queue (include/waiting) and offer_ms > 0 (returnHoldSeconds),
+  the seat is put on offer (k.offers: its index -> now):
   for offer_ms only customers admitted from now on may hold it (include/offers).
   release_due(k, now, stream, n, offer_ms) releases at most n holds whose time is up and
   returns how many. k: the concert's keys by name (taken, free, holds, res, gone, tickets,

@@ -6,18 +6,19 @@
   made (the pay that leaves it none finishes the token; a stale secret means none); bucket:
   the reserve rate limit's "level:lastMs" (include/buckets.lua), empty when none; cancelled:
   how many holds that token cancelled (absent: none), kept with the token while it counts,
-  so that a token's reserve-and-cancel loop ends at cancel_limit (each closed hold's record is
-  kept a day: lua/admit.lua). A record of the former "<paid>|<open ids>" (a deploy over a
-  live drop) is read with the token of its latest hold and that token's holds counted from
-  their records, and no bucket.
+  so that a token's reserve-and-cancel loop ends at its cancel limit (each closed hold's
+  record is kept a while: lua/admit.lua). A record of the former "<paid>|<open ids>" (a
+  deploy over a live drop) is read with the token of its latest hold and that token's holds
+  counted from their records, and no bucket.
   k: the concert's keys by name (k.tickets, and k.res for a record of the former form).
   ticket_get(k, c) -> {paid, ids, token, held, bucket, cancelled}; ticket_set(k, c, t) writes
   it (deletes it when empty); ticket_close(k, c, res_id, sold, token, cancelled) -> the holds
   `token` still has open, once hold res_id is gone (sold: it counts as a paid seat;
   cancelled: its customer cancelled it); ticket_unpaid(k, c): a paid seat refunded;
-  cancel_limit(max_tickets) -> the holds a token may cancel: twice the ticket limit, at least
-  8 (reserve.lua counts the token's open holds as ones it may still cancel). Open holds plus
-  paid seats never exceed maxTicketsPerCustomer. ]]
+  cancels_over(t, token, max_tickets, quantity) -> the token's cancel limit (twice the ticket
+  limit, at least 8) when `quantity` more holds would pass it, else nil: its cancelled holds
+  and those it could still cancel (its open ones, and these); with no ticket limit, its
+  cancelled ones only. Open holds plus paid seats never exceed maxTicketsPerCustomer. ]]
 local function ticket_get(k, customer)
   local raw = redis.call('HGET', k.tickets, customer)
   local t = {paid = 0, ids = {}, token = '', held = 0, bucket = '', cancelled = 0}
@@ -53,8 +54,12 @@ local function ticket_set(k, customer, t)
   end
 end
 
-local function cancel_limit(max_tickets)
-  return math.max(8, 2 * max_tickets)
+local function cancels_over(t, token, max_tickets, quantity)
+  local limit = math.max(8, 2 * max_tickets)
+  if t.token ~= token then return nil end  -- a new token's first hold starts afresh
+  local could = max_tickets > 0 and t.held + quantity or 1
+  if t.cancelled + could > limit then return limit end
+  return nil
 end
 
 local function ticket_close(k, customer, res_id, sold, token, cancelled)
